@@ -1,0 +1,44 @@
+"""expyre: run a Python function as a job on an HPC cluster or any SSH host, and get its result back.
+
+    >>> from expyre import ExPyRe
+    >>> xpr = ExPyRe('sum', function=sum, args=[[1, 2, 3]])
+    >>> xpr.start(resources={'max_time': '1h', 'num_nodes': 1})
+    >>> result, stdout, stderr = xpr.get_results()
+
+Plugin authors import :data:`hookimpl` and the contract's types from here.
+"""
+from .errors import (
+    ExPyReJobDiedError,
+    ExPyReRemoteEnvironmentError,
+    ExPyReRemoteTraceback,
+    ExPyReTimeoutError,
+)
+from .hookspecs import hookimpl
+from .hooktypes import (
+    FINISHED_REMOTE_STATES,
+    REMOTE_STATES,
+    CommandResult,
+    ConnectionLostError,
+    JobSpec,
+    RemoteCommandError,
+    RemoteJob,
+    Shell,
+    quote,
+    quote_all,
+)
+
+__version__ = "0.1.0"
+
+__all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
+           "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell", "CommandResult",
+           "RemoteCommandError", "ConnectionLostError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
+           "quote", "quote_all", "__version__"]
+
+
+def __getattr__(name):
+    # ExPyRe is imported on first use so that "import expyre" (for example by a plugin for
+    # hookimpl) does not load the config, the jobs database or the plugins.
+    if name == "ExPyRe":
+        from .func import ExPyRe
+        return ExPyRe
+    raise AttributeError(f"module 'expyre' has no attribute {name!r}")

@@ -1,0 +1,305 @@
+"""``xpr``: the command line for the jobs database, the configured systems and the plugins."""
+from __future__ import annotations
+
+import functools
+import json
+import pickle
+import re
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import click
+
+from . import config, plugins
+
+SELECTION_HELP = {
+    "id": "comma-separated regexps, each matching a whole job id",
+    "name": "comma-separated regexps, each matching a whole job name",
+    "status": "comma-separated statuses or groups (ongoing, can_produce_results); '*' for all",
+    "system": "comma-separated regexps, each matching a whole system name",
+}
+
+
+def selection_options(status_default: Optional[str] = None):
+    """The -i/-n/-s/-S options that select jobs, shared by the commands that act on jobs."""
+    def decorate(command):
+        for long_name, short in (("system", "-S"), ("status", "-s"), ("name", "-n"), ("id", "-i")):
+            help_text = SELECTION_HELP[long_name]
+            default = status_default if long_name == "status" else None
+            if default:
+                help_text += f" [default: {default}]"
+            command = click.option(f"--{long_name}", short, default=default, help=help_text)(command)
+        return command
+    return decorate
+
+
+def domain_errors(command):
+    """Turn expyre's own errors into one clear click error instead of a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (config.ConfigError, plugins.PluginNotFoundError, ValueError, RuntimeError, OSError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    return wrapper
+
+
+def _split(value: Optional[str]) -> Optional[List[str]]:
+    if value is None or value.strip() == "*":
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def select_jobs(id=None, name=None, status=None, system=None, readable=True) -> List[dict]:
+    """Jobs-database rows matching the selection options."""
+    return list(config.db.jobs(id=_split(id), name=_split(name), status=_split(status),
+                               system=_split(system), readable=readable))
+
+
+def _require_selection(ctx, **selection) -> None:
+    if all(v is None for v in selection.values()):
+        raise click.UsageError("at least one of -i, -n, -s, -S is required (use -s '*' for all jobs)", ctx)
+
+
+def _confirm(prompt: str, yes: bool) -> bool:
+    return yes or click.confirm(prompt, default=False)
+
+
+@click.group("xpr", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--dbfile", type=click.Path(dir_okay=False, path_type=Path),
+              help="jobs database file to use instead of the configured one")
+@click.pass_context
+def cli(ctx, dbfile):
+    """Manage expyre jobs, systems and plugins."""
+    ctx.ensure_object(dict)
+    ctx.obj["dbfile"] = dbfile
+    if dbfile is not None:
+        from .jobsdb import JobsDB
+        try:
+            config.init()
+        except config.ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        config.db = JobsDB(dbfile)
+
+
+# --------------------------------------------------------------------------- ls
+
+def _short_id(job: dict) -> str:
+    keep = len(job["name"]) + 10
+    return job["id"] if len(job["id"]) <= keep + 3 else job["id"][:keep] + "..."
+
+
+def format_table(headers: List[str], rows: List[List[str]]) -> str:
+    """Left-aligned columns, each as wide as its widest cell."""
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [headers] + rows]
+    return "\n".join(lines)
+
+
+@cli.command("ls")
+@selection_options()
+@click.option("--long-output", "-l", is_flag=True, help="full ids, names, creation times and stage directories")
+@domain_errors
+def cli_ls(id, name, status, system, long_output):
+    """List jobs (all jobs unless selected)."""
+    jobs = select_jobs(id, name, status, system)
+    if not jobs:
+        click.echo(f"No matching jobs in {config.db.db_filename}")
+        return
+    if long_output:
+        headers = ["#", "name", "id", "created", "status (since)", "remote_id@system", "remote status", "stage dir"]
+    else:
+        headers = ["#", "id", "status (since)", "remote_id@system", "remote status"]
+    rows = []
+    for i, job in enumerate(jobs):
+        status_text = f"{job['status']} ({job['status_time'] or job['creation_time']})"
+        where = f"{job['remote_id'] or '-'}@{job['system'] or '-'}"
+        if long_output:
+            rows.append([str(i), job["name"], job["id"], str(job["creation_time"]), status_text, where,
+                         str(job["remote_status"] or "-"), job["from_dir"]])
+        else:
+            rows.append([str(i), _short_id(job), status_text, where, str(job["remote_status"] or "-")])
+    click.echo(format_table(headers, rows))
+
+
+# --------------------------------------------------------------------------- rm, cancel
+
+@cli.command("rm")
+@selection_options()
+@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+@click.option("--clean", "-c", is_flag=True,
+              help="also cancel jobs that still run and delete their local and remote directories")
+@click.pass_context
+@domain_errors
+def cli_rm(ctx, id, name, status, system, yes, clean):
+    """Remove jobs from the database (at least one selection option is required)."""
+    from .func import ExPyRe
+    _require_selection(ctx, id=id, name=name, status=status, system=system)
+    jobs = select_jobs(id, name, status, system)
+    if not jobs:
+        click.echo("No matching jobs", err=True)
+    for xpr in ExPyRe.from_jobsdb(jobs):
+        what = "cancel, delete the directories of, and remove" if clean else "remove"
+        if not _confirm(f"{what} job {xpr.id} ({xpr.status}, {xpr.stage_dir})?", yes):
+            click.echo(f"kept {xpr.id}", err=True)
+            continue
+        if clean:
+            xpr.cancel()
+        xpr.clean(wipe=True, dry_run=not clean)
+        config.db.remove(xpr.id)
+        click.echo(f"removed {xpr.id}", err=True)
+
+
+@cli.command("cancel")
+@selection_options(status_default="ongoing")
+@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+@domain_errors
+def cli_cancel(id, name, status, system, yes):
+    """Cancel queued or running jobs (jobs that are still ongoing unless selected)."""
+    from .func import ExPyRe
+    for xpr in ExPyRe.from_jobsdb(select_jobs(id, name, status, system)):
+        if xpr.remote_id is None:
+            continue
+        if _confirm(f"cancel job {xpr.id} ({xpr.remote_id} on {xpr.system_name})?", yes):
+            xpr.cancel()
+            click.echo(f"cancelled {xpr.id}", err=True)
+
+
+# --------------------------------------------------------------------------- sync
+
+@cli.command("sync")
+@selection_options(status_default="ongoing")
+@click.option("--all-files", "-a", is_flag=True,
+              help="copy back the files of every selected job, finished or not, whatever its status")
+@click.option("--verbose", "-v", is_flag=True, help="report each remote status change")
+@domain_errors
+def cli_sync(id, name, status, system, all_files, verbose):
+    """Poll remote status and copy back the files of finished jobs (one query per system)."""
+    from . import gather
+    jobs = select_jobs(id, name, status, system, readable=False)
+    if not jobs:
+        click.echo("No matching jobs", err=True)
+        return
+    states = gather.sync(jobs, force_fetch=all_files, verbose=verbose)
+    for job_id, state in states.items():
+        click.echo(f"{job_id}: {state}")
+
+
+# --------------------------------------------------------------------------- database maintenance
+
+@cli.command("db_unlock")
+@domain_errors
+def cli_db_unlock():
+    """Unlock the jobs database after a crashed process left it locked.
+
+    A process that is still using the database at the same time may see errors.
+    """
+    config.db.unlock()
+    click.echo(f"unlocked {config.db.db_filename}")
+
+
+@cli.command("reset_status")
+@selection_options(status_default="*")
+@click.argument("new_status", type=click.Choice(["created", "submitting", "submitted", "started", "succeeded",
+                                                 "failed", "died", "processed", "cleaned"]))
+@domain_errors
+def cli_reset_status(id, name, status, system, new_status):
+    """Set the local status of jobs (for example back to 'started' to gather them again)."""
+    jobs = select_jobs(id, name, status, system)
+    for job in jobs:
+        config.db.update(job["id"], status=new_status)
+        click.echo(f"{job['id']}: {job['status']} -> {new_status}", err=True)
+    if not jobs:
+        click.echo("No matching jobs", err=True)
+
+
+@cli.command("create_job")
+@click.option("--from_dir", "-d", required=True, help="stage directory of the job",
+              type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--system", "-S", required=True, help="system the job belongs to")
+@click.option("--id", "-i", "job_id", help="job id [default: the directory name without 'run_']")
+@click.option("--name", "-n", help="job name [default: the id without hash and unique suffix]")
+@domain_errors
+def cli_create_job(from_dir, system, job_id, name):
+    """Add a jobs-database row for an existing stage directory."""
+    if job_id is None:
+        if not from_dir.name.startswith("run_"):
+            raise click.UsageError(f"cannot take an id from {from_dir.name!r} (not 'run_<id>'): give --id")
+        job_id = from_dir.name[len("run_"):]
+    if name is None:
+        name = re.sub(r"_[A-Za-z0-9_\-]{43}=_[^_]+$", "", job_id)
+    config.db.add(job_id, name=name, from_dir=str(from_dir.resolve()), status="created", system=system,
+                  remote_id="NA", remote_status="unknown")
+    click.echo(f"created {job_id} (name {name}) on {system}", err=True)
+
+
+@cli.command("fail_job")
+@selection_options()
+@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+@click.pass_context
+@domain_errors
+def cli_fail_job(ctx, id, name, status, system, yes):
+    """Mark jobs as failed: get_results() then raises RuntimeError('xpr fail_job')."""
+    from . import jobscript
+    _require_selection(ctx, id=id, name=name, status=status, system=system)
+    for job in select_jobs(id, name, status, system):
+        if not _confirm(f"fail job {job['id']}?", yes):
+            continue
+        stage_dir = Path(job["from_dir"])
+        (stage_dir / jobscript.SUCCEEDED_FILE).unlink(missing_ok=True)
+        with open(stage_dir / jobscript.EXCEPTION_FILE, "wb") as fout:
+            pickle.dump((RuntimeError("xpr fail_job"), "RuntimeError: xpr fail_job\n"), fout)
+        (stage_dir / jobscript.ERROR_FILE).write_text("kind: exception\nRuntimeError: xpr fail_job\n")
+        config.db.update(job["id"], status="failed")
+        click.echo(f"failed {job['id']}", err=True)
+
+
+# --------------------------------------------------------------------------- systems, plugins
+
+@cli.command("systems")
+@domain_errors
+def cli_systems():
+    """List configured systems, their partitions and the config files they come from."""
+    files = config.config_files
+    click.echo("config files: " + (", ".join(str(f) for f in files) if files else "none (built-in default)"))
+    click.echo(f"stage directory: {config.local_stage_dir}")
+    for system in config.systems.values():
+        click.echo(f"\n{system.name}: scheduler {system.scheduler}, host {system.host or '(this machine)'}, "
+                   f"transport {system.transport}, rundir {system.remote_rundir or '(stage directory)'}")
+        sources = sorted(set(system.sources.values()))
+        if sources:
+            click.echo(f"  from: {', '.join(sources)}")
+        rows = [[key, str(p.get("partition", key)), str(p["num_cores"]), _or_dash(p.get("max_time")),
+                 _or_dash(p.get("max_mem"))] for key, p in system.partitions.items()]
+        table = format_table(["partition", "scheduler name", "cores/node", "max_time (s)", "max_mem (kB)"], rows)
+        click.echo("\n".join("  " + line for line in table.splitlines()))
+
+
+def _or_dash(value) -> str:
+    return "-" if value is None else str(value)
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def cli_plugins(as_json):
+    """List installed plugins: distribution, version, schedulers and transports they provide."""
+    infos = plugins.list_plugins()
+    broken = plugins.broken_plugins
+    if as_json:
+        data: Dict[str, list] = {"plugins": [vars(i) for i in infos], "broken": [vars(b) for b in broken]}
+        click.echo(json.dumps(data, indent=2))
+        return
+    rows = [[i.name, i.distribution, i.version, ", ".join(i.schedulers) or "-", ", ".join(i.transports) or "-"]
+            for i in infos]
+    click.echo(format_table(["plugin", "distribution", "version", "schedulers", "transports"], rows))
+    for b in broken:
+        click.echo(f"BROKEN: {b.name} ({b.value}) from {b.distribution}: {b.error}", err=True)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    cli(obj={})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Exceptions a user of :class:`expyre.ExPyRe` may catch."""
+from __future__ import annotations
+
+
+class ExPyReJobDiedError(Exception):
+    """The remote job ended without a result or a Python exception: it was killed, ran out of
+    time or memory, was cancelled, or vanished from the scheduler."""
+
+
+class ExPyReTimeoutError(TimeoutError):
+    """``get_results`` waited longer than its ``timeout`` for the job to finish."""
+
+
+class ExPyReRemoteEnvironmentError(RuntimeError):
+    """The remote Python could not load the job's function and arguments (a module the pickle
+    needs is missing there, or is an incompatible version)."""
+
+
+class ExPyReRemoteTraceback(Exception):
+    """Carries the remote traceback text; set as ``__cause__`` of a re-raised remote exception."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return "\n" + self.text

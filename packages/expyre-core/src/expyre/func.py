@@ -1,0 +1,575 @@
+"""ExPyRe: one Python function call run as a job on a system, and its result brought back.
+
+Creating an ``ExPyRe`` pickles the function and its arguments once, hashes the call, and either
+re-attaches to an earlier job with the same name and hash (a restarted script) or writes a new
+stage directory and a jobs-database row. ``start`` renders the job script, copies the stage
+directory to the system and submits it; ``get_results`` waits, polling all of the system's
+ongoing jobs at once, and returns ``(result, stdout, stderr)`` or raises what the job raised.
+
+Job states (see :class:`expyre.jobsdb.JobsDB`): created, submitting, submitted, started,
+succeeded, failed, died, processed, cleaned.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+from . import config, gather, jobscript, plugins, results, stage
+from .errors import (
+    ExPyReJobDiedError,
+    ExPyReRemoteEnvironmentError,
+    ExPyReRemoteTraceback,
+    ExPyReTimeoutError,
+)
+from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, JobSpec, RemoteJob, quote
+from .progress import Progress
+from .resources import Resources
+from .units import time_to_HMS, time_to_sec
+
+__all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
+           "ExPyReRemoteTraceback"]
+
+SETTINGS_FILE = "_expyre_job.json"
+#: Marker files removed before a job is run again with ``force_rerun``.
+_OUTCOME_FILES = (jobscript.STARTED_FILE, jobscript.SUCCEEDED_FILE, jobscript.SUCCEEDED_TMP_FILE,
+                  jobscript.EXCEPTION_FILE, jobscript.ERROR_FILE, jobscript.STDOUT_FILE, jobscript.STDERR_FILE)
+#: Preference among earlier jobs with the same name and hash when re-attaching.
+_RESTART_PREFERENCE = ("succeeded", "started", "submitted", "submitting", "created", "died")
+
+
+def _timing(message: str) -> None:
+    if "EXPYRE_TIMING_VERBOSE" in os.environ:
+        sys.stderr.write(f"expyre timing {time.time():.6f} {message}\n")
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"job name must be a non-empty string, not {name!r}")
+    bad = [c for c in ("/", "\\", "\0", "\n", "\r") if c in name]
+    if bad:
+        raise ValueError(f"job name {name!r} contains {bad[0]!r}, which cannot be part of a directory name")
+
+
+class ExPyRe:
+    """A function call to be run as a job on a system.
+
+    Pickles the function and inputs, stores them and any input files in a new local stage
+    directory and adds the job to the jobs database, unless an earlier identical call (same
+    name, function, arguments and input files) can still produce results, in which case this
+    object re-attaches to it.
+
+    Parameters
+    ----------
+    name: str
+        name of the job (part of its id and directory names)
+    input_files: list(str | Path), optional
+        files, directories or globs the function needs. Relative paths (without '..') are
+        staged at the same relative path in the job directory; absolute ones at its top
+    env_vars: list(str), optional
+        environment variables for the job: ``"VAR=value"``, or ``"VAR"`` to take the value
+        from the current environment. Values are passed literally (quoted)
+    pre_run_commands: list(str), optional
+        shell commands run before the function, after the system's ``commands``
+    post_run_commands: list(str), optional
+        shell commands run after the function
+    output_files: list(str), optional
+        files (relative paths or globs) the job writes that are copied back into the current
+        directory when ``get_results`` succeeds
+    try_restart_from_prev: bool, default True
+        re-attach to an earlier job with the same name and hash if it can still produce results
+    hash_ignore: list(int | str), optional
+        positions of ``args`` (int) and names of ``kwargs`` (str) left out of the hash
+    function: callable
+        the function to call (lambdas and locally defined functions work: cloudpickle)
+    args: list, optional
+        positional arguments
+    kwargs: dict, optional
+        keyword arguments
+    """
+
+    def __init__(self, name: str, *, input_files: Sequence[Union[str, Path]] = (), env_vars: Sequence[str] = (),
+                 pre_run_commands: Sequence[str] = (), post_run_commands: Sequence[str] = (),
+                 output_files: Sequence[str] = (), try_restart_from_prev: bool = True,
+                 hash_ignore: Sequence[Union[int, str]] = (), function=None, args: Sequence = (),
+                 kwargs: Optional[dict] = None, _from_db_info: Optional[dict] = None):
+        _check_name(name)
+        self.name = name
+        self.recreated = False
+        if _from_db_info is not None:
+            self._set_from_row(_from_db_info)
+            return
+        if function is None or not callable(function):
+            raise TypeError(f"ExPyRe({name!r}): function must be a callable, not {function!r}")
+        _timing(f"ExPyRe {name} create start")
+        kwargs = dict(kwargs or {})
+        input_specs = stage.check_input_file_specs(input_files)
+        output_specs = stage.check_output_file_specs(output_files)
+        env_lines = jobscript.env_var_lines(env_vars, os.environ)
+        input_pairs = stage.expand_input_files(input_specs, Path.cwd())
+
+        task = stage.pickle_task(function, list(args), kwargs)
+        _timing(f"ExPyRe {name} pickled")
+        arghash = stage.task_hash(function, task, hash_ignore, input_pairs)
+        _timing(f"ExPyRe {name} hashed")
+
+        if try_restart_from_prev and self._reattach(name, arghash):
+            _timing(f"ExPyRe {name} re-attached to {self.id}")
+            return
+
+        stage_root = Path(config.local_stage_dir)
+        stage_root.mkdir(parents=True, exist_ok=True)
+        self.stage_dir = Path(tempfile.mkdtemp(prefix=f"run_{name}_{arghash}_", dir=stage_root))
+        self.status = "created"
+        self.remote_id: Optional[str] = None
+        self.system_name: Optional[str] = None
+        self.remote_dir: Optional[str] = None
+        try:
+            stage.write_task(task, self.stage_dir)
+            stage.stage_input_files(input_pairs, self.stage_dir)
+            self._write_settings(env_lines, list(pre_run_commands), list(post_run_commands), output_specs)
+            (self.stage_dir / jobscript.RUNNER_FILE).write_text(jobscript.RUNNER_SOURCE)
+            config.db.add(self.id, name=name, from_dir=str(self.stage_dir), status=self.status)
+        except BaseException:
+            _remove_tree(self.stage_dir)
+            raise
+        _timing(f"ExPyRe {name} created {self.id}")
+
+    # ------------------------------------------------------------------ identity and restart
+
+    @property
+    def id(self) -> str:
+        """The job id, ``<name>_<hash>_<unique>`` (the stage directory's name without ``run_``)."""
+        return self.stage_dir.name[len("run_"):]
+
+    def _set_from_row(self, row: dict) -> None:
+        self.stage_dir = Path(row["stage_dir"] if "stage_dir" in row else row["from_dir"])
+        self.status = row["status"]
+        self.remote_id = row.get("remote_id")
+        self.system_name = row.get("system_name", row.get("system"))
+        self.remote_dir = row.get("remote_dir")
+
+    def _reattach(self, name: str, arghash: str) -> bool:
+        prefix = re.escape(f"{name}_{arghash}") + "_.*"
+        rows = list(config.db.jobs(status="can_produce_results", id=prefix))
+        if not rows:
+            return False
+        rows.sort(key=lambda r: _RESTART_PREFERENCE.index(r["status"]))
+        row = rows[0]
+        self._set_from_row(row)
+        if self.status == "succeeded" and results.finished_kind(self.stage_dir) != "succeeded":
+            raise RuntimeError(f"job {self.id} is recorded as succeeded but its result file is missing "
+                               f"from {self.stage_dir}; reset it with 'xpr reset_status' or remove it with 'xpr rm'")
+        self.recreated = True
+        return True
+
+    @classmethod
+    def from_jobsdb(cls, db_jobs: Union[dict, Sequence[dict]]) -> List[ExPyRe]:
+        """ExPyRe objects for jobs-database rows (as returned by ``JobsDB.jobs()``).
+
+        Parameters
+        ----------
+        db_jobs: dict or list(dict)
+            one or more rows
+
+        Returns
+        -------
+        list(ExPyRe)
+        """
+        if isinstance(db_jobs, dict):
+            db_jobs = [db_jobs]
+        return [cls(row["name"], _from_db_info=row) for row in db_jobs]
+
+    def _write_settings(self, env_lines, pre_run_commands, post_run_commands, output_files) -> None:
+        settings = {"name": self.name, "env_lines": env_lines, "pre_run_commands": pre_run_commands,
+                    "post_run_commands": post_run_commands, "output_files": output_files}
+        (self.stage_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
+        if output_files:
+            (self.stage_dir / stage.OUTPUT_FILES_LIST).write_text("\n".join(output_files) + "\n")
+
+    def _settings(self) -> dict:
+        return json.loads((self.stage_dir / SETTINGS_FILE).read_text())
+
+    # ------------------------------------------------------------------ starting
+
+    def start(self, resources: Union[dict, Resources], system_name: Optional[str] = None,
+              header_extra: Sequence[str] = (), exact_fit: bool = True, partial_node: bool = False,
+              python_cmd: Optional[str] = None, force_rerun: bool = False) -> None:
+        """Start the job on a system: render the job script, copy the files there and submit.
+
+        Does nothing for a re-attached job that was already started (unless ``force_rerun``);
+        a re-attached job whose submission was interrupted is looked up in the scheduler first
+        and submitted only if the scheduler does not have it.
+
+        Parameters
+        ----------
+        resources: dict or Resources
+            resources for the job, a Resources or a dict of its constructor's arguments
+        system_name: str, optional
+            name of the system in the config; default ``$EXPYRE_SYS``, or the only configured
+            system if there is just one
+        header_extra: list(str), optional
+            extra header lines for this job, after the system's and the partition's
+        exact_fit: bool, default True
+            use only partitions whose node size divides the requested number of cores
+        partial_node: bool, default False
+            allow jobs that take less than an entire node
+        python_cmd: str, optional
+            Python interpreter that runs the function on the system; default ``python3``, or
+            for a system without a host this process's own interpreter
+        force_rerun: bool, default False
+            run again even if the job was already started
+        """
+        if self.status == "submitting" and not force_rerun:
+            self._recover_submission()
+            if self.status != "created":
+                return
+        elif self.status != "created" and not force_rerun:
+            if not self.recreated:
+                raise RuntimeError(f"job {self.id} has status {self.status}; use force_rerun=True to run it again")
+            return
+        _timing(f"ExPyRe {self.id} start")
+        system = _system(system_name)
+        if force_rerun:
+            self._forget_previous_run()
+        if isinstance(resources, dict):
+            resources = Resources(**resources)
+        job = self._job_spec(system, resources, list(header_extra), exact_fit, partial_node)
+        script = self._render_script(system, job, python_cmd)
+        script_path = self.stage_dir / jobscript.JOB_SCRIPT_FILE
+        script_path.write_text(script)
+        script_path.chmod(0o755)
+
+        config.db.update(self.id, status="submitting", system=system.name, remote_dir=job.remote_dir,
+                         remote_id=None, remote_status=None)
+        self.status, self.system_name, self.remote_dir = "submitting", system.name, job.remote_dir
+        _timing(f"ExPyRe {self.id} staging out")
+        try:
+            system.stage_out(self.stage_dir, job.remote_dir)
+            _timing(f"ExPyRe {self.id} submitting")
+            remote_id = system.submit(job, jobscript.JOB_SCRIPT_FILE)
+        except ConnectionLostError:
+            # the outcome of the submission is unknown: stay "submitting" so that the next
+            # start() asks the scheduler instead of submitting a second copy
+            raise
+        except BaseException:
+            self._undo_submission(system, job.remote_dir)
+            raise
+        self.remote_id, self.status = remote_id, "submitted"
+        config.db.update(self.id, status="submitted", remote_id=remote_id)
+        _timing(f"ExPyRe {self.id} submitted as {remote_id}")
+
+    def _job_spec(self, system, resources: Resources, header_extra: List[str], exact_fit: bool,
+                  partial_node: bool) -> JobSpec:
+        partition_key, node_dict = resources.find_nodes(system.partitions, exact_fit=exact_fit,
+                                                        partial_node=partial_node)
+        partition = system.partitions[partition_key]
+        actual_partition = partition.get("partition", partition_key)
+        max_time = resources.max_time
+        hms = time_to_HMS(max_time) if max_time is not None else None
+        node_dict = dict(node_dict, partition=actual_partition, queue=actual_partition, id=self.id,
+                         max_time=hms, max_time_HMS=hms, max_time_s=max_time)
+        header_lines = (list(system.header) + list(partition.get("header", [])) + header_extra
+                        + _env_header_extra())
+        return JobSpec(id=self.id, name=self.name, remote_dir=system.job_remote_dir(self.stage_dir),
+                       partition=actual_partition, node_dict=node_dict, max_time=max_time,
+                       header_lines=header_lines, no_default_header=system.no_default_header)
+
+    def _render_script(self, system, job: JobSpec, python_cmd: Optional[str]) -> str:
+        settings = self._settings()
+        if python_cmd is None:
+            python_cmd = quote(sys.executable) if system.host is None else "python3"
+        return jobscript.job_script(
+            script_exec=system.script_exec, header=plugins.render_header(system.scheduler, job),
+            remote_dir=job.remote_dir, node_dict=job.node_dict,
+            scheduler_env=plugins.job_environment(system.scheduler, job),
+            system_commands=system.commands, env_lines=settings["env_lines"],
+            pre_run_commands=settings["pre_run_commands"], python_cmd=python_cmd,
+            post_run_commands=settings["post_run_commands"])
+
+    def _undo_submission(self, system, remote_dir: str) -> None:
+        try:
+            system.remove_remote_dirs([remote_dir])
+        except Exception as exc:
+            warnings.warn(f"job {self.id}: could not remove {remote_dir} on system '{system.name}' "
+                          f"after the failed submission: {exc}", RuntimeWarning, stacklevel=3)
+        self.status, self.remote_dir = "created", None
+        config.db.update(self.id, status="created", remote_dir=None)
+
+    def _recover_submission(self) -> None:
+        """Finish a submission that an earlier process began but did not record."""
+        system = _system(self.system_name)
+        probe = JobSpec(id=self.id, name=self.name, remote_dir=self.remote_dir or system.job_remote_dir(self.stage_dir),
+                        partition=None, node_dict={}, max_time=None)
+        found = system.find_submitted(probe)
+        if found:
+            self.remote_id, self.status = found[0], "submitted"
+            config.db.update(self.id, status="submitted", remote_id=found[0])
+            if len(found) > 1:
+                warnings.warn(f"job {self.id}: the scheduler has {len(found)} jobs for it ({', '.join(found)}); "
+                              f"following {found[0]}", RuntimeWarning, stacklevel=3)
+        else:
+            self._undo_submission(system, probe.remote_dir)
+
+    def _forget_previous_run(self) -> None:
+        if self.system_name is not None and self.remote_dir is not None:
+            old_system = config.systems.get(self.system_name)
+            if old_system is not None and not old_system.runs_in_stage_dir:
+                old_system.remove_remote_dirs([self.remote_dir])
+        for name in _OUTCOME_FILES:
+            (self.stage_dir / name).unlink(missing_ok=True)
+        self.status, self.remote_id = "created", None
+        config.db.update(self.id, status="created", remote_id=None, remote_status=None)
+
+    # ------------------------------------------------------------------ results
+
+    def sync_remote_results_status(self, sync_all: bool = True, force_sync: bool = False,
+                                   verbose: bool = False) -> None:
+        """Ask the system for this job's state (with ``sync_all``, for all its ongoing jobs) and
+        copy back the files of jobs that finished.
+
+        Parameters
+        ----------
+        sync_all: bool, default True
+            poll every ongoing job on the same system in the same query and copy
+        force_sync: bool, default False
+            copy this job's files back even if it does not look finished
+        verbose: bool, default False
+            report remote status changes on stderr
+        """
+        if sync_all:
+            rows = list(config.db.jobs(system=re.escape(self.system_name), status=list(gather.POLLED_STATUSES)))
+            if not any(row["id"] == self.id for row in rows):
+                rows.append(config.db.get(self.id))
+        else:
+            rows = [config.db.get(self.id)]
+        if force_sync:
+            gather.sync([r for r in rows if r["id"] == self.id], force_fetch=True, verbose=verbose)
+            rows = [r for r in rows if r["id"] != self.id]
+        gather.sync(rows, verbose=verbose)
+
+    def get_results(self, timeout: Union[int, str, None] = 3600, check_interval: float = 30,
+                    sync: bool = True, sync_all: bool = True, force_sync: bool = False,
+                    quiet: bool = False, verbose: bool = False) -> Tuple[Any, Optional[str], Optional[str]]:
+        """Wait for the job, copy its results back and return them.
+
+        Polls quickly at first and then every ``check_interval`` seconds. Each poll asks the
+        scheduler about all ongoing jobs of the system at once (``sync_all``) and copies back the
+        files of those that finished in one batch.
+
+        Parameters
+        ----------
+        timeout: int or str, default 3600
+            longest wait (seconds, or a time such as ``"2h"``); None or <= 0 waits forever
+        check_interval: float, default 30
+            longest time between polls, in seconds
+        sync: bool, default True
+            poll the system; with False only files already copied back are looked at
+        sync_all: bool, default True
+            poll all of the system's ongoing jobs, not just this one
+        force_sync: bool, default False
+            copy this job's files back even if the scheduler does not report it finished
+        quiet: bool, default False
+            show no progress
+        verbose: bool, default False
+            report remote status changes
+
+        Returns
+        -------
+        (result, stdout, stderr)
+            the function's return value and what it printed
+
+        Raises
+        ------
+        Exception
+            the exception the function raised, with the remote traceback attached
+        ExPyReJobDiedError
+            the job ended without a result (killed, out of time, cancelled, vanished)
+        ExPyReRemoteEnvironmentError
+            the remote Python could not load the function or its arguments
+        ExPyReTimeoutError
+            the job did not finish within ``timeout``
+        """
+        if self.status in ("processed", "cleaned"):
+            raise RuntimeError(f"job {self.id} has status {self.status}; its results are no longer available")
+        if self.status in ("created", "submitting"):
+            raise RuntimeError(f"job {self.id} has status {self.status}: call start() first")
+        timeout_s = time_to_sec(timeout) if timeout is not None else None
+        deadline = time.monotonic() + timeout_s if timeout_s is not None and timeout_s > 0 else None
+        progress = Progress(self.id, quiet=quiet)
+        wait = min(0.25, check_interval)
+        last_chance = False
+        try:
+            while True:
+                if sync and self.status in ("submitted", "started", "died"):
+                    self.sync_remote_results_status(sync_all=sync_all, force_sync=force_sync or last_chance,
+                                                    verbose=verbose)
+                outcome = results.read_outcome(self.stage_dir)
+                if outcome is not None:
+                    progress.finish()
+                    return self._finish(outcome)
+                row = config.db.get(self.id)
+                remote_status = row["remote_status"] if row else None
+                if row and row["status"] != self.status:
+                    self.status = row["status"]
+                if remote_status in FINISHED_REMOTE_STATES:
+                    if last_chance:
+                        progress.finish()
+                        self._died(remote_status)
+                    last_chance = True
+                    wait = min(wait, 1.0)
+                if deadline is not None and time.monotonic() > deadline:
+                    progress.finish()
+                    raise ExPyReTimeoutError(f"job {self.id} did not finish within {timeout_s} s "
+                                             f"(remote status {remote_status}); it keeps running: "
+                                             "call get_results() again to wait longer")
+                progress.update(remote_status or self.status)
+                time.sleep(wait if deadline is None else max(0.0, min(wait, deadline - time.monotonic() + 0.01)))
+                wait = min(wait * 2, check_interval)
+        finally:
+            progress.finish()
+
+    def _finish(self, outcome: results.Outcome):
+        stdout, stderr, job_stdout, job_stderr = results.read_outputs(self.stage_dir, self.id)
+        if outcome.kind == "succeeded":
+            self._set_status("succeeded")
+            output_files = self._settings().get("output_files", [])
+            if output_files:
+                stage.copy_output_files(output_files, self.stage_dir, Path.cwd())
+            return outcome.value, stdout, stderr
+        self._set_status("failed")
+        if outcome.kind == "exception":
+            results.raise_remote_exception(outcome, self.id)
+        if outcome.kind == "load":
+            results.raise_load_error(outcome, self.id)
+        raise ExPyReJobDiedError(f"job {self.id} failed outside the function: {outcome.message.strip()}\n"
+                                 f"job stdout: {job_stdout}\njob stderr: {job_stderr}")
+
+    def _died(self, remote_status: str) -> None:
+        self._set_status("died")
+        stdout, stderr, job_stdout, job_stderr = results.read_outputs(self.stage_dir, self.id)
+        raise ExPyReJobDiedError(
+            f"job {self.id} ended with remote status '{remote_status}' and left no result or exception "
+            f"(killed, out of time, cancelled or lost)\nstdout: {stdout}\nstderr: {stderr}\n"
+            f"job stdout: {job_stdout}\njob stderr: {job_stderr}")
+
+    def _set_status(self, status: str) -> None:
+        self.status = status
+        config.db.update(self.id, status=status)
+
+    # ------------------------------------------------------------------ after the job
+
+    def mark_processed(self) -> None:
+        """Mark the job as processed: its results were used and need not be kept."""
+        self._set_status("processed")
+
+    def cancel(self, verbose: bool = False) -> None:
+        """Cancel the job if it is queued or running (``get_results`` then raises ExPyReJobDiedError)."""
+        if self.remote_id is None or self.system_name is None:
+            return
+        if self.status not in ("submitting", "submitted", "started"):
+            return
+        system = _system(self.system_name)
+        remote_dir = self.remote_dir or system.job_remote_dir(self.stage_dir)
+        system.cancel([RemoteJob(self.remote_id, remote_dir, self.id)])
+        if verbose:
+            sys.stderr.write(f"cancelled {self.id} ({self.remote_id} on {self.system_name})\n")
+
+    def clean(self, wipe: bool = False, dry_run: bool = False, remote_only: bool = False,
+              verbose: bool = False) -> None:
+        """Clean the job's local and remote directories.
+
+        Parameters
+        ----------
+        wipe: bool, default False
+            delete the directories; otherwise only the (possibly large) pickled inputs and result
+            are overwritten with ``CLEANED``
+        dry_run: bool, default False
+            only say what would be done
+        remote_only: bool, default False
+            with ``wipe``, delete only the remote directory
+        verbose: bool, default False
+            say what is done
+        """
+        system = config.systems.get(self.system_name) if self.system_name else None
+        remote_dir = None
+        if system is not None and not system.runs_in_stage_dir:
+            remote_dir = self.remote_dir or system.job_remote_dir(self.stage_dir)
+        say = (lambda msg: sys.stderr.write(msg + "\n")) if (verbose or dry_run) else (lambda msg: None)
+        prefix = "dry run: would " if dry_run else ""
+        large_files = [stage.TASK_FILE, jobscript.SUCCEEDED_FILE]
+        if wipe:
+            if remote_dir is not None:
+                say(f"{prefix}delete {remote_dir} on system {system.name}")
+                if not dry_run:
+                    system.remove_remote_dirs([remote_dir])
+            if not remote_only:
+                say(f"{prefix}delete {self.stage_dir}")
+                if not dry_run:
+                    _remove_tree(self.stage_dir)
+        else:
+            if remote_dir is not None:
+                say(f"{prefix}overwrite {', '.join(large_files)} in {remote_dir} on system {system.name}")
+                if not dry_run:
+                    files = " ".join(quote(f"{remote_dir}/{name}") for name in large_files)
+                    system.shell.run(f"for f in {files}; do if [ -f \"$f\" ]; then echo CLEANED > \"$f\"; fi; done")
+            say(f"{prefix}overwrite {', '.join(large_files)} in {self.stage_dir}")
+            if not dry_run and self.stage_dir.is_dir():
+                for name in large_files:
+                    if (self.stage_dir / name).exists():
+                        (self.stage_dir / name).write_text("CLEANED\n")
+                (self.stage_dir / "_expyre_job_cleaned").write_text("CLEANED\n")
+        if not dry_run and config.db.get(self.id) is not None:
+            self._set_status("cleaned")
+
+    def __str__(self) -> str:
+        return (f"{self.id} system={self.system_name} remote_id={self.remote_id} status={self.status} "
+                f"stage_dir={self.stage_dir}")
+
+
+def _system(system_name: Optional[str]):
+    """The configured system ``system_name`` (default: $EXPYRE_SYS, or the only system)."""
+    systems = config.systems
+    if system_name is None:
+        system_name = os.environ.get("EXPYRE_SYS")
+    if system_name is None:
+        if len(systems) == 1:
+            return next(iter(systems.values()))
+        raise ValueError(f"no system given (system_name or EXPYRE_SYS); configured systems: {', '.join(systems)}")
+    try:
+        return systems[system_name]
+    except KeyError:
+        files = ", ".join(str(f) for f in config.config_files) or "no config file found; built-in default"
+        raise ValueError(f"system '{system_name}' is not configured; configured systems: "
+                         f"{', '.join(systems) or 'none'} (from {files})") from None
+
+
+def _env_header_extra() -> List[str]:
+    """Header lines from ``$EXPYRE_HEADER_EXTRA`` (a JSON list of strings)."""
+    raw = os.environ.get("EXPYRE_HEADER_EXTRA")
+    if not raw:
+        return []
+    try:
+        lines = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"EXPYRE_HEADER_EXTRA must be a JSON list of header lines, got {raw!r}: {exc}") from None
+    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+        raise ValueError(f"EXPYRE_HEADER_EXTRA must be a JSON list of strings, got {raw!r}")
+    return lines
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    def make_writable_and_retry(function, failed_path, _exc_info):
+        os.chmod(os.path.dirname(failed_path), 0o700)
+        function(failed_path)
+
+    if path.exists():
+        shutil.rmtree(path, onerror=make_writable_and_retry)

@@ -1,0 +1,238 @@
+"""The expyre plugin contract: every hook a scheduler or transport plugin can implement.
+
+A plugin is a module (or object) with functions decorated with :data:`hookimpl` whose names
+and arguments match the specifications below (a plugin may accept fewer arguments than a spec
+lists). Plugins are found through the entry-point group ``expyre``::
+
+    [project.entry-points.expyre]
+    mysched = "mysite_expyre"
+
+Every scheduler hook receives the scheduler name from the system's config (``"scheduler":
+"mysched"``) as ``scheduler``, and every transport hook the transport name as ``transport``.
+A plugin answers only for the names it lists in :func:`expyre_schedulers` or
+:func:`expyre_transports` and returns ``None`` for any other name, so that the next plugin
+is asked. Core turns "nobody answered" into :class:`expyre.plugins.PluginNotFoundError`.
+
+Scheduler plugins are translators: they build commands, run them through the ``shell`` they
+are handed and parse what comes back. They do no other I/O. Every path or name they put into
+a command must be quoted (:func:`expyre.quote`).
+"""
+from __future__ import annotations
+
+import pluggy
+
+PROJECT_NAME = "expyre"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --------------------------------------------------------------------------- discovery
+
+@hookspec
+def expyre_schedulers():
+    """Names of the schedulers this plugin provides.
+
+    Returns
+    -------
+    list(str)
+        scheduler names, as a system's config selects them with ``"scheduler": NAME``
+    """
+
+
+@hookspec
+def expyre_transports():
+    """Names of the transports this plugin provides.
+
+    Returns
+    -------
+    list(str)
+        transport names, as a system's config selects them with ``"transport": NAME``
+    """
+
+
+# --------------------------------------------------------------------------- schedulers
+
+@hookspec(firstresult=True)
+def render_header(scheduler, job):
+    """Render the batch header of a job script.
+
+    Called by ``ExPyRe.start`` once per job, before anything is copied to the host.
+
+    Parameters
+    ----------
+    scheduler: str
+        scheduler name from the system's config
+    job: expyre.JobSpec
+        the job; ``job.header_lines`` holds the system's, partition's and job's extra lines
+
+    Returns
+    -------
+    list(str) or None
+        header lines (without the ``#!`` line): the scheduler's default lines (unless
+        ``job.no_default_header``) followed by ``job.header_lines`` formatted with
+        ``job.node_dict`` (use :func:`expyre.header.format_header_lines`, which names a bad
+        template line in its error); None if ``scheduler`` is not this plugin's
+    """
+
+
+@hookspec(firstresult=True)
+def job_environment(scheduler, job):
+    """Shell lines, run inside the job, that set ``EXPYRE_NUM_NODES``, ``EXPYRE_NUM_CORES``
+    and ``EXPYRE_NUM_CORES_PER_NODE`` from the scheduler's own environment when it has them.
+
+    Called by ``ExPyRe.start`` when it writes the job script. Core first exports the values it
+    computed from the partition; these lines run after that and may override them (for example
+    ``[ -n "$SLURM_NTASKS" ] && export EXPYRE_NUM_CORES=$SLURM_NTASKS``).
+
+    Returns
+    -------
+    list(str) or None
+        shell lines; None if ``scheduler`` is not this plugin's
+    """
+
+
+@hookspec(firstresult=True)
+def submit(scheduler, job, script, shell):
+    """Submit a job script that is already in place on the host.
+
+    Called once per job by ``ExPyRe.start``, after the job's files were copied to
+    ``job.remote_dir``. Must not retry on its own after a failure whose outcome is unknown
+    (core resolves that with :func:`find_submitted`).
+
+    Parameters
+    ----------
+    scheduler: str
+        scheduler name from the system's config
+    job: expyre.JobSpec
+        the job
+    script: str
+        file name of the job script, relative to ``job.remote_dir``
+    shell: expyre.Shell
+        command runner on the system's host
+
+    Returns
+    -------
+    str or None
+        the scheduler's id for the job; None if ``scheduler`` is not this plugin's.
+        Raise :class:`expyre.RemoteCommandError` (``shell.run`` does) if submission is refused.
+    """
+
+
+@hookspec(firstresult=True)
+def status(scheduler, jobs, shell):
+    """Report the state of many jobs with as few scheduler queries as possible (one, ideally).
+
+    Called by ``ExPyRe.get_results`` and ``xpr sync`` once per system per poll.
+
+    Parameters
+    ----------
+    scheduler: str
+        scheduler name from the system's config
+    jobs: list(expyre.RemoteJob)
+        the jobs to report on
+    shell: expyre.Shell
+        command runner on the system's host
+
+    Returns
+    -------
+    dict(str, str) or None
+        ``{remote_id: state}`` with a state from :data:`expyre.REMOTE_STATES` for every job
+        asked about; None if ``scheduler`` is not this plugin's. A query that fails must raise
+        (or report ``unknown``), never report a job as finished.
+    """
+
+
+@hookspec(firstresult=True)
+def cancel(scheduler, jobs, shell):
+    """Cancel jobs (queued or running).
+
+    Called by ``ExPyRe.cancel``, ``xpr cancel`` and ``xpr rm -c``.
+
+    Parameters
+    ----------
+    scheduler: str
+    jobs: list(expyre.RemoteJob)
+    shell: expyre.Shell
+
+    Returns
+    -------
+    bool or None
+        True once the cancel requests were made; None if ``scheduler`` is not this plugin's
+    """
+
+
+@hookspec(firstresult=True)
+def find_submitted(scheduler, job, shell):
+    """Find the scheduler's ids of jobs already submitted for ``job``.
+
+    Called when a job's database row says ``submitting``: the process that submitted it
+    stopped before it could record the scheduler's answer. Core then records what this hook
+    finds instead of submitting a second copy.
+
+    Parameters
+    ----------
+    scheduler: str
+    job: expyre.JobSpec
+        the job (``id``, ``remote_dir`` and ``name`` are set; ``node_dict`` may be empty)
+    shell: expyre.Shell
+
+    Returns
+    -------
+    list(str) or None
+        remote ids found (empty if the job was never submitted); None if ``scheduler`` is not
+        this plugin's
+    """
+
+
+# --------------------------------------------------------------------------- transports
+
+@hookspec(firstresult=True)
+def open_shell(transport, system):
+    """Open a command runner on a system's host.
+
+    Called at most once per system per process (core keeps the shell and reuses it for every
+    command, status query and transfer).
+
+    Parameters
+    ----------
+    transport: str
+        transport name from the system's config
+    system: expyre.system.System
+        the system (``host``, ``name`` and the transport's own settings)
+
+    Returns
+    -------
+    expyre.Shell or None
+        None if ``transport`` is not this plugin's
+    """
+
+
+@hookspec(firstresult=True)
+def transfer(transport, shell, direction, pairs):
+    """Copy job directories between this machine and the host, many in one batch.
+
+    Called by ``ExPyRe.start`` (``put``, one job) and by the gathering of results (``get``,
+    every job that finished since the last poll, in one call).
+
+    Parameters
+    ----------
+    transport: str
+        transport name from the system's config
+    shell: expyre.Shell
+        the shell this transport's ``open_shell`` handed out for the system
+    direction: str
+        ``"put"``: copy the contents of each local directory into its remote directory, which
+        already exists; ``"get"``: copy the files of each remote directory into its local
+        directory, skipping files whose size and modification time already match, and
+        deleting nothing
+    pairs: list(tuple(pathlib.Path, str))
+        ``(local_dir, remote_dir)`` for each job; ``remote_dir`` is absolute or relative to
+        the remote home
+
+    Returns
+    -------
+    bool or None
+        True when done; None if ``transport`` is not this plugin's. File modes and the layout
+        below each directory are preserved.
+    """

@@ -1,0 +1,161 @@
+"""Types that cross the plugin contract: what core hands to plugins and what it expects back.
+
+Plugin authors import these from ``expyre`` (``from expyre import JobSpec, RemoteJob, Shell``).
+They carry no behaviour of their own beyond small conveniences, so a plugin can be written and
+tested from this page and ``expyre/hookspecs.py`` alone.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Optional, Protocol, Sequence, runtime_checkable
+
+#: States a scheduler plugin's ``status`` hook may report for a job.
+#:
+#: * ``queued``: waiting to run
+#: * ``held``: waiting, and will not run until released
+#: * ``running``: running (or starting, or finishing)
+#: * ``done``: finished with exit code 0 as far as the scheduler knows
+#: * ``failed``: finished with an error, was cancelled, or lost its node
+#: * ``timeout``: killed because it ran past its wall time
+#: * ``other``: anything else the scheduler reports (suspended, in error state, ...)
+#: * ``unknown``: the scheduler could not be asked; core treats it as "still ongoing"
+REMOTE_STATES = ("queued", "held", "running", "done", "failed", "timeout", "other", "unknown")
+
+#: Remote states after which the job will not run any more.
+FINISHED_REMOTE_STATES = ("done", "failed", "timeout", "other")
+
+
+@dataclass
+class JobSpec:
+    """Everything a scheduler plugin needs to render a header for, and submit, one job.
+
+    Parameters
+    ----------
+    id: str
+        expyre job id, ``<name>_<hash>_<unique>``; unique among the jobs of a jobs database
+    name: str
+        the job's name as given to ``ExPyRe(name, ...)``
+    remote_dir: str
+        the job's run directory on the system's host, absolute or relative to the remote home
+    partition: str
+        name of the partition (queue) to submit to, as the scheduler knows it
+    node_dict: dict
+        values the header templates may use: ``num_nodes``, ``num_cores``, ``num_cores_per_node``,
+        ``partition``, ``id``, ``max_time`` (``H:MM:SS``), ``max_time_HMS`` (same) and
+        ``max_time_s`` (seconds, or None)
+    max_time: int or None
+        wall time in seconds, None for no limit
+    header_lines: list(str)
+        the system's, the partition's and the job's extra header lines, in that order, not yet
+        formatted; format them with :func:`expyre.header.format_header_lines`
+    no_default_header: bool
+        the system asked for no default header lines (job name, queue, time, output files)
+    stdout_file, stderr_file: str
+        file names, relative to ``remote_dir``, for the job script's own stdout and stderr
+    """
+
+    id: str
+    name: str
+    remote_dir: str
+    partition: Optional[str]
+    node_dict: dict
+    max_time: Optional[int]
+    header_lines: list = field(default_factory=list)
+    no_default_header: bool = False
+    stdout_file: str = ""
+    stderr_file: str = ""
+
+    def __post_init__(self):
+        if not self.stdout_file:
+            self.stdout_file = f"job.{self.id}.stdout"
+        if not self.stderr_file:
+            self.stderr_file = f"job.{self.id}.stderr"
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """A submitted job as status, cancel and recovery hooks see it.
+
+    Parameters
+    ----------
+    remote_id: str
+        the id the scheduler's ``submit`` hook returned
+    remote_dir: str
+        the job's run directory on the host
+    id: str
+        expyre job id
+    """
+
+    remote_id: str
+    remote_dir: str
+    id: str
+
+
+@dataclass
+class CommandResult:
+    """Outcome of one command run through a :class:`Shell`."""
+
+    command: str
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class RemoteCommandError(RuntimeError):
+    """A command run on a system's host exited with an error.
+
+    The message names the host, the command and quotes the command's own error output, so the
+    user sees what the scheduler or the shell said.
+    """
+
+    def __init__(self, host: Optional[str], result: CommandResult, what: str = ""):
+        self.host = host
+        self.result = result
+        where = host if host else "this machine"
+        doing = f"{what}: " if what else ""
+        message = (f"{doing}command on {where} exited with status {result.returncode}: {result.command}")
+        detail = (result.stderr.strip() or result.stdout.strip())
+        if detail:
+            message += "\n" + detail
+        super().__init__(message)
+
+
+class ConnectionLostError(RuntimeError):
+    """The transport could not reach the host, or lost it, and the operation's outcome is unknown."""
+
+    def __init__(self, host: Optional[str], message: str):
+        self.host = host
+        super().__init__(message)
+
+
+@runtime_checkable
+class Shell(Protocol):
+    """A command runner on a system's host, handed out by a transport plugin's ``open_shell``.
+
+    Commands are strings for a POSIX shell (``bash``), started in the login directory (the home
+    directory) of the account on the host. Whoever builds a command quotes every path and name in
+    it (:func:`quote`); the shell runs it as given.
+    """
+
+    host: Optional[str]
+
+    def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
+            check: bool = True) -> CommandResult:
+        """Run ``command``, feeding it ``input``; raise :class:`RemoteCommandError` if ``check``
+        and it fails, :class:`ConnectionLostError` if the host cannot be reached."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; the shell must not be used afterwards."""
+        ...
+
+
+def quote(word: object) -> str:
+    """Quote ``word`` for a POSIX shell (``shlex.quote`` of its ``str``)."""
+    return shlex.quote(str(word))
+
+
+def quote_all(words: Sequence[object]) -> str:
+    """Quote each of ``words`` and join them with spaces."""
+    return " ".join(quote(w) for w in words)

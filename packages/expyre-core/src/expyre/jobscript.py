@@ -1,0 +1,181 @@
+"""The files that run on the remote side: the job script and the Python runner.
+
+The runner, ``_expyre_script_core.py``, needs only the standard library (and whatever modules
+the pickled function and arguments need, cloudpickle included when they were pickled by
+value): expyre itself is never installed on the remote side. It writes marker files that
+:mod:`expyre.results` reads back:
+
+* ``_expyre_job_started``: the job script began
+* ``_expyre_job_succeeded``: pickled return value (renamed into place when the script ends)
+* ``_expyre_job_exception``: pickled ``(exception, traceback text)`` when the function raised
+* ``_expyre_job_error``: text; its first line ``kind: load|exception|result|exit`` says what failed
+* ``_expyre_stdout`` / ``_expyre_stderr``: what the function printed
+"""
+from __future__ import annotations
+
+from typing import List, Sequence
+
+from .hooktypes import quote
+
+RUNNER_FILE = "_expyre_script_core.py"
+JOB_SCRIPT_FILE = "_expyre_job.sh"
+STARTED_FILE = "_expyre_job_started"
+SUCCEEDED_FILE = "_expyre_job_succeeded"
+SUCCEEDED_TMP_FILE = "_tmp_expyre_job_succeeded"
+EXCEPTION_FILE = "_expyre_job_exception"
+ERROR_FILE = "_expyre_job_error"
+STDOUT_FILE = "_expyre_stdout"
+STDERR_FILE = "_expyre_stderr"
+
+RUNNER_SOURCE = r'''"""expyre job runner: load the pickled call, run it, write the result. Standard library only."""
+import os
+import pickle
+import platform
+import struct
+import sys
+import traceback
+
+
+def write_atomically(name, data):
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(name + ".partial", mode) as fout:
+        fout.write(data)
+    os.replace(name + ".partial", name)
+
+
+def fail(kind, message, code):
+    write_atomically("_expyre_job_error", "kind: %s\n%s" % (kind, message))
+    sys.exit(code)
+
+
+def redirect_output():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, name in ((1, "_expyre_stdout"), (2, "_expyre_stderr")):
+        target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+
+
+def load_task(path="_expyre_task_in.pckl"):
+    with open(path, "rb") as fin:
+        if fin.readline() != b"EXPYRE-TASK-1\n":
+            raise ValueError("%s is not an expyre task file (cleaned, or written by another version)" % path)
+        (index_len,) = struct.unpack("<Q", fin.read(8))
+        index = pickle.loads(fin.read(index_len))
+        objects = []
+        for data_len, buffer_lens in index["pieces"]:
+            data = fin.read(data_len)
+            buffers = [bytearray(fin.read(n)) for n in buffer_lens]
+            objects.append(pickle.loads(data, buffers=buffers))
+    function, values = objects[0], objects[1:]
+    n_args = index["n_args"]
+    return function, values[:n_args], dict(zip(index["kwarg_names"], values[n_args:]))
+
+
+def dumps(obj):
+    try:
+        import cloudpickle
+        return cloudpickle.dumps(obj)
+    except ImportError:
+        return pickle.dumps(obj)
+
+
+def main():
+    try:
+        function, args, kwargs = load_task()
+    except BaseException as exc:
+        fail("load", "the remote Python %s (Python %s on %s) cannot load the job's function and "
+             "arguments: %s: %s\nThe remote environment must provide the modules the pickle "
+             "needs, in versions compatible with the local ones.\n%s"
+             % (sys.executable, platform.python_version(), platform.node(), type(exc).__name__,
+                exc, traceback.format_exc()), 3)
+    redirect_output()
+    try:
+        result = function(*args, **kwargs)
+    except BaseException as exc:
+        text = traceback.format_exc()
+        try:
+            data = dumps((exc, text))
+        except Exception:
+            data = pickle.dumps((RuntimeError("%s: %s" % (type(exc).__name__, exc)), text))
+        write_atomically("_expyre_job_exception", data)
+        fail("exception", text, 1)
+    try:
+        data = dumps(result)
+    except BaseException as exc:
+        fail("result", "the function returned, but its result cannot be pickled: %s: %s\n%s"
+             % (type(exc).__name__, exc, traceback.format_exc()), 2)
+    write_atomically("_tmp_expyre_job_succeeded", data)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def env_var_lines(env_vars: Sequence[str], environ: dict) -> List[str]:
+    """``export`` lines for ``env_vars`` entries: ``"VAR=value"``, or ``"VAR"`` taken from ``environ``.
+
+    Values are quoted, so they reach the job literally.
+    """
+    lines = []
+    for entry in env_vars:
+        name, sep, value = entry.partition("=")
+        if not name.isidentifier():
+            raise ValueError(f"env_vars entry {entry!r}: {name!r} is not a valid variable name")
+        if not sep:
+            if name not in environ:
+                raise ValueError(f"env_vars entry {entry!r}: variable {name} is not set in the current "
+                                 "environment (give it as 'VAR=value')")
+            value = environ[name]
+        lines.append(f"export {name}={quote(value)}")
+    return lines
+
+
+def cd_line(remote_dir: str) -> str:
+    """The job script's first command: go to the job's directory (relative ones are under ``$HOME``)."""
+    if remote_dir.startswith("/"):
+        return f"cd {quote(remote_dir)} || exit 1"
+    return f'cd "$HOME"/{quote(remote_dir)} || exit 1'
+
+
+def job_script(*, script_exec: str, header: Sequence[str], remote_dir: str, node_dict: dict,
+               scheduler_env: Sequence[str],
+               system_commands: Sequence[str], env_lines: Sequence[str], pre_run_commands: Sequence[str],
+               python_cmd: str, post_run_commands: Sequence[str]) -> str:
+    """The whole job script: header, environment, the user's commands, the runner, the markers.
+
+    The user's pre- and post-run commands and the runner run in a subshell; its exit status
+    (the runner's) decides which marker the script leaves.
+    """
+    lines = [f"#!{script_exec} -l", *header, "",
+             cd_line(remote_dir),
+             f"touch {STARTED_FILE}",
+             f"export EXPYRE_NUM_NODES={int(node_dict['num_nodes'])}",
+             f"export EXPYRE_NUM_CORES={int(node_dict['num_cores'])}",
+             f"export EXPYRE_NUM_CORES_PER_NODE={int(node_dict['num_cores_per_node'])}",
+             *scheduler_env, *system_commands,
+             "(", *env_lines, *pre_run_commands,
+             f"{python_cmd} {RUNNER_FILE}",
+             "error_stat=$?", *post_run_commands, "exit $error_stat", ")",
+             "error_stat=$?",
+             *_marker_lines()]
+    return "\n".join(lines) + "\n"
+
+
+def _marker_lines() -> List[str]:
+    return [
+        'if [ "$error_stat" -eq 0 ]; then',
+        f"    if [ -f {SUCCEEDED_TMP_FILE} ]; then",
+        f"        mv {SUCCEEDED_TMP_FILE} {SUCCEEDED_FILE}",
+        "    else",
+        f"        printf 'kind: exit\\nthe job exited with status 0 but the runner wrote no result\\n' > {ERROR_FILE}",
+        "    fi",
+        f"elif [ ! -f {ERROR_FILE} ]; then",
+        f"    printf 'kind: exit\\nthe Python runner exited with status %s\\n' \"$error_stat\" > {ERROR_FILE}",
+        "fi",
+        "exit $error_stat",
+    ]

@@ -1,0 +1,1 @@
+"""Built-in scheduler plugins: ``direct`` (a background process, no queue)."""

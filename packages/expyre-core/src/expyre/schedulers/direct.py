@@ -1,0 +1,162 @@
+"""The ``direct`` scheduler: run the job script as a detached background process, no queue.
+
+Used by the built-in default system and for hosts that have no batch system. Each job runs in
+its own session (``setsid``), so cancelling kills the whole process group; a watchdog kills the
+group when the job runs past its ``max_time``. The job's state comes from the process and from
+marker files the launcher writes next to the job:
+
+* ``_expyre_direct_pid``: pid (and process group id) of the launcher, written by ``submit``
+* ``_expyre_direct_exit``: the job script's exit code, written when it ends
+* ``_expyre_direct_timeout``: written by the watchdog before it kills the job
+* ``_expyre_direct_cancelled``: written by ``cancel`` before it kills the job
+
+Needs ``bash`` and ``setsid`` (util-linux) on the host.
+"""
+from __future__ import annotations
+
+from ..header import format_header_lines
+from ..hookspecs import hookimpl
+from ..hooktypes import quote
+
+NAME = "direct"
+PID_FILE = "_expyre_direct_pid"
+EXIT_FILE = "_expyre_direct_exit"
+TIMEOUT_FILE = "_expyre_direct_timeout"
+CANCELLED_FILE = "_expyre_direct_cancelled"
+#: Seconds between the TERM and the KILL sent to a job that is cancelled or out of time.
+KILL_GRACE = 5
+
+# Runs as the session leader; arguments: script, stdout file, stderr file, max time in s (0: none).
+_LAUNCHER = f"""
+bash "$1" > "$2" 2> "$3" < /dev/null &
+child=$!
+if [ "$4" -gt 0 ]; then
+    (
+        trap '' TERM
+        while kill -0 "$child" 2>/dev/null; do
+            if [ "$SECONDS" -ge "$4" ]; then
+                echo "$4" > {TIMEOUT_FILE}
+                kill -TERM -- -$$ 2>/dev/null
+                sleep {KILL_GRACE}
+                kill -KILL -- -$$ 2>/dev/null
+                exit 0
+            fi
+            sleep 1
+        done
+    ) &
+fi
+wait "$child"
+echo $? > {EXIT_FILE}.tmp && mv {EXIT_FILE}.tmp {EXIT_FILE}
+"""
+
+# Prints "<pid> <state> [exit code]" for each (pid, directory) pair given as arguments.
+_STATUS = f"""
+while [ $# -gt 1 ]; do
+    pid=$1; d=$2; shift 2
+    if [ -f "$d/{EXIT_FILE}" ]; then
+        echo "$pid exit $(cat "$d/{EXIT_FILE}")"
+    elif [ -f "$d/{TIMEOUT_FILE}" ]; then
+        echo "$pid timeout"
+    elif kill -0 "$pid" 2>/dev/null && {{ [ ! -e /proc/$pid/cwd ] || [ /proc/$pid/cwd -ef "$d" ]; }}; then
+        echo "$pid running"
+    else
+        echo "$pid gone"
+    fi
+done
+"""
+
+
+@hookimpl
+def expyre_schedulers():
+    return [NAME]
+
+
+@hookimpl
+def render_header(scheduler, job):
+    if scheduler != NAME:
+        return None
+    return format_header_lines(job.header_lines, job.node_dict)
+
+
+@hookimpl
+def job_environment(scheduler, job):
+    if scheduler != NAME:
+        return None
+    return []
+
+
+def launch_command(job, script: str) -> str:
+    """The command that starts ``script`` detached in ``job.remote_dir`` and prints the pid.
+
+    The launcher is a background child of a shell without job control, so it is not a process
+    group leader and ``setsid`` makes it a session leader without forking: ``$!`` is its pid,
+    which is also the id of the job's process group.
+    """
+    max_time = int(job.max_time) if job.max_time else 0
+    return (f"cd {quote(job.remote_dir)} || exit 1\n"
+            f"setsid bash -c {quote(_LAUNCHER)} expyre-direct {quote(script)} "
+            f"{quote(job.stdout_file)} {quote(job.stderr_file)} {max_time} "
+            "< /dev/null > /dev/null 2>&1 &\n"
+            f"echo $! > {PID_FILE}.tmp && mv {PID_FILE}.tmp {PID_FILE} && echo $!")
+
+
+@hookimpl
+def submit(scheduler, job, script, shell):
+    if scheduler != NAME:
+        return None
+    result = shell.run(launch_command(job, script))
+    pid = result.stdout.strip()
+    if not pid.isdigit():
+        raise RuntimeError(f"direct scheduler: job {job.id} did not start in {job.remote_dir} "
+                           f"(no pid reported; stderr: {result.stderr.strip()!r})")
+    return pid
+
+
+def parse_status(output: str, jobs) -> dict:
+    """Map the status script's output to expyre remote states for ``jobs``."""
+    states = {}
+    for line in output.splitlines():
+        words = line.split()
+        if len(words) < 2:
+            continue
+        pid, what = words[0], words[1]
+        if what == "exit":
+            states[pid] = "done" if words[2:] == ["0"] else "failed"
+        elif what in ("timeout", "running"):
+            states[pid] = what
+        else:
+            states[pid] = "failed"
+    return {job.remote_id: states.get(job.remote_id, "unknown") for job in jobs}
+
+
+@hookimpl
+def status(scheduler, jobs, shell):
+    if scheduler != NAME:
+        return None
+    args = " ".join(f"{quote(job.remote_id)} {quote(job.remote_dir)}" for job in jobs)
+    result = shell.run(f"bash -c {quote(_STATUS)} expyre-status {args}")
+    return parse_status(result.stdout, jobs)
+
+
+@hookimpl
+def cancel(scheduler, jobs, shell):
+    if scheduler != NAME:
+        return None
+    commands = []
+    for job in jobs:
+        pid = quote(job.remote_id)
+        commands.append(f"touch {quote(job.remote_dir + '/' + CANCELLED_FILE)} 2>/dev/null; "
+                        f"kill -TERM -- -{pid} 2>/dev/null; "
+                        f"setsid bash -c 'sleep {KILL_GRACE}; kill -KILL -- -\"$1\" 2>/dev/null' "
+                        f"expyre-kill {pid} < /dev/null > /dev/null 2>&1 &")
+    shell.run("\n".join(commands) + "\ntrue")
+    return True
+
+
+@hookimpl
+def find_submitted(scheduler, job, shell):
+    if scheduler != NAME:
+        return None
+    result = shell.run(f"cat {quote(job.remote_dir + '/' + PID_FILE)} 2>/dev/null || true")
+    pid = result.stdout.strip()
+    return [pid] if pid.isdigit() else []

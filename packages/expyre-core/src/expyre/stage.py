@@ -1,0 +1,228 @@
+"""The local stage directory of a job: pickled task, hash, input files.
+
+The function and its arguments are pickled once, with cloudpickle (so lambdas and locally
+defined functions work), as a sequence of pickles (function, then each argument) using pickle
+protocol 5 with out-of-band buffers: a large numpy array is neither copied into one big bytes
+object nor pickled twice. The same pieces feed the hash that identifies the call for restarts
+(arguments listed in ``hash_ignore`` left out) and are then written to ``_expyre_task_in.pckl``.
+
+File layout of ``_expyre_task_in.pckl``::
+
+    b"EXPYRE-TASK-1\\n"
+    8-byte length + pickle of {"n_args": int, "kwarg_names": [...], "pieces": [[pickle_len, [buffer_len, ...]], ...]}
+    for each piece (function, args..., kwarg values...): its pickle bytes, then its buffers
+
+The runner (``_expyre_script_core.py``) reads it with the standard library alone.
+"""
+from __future__ import annotations
+
+import base64
+import glob
+import hashlib
+import os
+import pickle
+import shutil
+import struct
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, List, Sequence, Union
+
+import cloudpickle
+
+TASK_FILE = "_expyre_task_in.pckl"
+TASK_MAGIC = b"EXPYRE-TASK-1\n"
+OUTPUT_FILES_LIST = "_expyre_output_files"
+
+
+@dataclass
+class Piece:
+    """One pickled object: its in-band pickle and its out-of-band buffers."""
+
+    data: bytes
+    buffers: List[memoryview] = field(default_factory=list)
+
+
+@dataclass
+class PickledTask:
+    """The function, args and kwargs of a call, each pickled once."""
+
+    function: Piece
+    args: List[Piece]
+    kwargs: dict  # name -> Piece, in the caller's order
+
+
+def _pickle_piece(obj: object) -> Piece:
+    buffers: list = []
+    data = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    return Piece(data, [b.raw() for b in buffers])
+
+
+def pickle_task(function, args: Sequence, kwargs: dict) -> PickledTask:
+    """Pickle ``function``, each of ``args`` and each value of ``kwargs``, once."""
+    return PickledTask(_pickle_piece(function), [_pickle_piece(a) for a in args],
+                       {k: _pickle_piece(v) for k, v in kwargs.items()})
+
+
+def _code_identity(code: types.CodeType) -> bytes:
+    parts = [code.co_code, repr(code.co_names).encode()]
+    for const in code.co_consts:
+        parts.append(_code_identity(const) if isinstance(const, types.CodeType) else repr(const).encode())
+    return b"\0".join(parts)
+
+
+def function_identity(function, piece: Piece) -> bytes:
+    """What identifies ``function`` for the hash.
+
+    An importable function is identified by its module and qualified name. One that cloudpickle
+    has to pickle by value (defined in ``__main__``, a lambda, a local function) also by its
+    code, so that two different lambdas in one script do not share a hash; a callable object
+    without a name (``functools.partial``) by its pickle.
+    """
+    module = getattr(function, "__module__", None)
+    qualname = getattr(function, "__qualname__", None)
+    if qualname is None:
+        return piece.data
+    identity = f"{module}.{qualname}".encode()
+    code = getattr(function, "__code__", None)
+    if code is not None and (module in (None, "__main__") or "<" in qualname):
+        identity += b"\0" + _code_identity(code)
+    return identity
+
+
+def _update_with_piece(h, piece: Piece) -> None:
+    h.update(piece.data)
+    for buf in piece.buffers:
+        h.update(buf)
+
+
+def task_hash(function, task: PickledTask, hash_ignore: Iterable[Union[int, str]] = (),
+              input_pairs: Sequence[tuple] = ()) -> str:
+    """Hash of a call: function identity, arguments not in ``hash_ignore``, input file names and contents.
+
+    ``input_pairs`` are ``(source, path_in_stage_dir)`` from :func:`expand_input_files`; the name
+    in the stage directory (not where the file was found) enters the hash.
+
+    Returns
+    -------
+    str
+        url-safe base64 of a SHA-256 digest (44 characters, usable in file names)
+    """
+    ignore = set(hash_ignore)
+    for item in ignore:
+        if not isinstance(item, (int, str)):
+            raise TypeError(f"hash_ignore items must be argument positions (int) or keyword names (str), "
+                            f"not {item!r}")
+    h = hashlib.sha256()
+    h.update(function_identity(function, task.function))
+    for i, piece in enumerate(task.args):
+        if i not in ignore:
+            h.update(f"\0arg{i}\0".encode())
+            _update_with_piece(h, piece)
+    for name in sorted(task.kwargs):
+        if name not in ignore:
+            h.update(f"\0kwarg {name}\0".encode())
+            _update_with_piece(h, task.kwargs[name])
+    for source, dest in input_pairs:
+        _update_with_file(h, source, dest)
+    return base64.urlsafe_b64encode(h.digest()).decode()
+
+
+def _update_with_file(h, source: Path, dest: Path) -> None:
+    """Hash a staged file's (or directory's) name in the stage directory and its contents."""
+    entries = [source] + (sorted(source.rglob("*")) if source.is_dir() else [])
+    for entry in entries:
+        h.update(b"\0file\0" + str(dest / entry.relative_to(source)).encode())
+        if entry.is_file():
+            with open(entry, "rb") as fin:
+                for block in iter(lambda: fin.read(1 << 20), b""):
+                    h.update(block)
+
+
+def write_task(task: PickledTask, stage_dir: Path) -> None:
+    """Write the pickled task into ``stage_dir/_expyre_task_in.pckl`` (through a temporary name)."""
+    pieces = [task.function] + task.args + list(task.kwargs.values())
+    index = {"n_args": len(task.args), "kwarg_names": list(task.kwargs),
+             "pieces": [[len(p.data), [b.nbytes for b in p.buffers]] for p in pieces]}
+    index_bytes = pickle.dumps(index, protocol=4)
+    tmp = stage_dir / (TASK_FILE + ".tmp")
+    with open(tmp, "wb") as fout:
+        fout.write(TASK_MAGIC)
+        fout.write(struct.pack("<Q", len(index_bytes)))
+        fout.write(index_bytes)
+        for piece in pieces:
+            fout.write(piece.data)
+            for buf in piece.buffers:
+                fout.write(buf)
+    os.replace(tmp, stage_dir / TASK_FILE)
+
+
+# --------------------------------------------------------------------------- input and output files
+
+def check_input_file_specs(input_files: Iterable[Union[str, Path]]) -> List[Path]:
+    """Validate ``input_files`` entries: relative paths must not contain ``..``."""
+    paths = [Path(f) for f in input_files]
+    for path in paths:
+        if not path.is_absolute() and ".." in path.parts:
+            raise ValueError(f"input file '{path}' contains '..'; give it as an absolute path "
+                             "(it is then staged at the top of the job directory) or relative "
+                             "to the current directory without '..'")
+    return paths
+
+
+def expand_input_files(specs: Sequence[Path], cwd: Path) -> List[tuple]:
+    """Expand globs in input file specs into ``(source_path, path_in_stage_dir)`` pairs.
+
+    Relative specs keep their relative layout; absolute ones land at the top of the stage
+    directory under their own name. A spec that matches nothing is an error.
+    """
+    pairs = []
+    for spec in specs:
+        pattern = str(spec) if spec.is_absolute() else str(cwd / spec)
+        matches = sorted(glob.glob(pattern, recursive=True))
+        if not matches:
+            raise FileNotFoundError(f"input file '{spec}' matches no file (looked in {cwd})")
+        for match in matches:
+            source = Path(match)
+            dest = Path(source.name) if spec.is_absolute() else source.relative_to(cwd)
+            pairs.append((source, dest))
+    return pairs
+
+
+def stage_input_files(pairs: Sequence[tuple], stage_dir: Path) -> None:
+    """Copy input files and directories into the stage directory, keeping modes."""
+    for source, dest in pairs:
+        target = stage_dir / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
+        else:
+            shutil.copy2(source, target)
+
+
+def check_output_file_specs(output_files: Iterable[str]) -> List[str]:
+    """Validate ``output_files`` entries: relative, without ``..``."""
+    specs = [str(f) for f in output_files]
+    for spec in specs:
+        if Path(spec).is_absolute() or ".." in Path(spec).parts:
+            raise ValueError(f"output file '{spec}' must be a path relative to the job directory, without '..'")
+    return specs
+
+
+def copy_output_files(specs: Sequence[str], stage_dir: Path, dest_dir: Path) -> List[Path]:
+    """Copy the files matching ``specs`` from the stage directory into ``dest_dir``, keeping layout."""
+    copied = []
+    for spec in specs:
+        matches = sorted(glob.glob(str(stage_dir / spec), recursive=True))
+        if not matches:
+            raise FileNotFoundError(f"output file '{spec}' was not produced by the job (looked in {stage_dir})")
+        for match in matches:
+            rel = Path(match).relative_to(stage_dir)
+            target = dest_dir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if Path(match).is_dir():
+                shutil.copytree(match, target, dirs_exist_ok=True, symlinks=True)
+            else:
+                shutil.copy2(match, target)
+            copied.append(target)
+    return copied

@@ -1,0 +1,1 @@
+"""Built-in transport plugins: ``local`` (this machine) and ``ssh`` (paramiko)."""

@@ -1,0 +1,97 @@
+"""Plugin discovery: built-ins and entry points through one manager, broken plugins reported,
+missing schedulers named with what is installed."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from expyre import hookimpl, plugins
+
+
+@pytest.fixture
+def broken_distribution(tmp_path, monkeypatch):
+    """A real installed distribution (dist-info on sys.path) whose entry point fails to import."""
+    site = tmp_path / "site"
+    dist_info = site / "expyre_broken_site-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: expyre-broken-site\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text("[expyre]\nbroken = expyre_broken_site\n")
+    (site / "expyre_broken_site.py").write_text("raise ImportError('site module needs libfoo')\n")
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    monkeypatch.undo()
+    plugins.load_plugins(force=True)
+
+
+def test_builtins_are_registered_through_the_manager():
+    pm = plugins.load_plugins(force=True)
+    assert pm.has_plugin("expyre.schedulers.direct") and pm.has_plugin("expyre.transports.local")
+    assert "direct" in plugins.scheduler_names()
+    assert "local" in plugins.transport_names()
+
+
+def test_load_plugins_is_idempotent():
+    assert plugins.load_plugins() is plugins.load_plugins()
+
+
+def test_unknown_scheduler_names_what_is_installed():
+    with pytest.raises(plugins.PluginNotFoundError) as info:
+        plugins.check_scheduler("slurmish")
+    message = str(info.value)
+    assert "scheduler 'slurmish' is not available" in message
+    assert "direct" in message and "pip install expyre-slurmish" in message
+
+
+def test_unknown_transport_in_a_hook_call():
+    with pytest.raises(plugins.PluginNotFoundError, match="transport 'carrier-pigeon' is not available"):
+        plugins.open_shell("carrier-pigeon", system=None)
+
+
+def test_broken_plugin_is_reported_by_distribution(broken_distribution):
+    with pytest.warns(RuntimeWarning, match="from distribution 'expyre-broken-site' could not be loaded"):
+        plugins.load_plugins(force=True)
+    assert [b.distribution for b in plugins.broken_plugins] == ["expyre-broken-site"]
+    assert "libfoo" in plugins.broken_plugins[0].error
+    assert "direct" in plugins.scheduler_names()  # everything else still works
+    with pytest.raises(plugins.PluginNotFoundError, match="failed to load: broken from expyre-broken-site"):
+        plugins.check_scheduler("broken")
+
+
+def test_xpr_help_and_plugins_work_with_a_broken_plugin(broken_distribution):
+    env = dict(os.environ, PYTHONPATH=str(broken_distribution))
+    xpr = [sys.executable, "-m", "expyre.cli"]
+    helped = subprocess.run(xpr + ["--help"], capture_output=True, text=True, env=env)
+    assert helped.returncode == 0 and "Manage expyre jobs" in helped.stdout
+    listed = subprocess.run(xpr + ["plugins"], capture_output=True, text=True, env=env)
+    assert listed.returncode == 0
+    assert "BROKEN: broken (expyre_broken_site) from expyre-broken-site" in listed.stderr
+
+
+class RecordingScheduler:
+    """A scheduler plugin registered at run time, to check how core calls the hooks."""
+
+    @hookimpl
+    def expyre_schedulers(self):
+        return ["recording"]
+
+    @hookimpl
+    def render_header(self, scheduler, job):
+        if scheduler != "recording":
+            return None
+        return [f"#REC {job.id}"]
+
+
+def test_register_and_first_result_per_name():
+    plugin = RecordingScheduler()
+    plugins.register(plugin)
+    try:
+        from expyre import JobSpec
+        job = JobSpec(id="j1", name="j", remote_dir="d", partition="p", node_dict={}, max_time=None)
+        assert plugins.render_header("recording", job) == ["#REC j1"]
+        assert plugins.render_header("direct", job) == []
+        with pytest.raises(plugins.PluginNotFoundError, match="does not implement the 'submit' hook"):
+            plugins.submit("recording", job, "script", shell=None)
+    finally:
+        plugins.unregister(plugin)
+    assert "recording" not in plugins.scheduler_names()
