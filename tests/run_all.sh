@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Install what the tests need, start the local services they use (none yet: the core's tests
-# run real jobs on this machine), and run the whole suite.
+# Install what the tests need, start the local services they use, and run the whole suite.
 #
 #   tests/run_all.sh [pytest arguments]
 #
@@ -15,6 +14,19 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e packages/expyre-core -e tests/site_plugin pytest numpy
+
+# Local services (sshd, schedulers): tests/services/NN-NAME.sh starts one, idempotently, and
+# prints KEY=VALUE lines that the tests read from .test-services/NAME.env. A service that
+# cannot be set up here (not root, no apt) prints nothing and its tests skip, except under CI.
+mkdir -p .test-services
+for service in tests/services/[0-9][0-9]-*.sh; do
+    [ -e "$service" ] || continue
+    name=$(basename "$service" .sh)
+    name=${name#[0-9][0-9]-}
+    echo "starting service $name" >&2
+    bash "$service" > ".test-services/$name.env.tmp"
+    mv ".test-services/$name.env.tmp" ".test-services/$name.env"
+done
 
 set +e
 .venv/bin/python -m pytest -rs "$@"

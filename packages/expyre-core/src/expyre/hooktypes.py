@@ -141,9 +141,14 @@ class Shell(Protocol):
     host: Optional[str]
 
     def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
-            check: bool = True) -> CommandResult:
-        """Run ``command``, feeding it ``input``; raise :class:`RemoteCommandError` if ``check``
-        and it fails, :class:`ConnectionLostError` if the host cannot be reached."""
+            check: bool = True, idempotent: bool = True) -> CommandResult:
+        """Run ``command``, feeding it ``input``.
+
+        Raises :class:`RemoteCommandError` if ``check`` and the command fails, and
+        :class:`ConnectionLostError` if the host cannot be reached. A transport that loses its
+        connection reconnects and runs the command again only if ``idempotent``; otherwise (for
+        example a submission) the outcome is unknown and it raises :class:`ConnectionLostError`.
+        """
         ...
 
     def close(self) -> None:

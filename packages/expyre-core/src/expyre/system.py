@@ -13,7 +13,22 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import plugins
-from .hooktypes import JobSpec, RemoteCommandError, RemoteJob, Shell, quote
+from .hooktypes import CommandResult, JobSpec, RemoteCommandError, RemoteJob, Shell, quote
+
+class NonRepeatingShell:
+    """A view of a shell whose commands are never run again after a lost connection."""
+
+    def __init__(self, shell: Shell):
+        self._shell = shell
+        self.host = shell.host
+
+    def run(self, command: str, **kwargs) -> CommandResult:
+        kwargs["idempotent"] = False
+        return self._shell.run(command, **kwargs)
+
+    def close(self) -> None:
+        self._shell.close()
+
 
 #: Default remote run directory (relative to the remote home) for systems with a host.
 DEFAULT_REMOTE_RUNDIR = "run_expyre"
@@ -141,8 +156,12 @@ class System:
         plugins.transfer(self.transport, self.shell, "put", [(Path(stage_dir), remote_dir)])
 
     def submit(self, job: JobSpec, script: str) -> str:
-        """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id."""
-        return plugins.submit(self.scheduler, job, script, self.shell)
+        """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id.
+
+        The scheduler plugin gets a shell that never repeats a command after a lost connection:
+        a submission whose outcome is unknown is resolved by :meth:`find_submitted`.
+        """
+        return plugins.submit(self.scheduler, job, script, NonRepeatingShell(self.shell))
 
     def find_submitted(self, job: JobSpec) -> List[str]:
         """Remote ids of jobs the scheduler already has for ``job``."""

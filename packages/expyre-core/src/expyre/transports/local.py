@@ -24,7 +24,7 @@ class LocalShell:
     host: Optional[str] = None
 
     def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
-            check: bool = True) -> CommandResult:
+            check: bool = True, idempotent: bool = True) -> CommandResult:
         proc = subprocess.run(["bash", "-c", command], input=input, capture_output=True,
                               timeout=timeout, cwd=Path.home())
         result = CommandResult(command, proc.returncode, proc.stdout.decode(errors="replace"),
