@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sshd_fixtures import remote_run_expyre_cleanup, ssh_client_setup, sshd  # noqa: F401  (fixtures)
 
 TESTS_DIR = Path(__file__).resolve().parent
 

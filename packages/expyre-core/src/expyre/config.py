@@ -15,8 +15,8 @@ Where the config comes from
 ---------------------------
 If ``init`` gets a directory, or the environment variable ``EXPYRE_ROOT`` is set (and is not
 ``@``), only that directory is read. Otherwise every directory named ``.expyre`` or ``_expyre``
-from the home directory (or ``/`` when the working directory is not below home) down to the
-working directory is read, shallow to deep. Each may hold ``config.json`` or ``config.toml``
+from the home directory (or ``/`` when the working directory is not below home, after
+``~/.expyre``) down to the working directory is read, shallow to deep. Each may hold ``config.json`` or ``config.toml``
 (same schema). Deeper files override shallower ones key by key, recursively into tables; the
 value ``"_DELETE_"`` removes a key and a system set to ``null`` is removed.
 
@@ -164,7 +164,12 @@ def _search_dirs() -> List[Path]:
         if current == top or current.parent == current:
             break
         current = current.parent
-    return dirs[::-1]
+    dirs.reverse()
+    home_dir = next((home / name for name in DIR_NAMES if (home / name).is_dir()), None)
+    if top != home and home_dir is not None:
+        # outside the home directory, the user's own ~/.expyre still comes first
+        dirs.insert(0, home_dir)
+    return dirs
 
 
 def find_config_files(dirs: List[Path]) -> List[Path]:
@@ -441,6 +446,9 @@ def _options(entry: dict, problems: _Problems) -> dict:
     if not isinstance(value, dict):
         problems.add(("ssh",), f"must be a table of ssh settings, got {value!r}")
         return {}
+    from .transports.sshconfig import check_ssh_options
+    for key, bad, problem in check_ssh_options(value):
+        problems.add(("ssh", key), f"{problem}, got {bad!r}")
     return dict(value)
 
 

@@ -252,7 +252,11 @@ class ExPyRe:
         _timing(f"ExPyRe {self.id} staging out")
         try:
             system.stage_out(self.stage_dir, job.remote_dir)
-            _timing(f"ExPyRe {self.id} submitting")
+        except BaseException:
+            self._set_created()
+            raise
+        _timing(f"ExPyRe {self.id} submitting")
+        try:
             remote_id = system.submit(job, jobscript.JOB_SCRIPT_FILE)
         except ConnectionLostError:
             # the outcome of the submission is unknown: stay "submitting" so that the next
@@ -299,6 +303,9 @@ class ExPyRe:
         except Exception as exc:
             warnings.warn(f"job {self.id}: could not remove {remote_dir} on system '{system.name}' "
                           f"after the failed submission: {exc}", RuntimeWarning, stacklevel=3)
+        self._set_created()
+
+    def _set_created(self) -> None:
         self.status, self.remote_dir = "created", None
         config.db.update(self.id, status="created", remote_dir=None)
 

@@ -36,6 +36,8 @@ ENTRY_POINT_GROUP = "expyre"
 #: Built-in plugin modules, registered through the same manager as entry points.
 DEFAULT_PLUGINS = (
     "expyre.transports.local",
+    "expyre.transports.ssh",
+    "expyre.transports.openssh",
     "expyre.schedulers.direct",
 )
 

@@ -8,12 +8,14 @@ and remove remote directories. It opens its transport's shell once and reuses it
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import plugins
 from .hooktypes import CommandResult, JobSpec, RemoteCommandError, RemoteJob, Shell, quote
+
 
 class NonRepeatingShell:
     """A view of a shell whose commands are never run again after a lost connection."""
@@ -143,7 +145,10 @@ class System:
                 self._shell = None
 
     def stage_out(self, stage_dir: Path, remote_dir: str) -> None:
-        """Create the job's remote directory (refused if it exists) and copy the stage directory there."""
+        """Create the job's remote directory (refused if it exists) and copy the stage directory there.
+
+        On failure nothing is left behind: a directory this call created is removed again.
+        """
         if self.runs_in_stage_dir:
             return
         parent, _, _ = remote_dir.rpartition("/")
@@ -153,7 +158,15 @@ class System:
             raise RemoteCommandError(self.host, result,
                                      f"cannot create the job directory '{remote_dir}' on system '{self.name}'"
                                      " (it must not exist yet)")
-        plugins.transfer(self.transport, self.shell, "put", [(Path(stage_dir), remote_dir)])
+        try:
+            plugins.transfer(self.transport, self.shell, "put", [(Path(stage_dir), remote_dir)])
+        except BaseException:
+            try:
+                self.remove_remote_dirs([remote_dir])
+            except Exception as exc:
+                warnings.warn(f"could not remove the partly copied job directory '{remote_dir}' on system "
+                              f"'{self.name}': {exc}", RuntimeWarning, stacklevel=2)
+            raise
 
     def submit(self, job: JobSpec, script: str) -> str:
         """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id.

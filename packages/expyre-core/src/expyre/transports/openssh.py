@@ -1,0 +1,113 @@
+"""The ``openssh`` transport: the system's own ``ssh`` program for every command and transfer.
+
+For sites where logging in needs what only OpenSSH does (Kerberos tickets, one-time passwords,
+ControlMaster connection sharing). Selected with ``"transport": "openssh"``, and chosen by
+default for a system whose config sets ``remsh_cmd`` (the remote shell command of existing
+configs, e.g. ``"ssh -K"``); ``EXPYRE_RSH`` gives the command when neither does. Each command
+is one ``ssh`` process, so set up ControlMaster in ``~/.ssh/config`` to avoid a new login each
+time.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from typing import List, Optional
+
+from ..hookspecs import hookimpl
+from ..hooktypes import CommandResult, ConnectionLostError, RemoteCommandError, quote
+from . import tarstream
+
+NAME = "openssh"
+#: Exit status of the ssh program itself when it could not connect or log in.
+SSH_FAILED = 255
+
+
+class OpenSSHShell:
+    """Runs each command as ``<remsh_cmd> <host> bash -lc '<command>'``."""
+
+    def __init__(self, host: str, remsh_cmd: List[str]):
+        self.host = host
+        self.remsh_cmd = remsh_cmd
+
+    def argv(self, command: str) -> List[str]:
+        return [*self.remsh_cmd, self.host, "bash -lc " + quote(f"cd && {command}")]
+
+    def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
+            check: bool = True, idempotent: bool = True) -> CommandResult:
+        returncode, stdout, stderr = self.run_bytes(command, input=input, timeout=timeout, idempotent=idempotent)
+        result = CommandResult(command, returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+        if check and returncode != 0:
+            raise RemoteCommandError(self.host, result)
+        return result
+
+    def run_bytes(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
+                  idempotent: bool = True):
+        proc = subprocess.run(self.argv(command), input=input if input is not None else b"", capture_output=True,
+                              timeout=timeout)
+        if proc.returncode == SSH_FAILED and b"\n" not in proc.stdout:
+            message = proc.stderr.decode(errors="replace").strip()
+            if not idempotent:
+                message = f"outcome unknown, the command was not repeated: {message}"
+            raise ConnectionLostError(self.host, f"{' '.join(self.remsh_cmd)} {self.host} failed: {message}")
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def close(self) -> None:
+        pass
+
+
+def remsh_argv(system) -> List[str]:
+    """The remote shell command for ``system``, with its ``ssh`` settings as OpenSSH options."""
+    argv = shlex.split(system.remsh_cmd or os.environ.get("EXPYRE_RSH", "ssh"))
+    options = system.options or {}
+    flags = {"port": "-p", "user": "-l", "key_file": "-i", "proxy_jump": "-J"}
+    for key, flag in flags.items():
+        values = options.get(key)
+        for value in ([values] if not isinstance(values, list) else values) if values is not None else []:
+            argv += [flag, os.path.expanduser(str(value))]
+    if "connect_timeout" in options:
+        argv += ["-o", f"ConnectTimeout={int(options['connect_timeout'])}"]
+    if "strict_host_key_checking" in options:
+        argv += ["-o", f"StrictHostKeyChecking={options['strict_host_key_checking']}"]
+    if "server_alive_interval" in options:
+        argv += ["-o", f"ServerAliveInterval={int(options['server_alive_interval'])}"]
+    return argv + ["-o", "BatchMode=yes"]
+
+
+@hookimpl
+def expyre_transports():
+    return [NAME]
+
+
+@hookimpl
+def open_shell(transport, system):
+    if transport != NAME:
+        return None
+    if system.host is None:
+        raise ValueError(f"system '{system.name}' uses the openssh transport but has no host")
+    return OpenSSHShell(system.host, remsh_argv(system))
+
+
+@hookimpl
+def transfer(transport, shell, direction, pairs):
+    if transport != NAME:
+        return None
+    if direction == "put":
+        for local_dir, remote_dir in pairs:
+            archive = tarstream.pack_directory(Path(local_dir))
+            command = tarstream.put_command([(remote_dir, 0)], stdin_is_shared=False)
+            status, _, stderr = shell.run_bytes(command, input=archive.read())
+            _check(shell, command, status, stderr, "copying job files to the host")
+    else:
+        command = tarstream.get_command([remote for _, remote in pairs])
+        status, stdout, stderr = shell.run_bytes(command)
+        _check(shell, command, status, stderr, "copying job results from the host")
+        for (local_dir, _), archive in zip(pairs, tarstream.split_get_output(stdout, len(pairs))):
+            tarstream.unpack(archive, Path(local_dir))
+    return True
+
+
+def _check(shell, command, status, stderr, what):
+    if status != 0:
+        raise RemoteCommandError(shell.host, CommandResult(command, status, "", stderr.decode(errors="replace")), what)

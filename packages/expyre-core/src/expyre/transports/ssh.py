@@ -1,0 +1,421 @@
+"""The ``ssh`` transport: one authenticated paramiko connection per host, for the whole process.
+
+Commands go to one long-lived ``bash -l`` on one channel of that connection: each command is
+written to the shell's standard input and followed by an end marker carrying its exit status,
+so a command costs a round trip, not a new SSH session. Transfers travel the same channel as tar
+streams (:mod:`expyre.transports.tarstream`). Host keys are checked against
+``~/.ssh/known_hosts`` and ``/etc/ssh/ssh_known_hosts``; an unknown host is refused unless the
+system (or ``~/.ssh/config``) says ``accept-new``, and a changed key is always refused.
+
+When the connection drops, a command is run again after reconnecting (tries and wait from
+``EXPYRE_RETRY``, ``"<tries> <seconds>"``, default ``"3 5"``, the wait doubling each time) if
+it is idempotent; a command that is not (a submission) raises
+:class:`expyre.ConnectionLostError` so that core can ask the scheduler what happened.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import paramiko
+
+from ..hookspecs import hookimpl
+from ..hooktypes import CommandResult, ConnectionLostError, RemoteCommandError, quote
+from . import sshconfig, tarstream
+from .sshconfig import ConnectSpec
+
+NAME = "ssh"
+log = logging.getLogger(__name__)
+
+#: Number of SSH connections this process opened (benchmarks report it).
+connections_opened = 0
+
+
+class HostKeyError(RuntimeError):
+    """The host's key is unknown or has changed; nothing was sent to it."""
+
+
+def retry_settings() -> Tuple[int, float]:
+    """``(tries, first wait in seconds)`` from ``EXPYRE_RETRY`` (default 3 tries, 5 s)."""
+    raw = os.environ.get("EXPYRE_RETRY", "3 5").split()
+    try:
+        tries = int(raw[0]) if raw else 3
+        wait = float(raw[1]) if len(raw) > 1 else 5.0
+    except ValueError:
+        raise ValueError(f"EXPYRE_RETRY must be '<tries> <seconds>', got {os.environ['EXPYRE_RETRY']!r}") from None
+    return max(tries, 1), max(wait, 0.0)
+
+
+# --------------------------------------------------------------------------- host keys
+
+def _user_known_hosts(spec: ConnectSpec) -> List[Path]:
+    """The user's known_hosts files: ``UserKnownHostsFile`` from ~/.ssh/config, or ~/.ssh/known_hosts."""
+    return [Path(p) for p in spec.known_hosts_files] or [Path.home() / ".ssh" / "known_hosts"]
+
+
+class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
+    """OpenSSH's StrictHostKeyChecking=accept-new: record an unknown host's key, loudly."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def missing_host_key(self, client, hostname, key):
+        path = self.path
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        with open(path, "a") as fout:
+            fout.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        log.warning("expyre ssh: permanently added %s (%s) to %s", hostname, key.get_name(), path)
+
+
+class _RefuseUnknownPolicy(paramiko.MissingHostKeyPolicy):
+    def missing_host_key(self, client, hostname, key):
+        raise HostKeyError(
+            f"host key of {hostname} is not known ({key.get_name()} {key.fingerprint}): expyre does not "
+            f"connect to unknown hosts. Check the fingerprint and accept it by logging in once with "
+            f"'ssh {hostname}' (which records it in ~/.ssh/known_hosts), or set "
+            f"\"ssh\": {{\"strict_host_key_checking\": \"accept-new\"}} for this system in the expyre config")
+
+
+def _new_client(spec: ConnectSpec) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    user_files = _user_known_hosts(spec)
+    for path in [Path("/etc/ssh/ssh_known_hosts")] + user_files:
+        if path.is_file():
+            client.load_system_host_keys(str(path))
+    client.set_missing_host_key_policy(_AcceptNewPolicy(user_files[0]) if spec.accept_new_host_keys
+                                       else _RefuseUnknownPolicy())
+    return client
+
+
+# --------------------------------------------------------------------------- connections
+
+class Connection:
+    """One authenticated SSH connection (through jump hosts or a proxy command if configured)."""
+
+    def __init__(self, spec: ConnectSpec):
+        self.spec = spec
+        self.client: Optional[paramiko.SSHClient] = None
+        self._jumps: list = []
+        self._lock = threading.Lock()
+
+    @property
+    def is_active(self) -> bool:
+        transport = self.client.get_transport() if self.client else None
+        return bool(transport and transport.is_active())
+
+    def transport(self) -> paramiko.Transport:
+        """The live transport, connecting (again) if needed."""
+        with self._lock:
+            if not self.is_active:
+                self.close()
+                self._connect()
+            return self.client.get_transport()
+
+    def _connect(self) -> None:
+        global connections_opened
+        spec = self.spec
+        sock = self._sock()
+        client = _new_client(spec)
+        try:
+            client.connect(spec.hostname, port=spec.port, username=spec.user, key_filename=spec.key_files or None,
+                           look_for_keys=not spec.identities_only, allow_agent=True, timeout=spec.connect_timeout,
+                           banner_timeout=spec.connect_timeout, auth_timeout=spec.connect_timeout, sock=sock)
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyError(
+                f"host key of {spec.destination} has CHANGED: expected {exc.expected_key.get_name()} "
+                f"{exc.expected_key.fingerprint} from known_hosts, got {exc.key.get_name()} {exc.key.fingerprint}. "
+                "This may be an attack, or the host was reinstalled; expyre refuses to connect. If you know "
+                "the new key is right, remove the old one with 'ssh-keygen -R <host>' and log in once "
+                "with ssh") from None
+        except BaseException:
+            client.close()
+            raise
+        transport = client.get_transport()
+        if spec.server_alive_interval > 0:
+            transport.set_keepalive(int(spec.server_alive_interval))
+        self.client = client
+        connections_opened += 1
+        log.debug("expyre ssh: connected to %s", spec.destination)
+
+    def _sock(self):
+        spec = self.spec
+        if spec.proxy_command:
+            return paramiko.ProxyCommand(spec.proxy_command)
+        if not spec.proxy_jump:
+            return None
+        previous = None
+        for hop in sshconfig.jump_hosts(spec.proxy_jump):
+            hop_spec = sshconfig.resolve(hop)
+            hop_spec.accept_new_host_keys = spec.accept_new_host_keys
+            if previous is not None:
+                hop_spec.proxy_jump, hop_spec.proxy_command = None, None
+            jump = Connection(hop_spec)
+            if previous is not None:
+                jump._sock = lambda prev=previous, s=hop_spec: _tunnel(prev, s)
+            jump.transport()
+            self._jumps.append(jump)
+            previous = jump
+        return _tunnel(previous, spec)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        for jump in reversed(self._jumps):
+            jump.close()
+        self._jumps = []
+
+
+def _tunnel(through: Connection, spec: ConnectSpec):
+    return through.transport().open_channel("direct-tcpip", (spec.hostname, spec.port), ("127.0.0.1", 0),
+                                            timeout=spec.connect_timeout)
+
+
+_connections: Dict[tuple, Connection] = {}
+_connections_lock = threading.Lock()
+
+
+def connection_for(spec: ConnectSpec) -> Connection:
+    """The process-wide connection for ``spec`` (created on first use, not yet connected)."""
+    with _connections_lock:
+        conn = _connections.get(spec.key)
+        if conn is None:
+            conn = _connections[spec.key] = Connection(spec)
+        return conn
+
+
+def close_all() -> None:
+    """Close every connection this process opened (tests, long-running services)."""
+    with _connections_lock:
+        for conn in _connections.values():
+            conn.close()
+        _connections.clear()
+
+
+# --------------------------------------------------------------------------- the shell
+
+class _ChannelLost(Exception):
+    """The channel or connection broke; ``sent`` says whether the command had been sent."""
+
+    def __init__(self, sent: bool, cause: BaseException):
+        super().__init__(str(cause))
+        self.sent = sent
+        self.cause = cause
+
+
+class SSHShell:
+    """Commands on the host through one long-lived ``bash -l`` on one channel.
+
+    Each command runs in a subshell, started in the home directory, with its standard error
+    kept in a temporary file on the host and printed after an end marker, so the whole answer
+    comes back on one stream.
+    """
+
+    def __init__(self, spec: ConnectSpec):
+        self.spec = spec
+        self.host = spec.alias
+        self.connection = connection_for(spec)
+        self._channel: Optional[paramiko.Channel] = None
+        self._token = ""
+        self._lock = threading.Lock()
+
+    # -- public
+
+    def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
+            check: bool = True, idempotent: bool = True) -> CommandResult:
+        returncode, stdout, stderr = self.run_bytes(command, input=input, timeout=timeout, idempotent=idempotent)
+        result = CommandResult(command, returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+        if check and returncode != 0:
+            raise RemoteCommandError(self.host, result)
+        return result
+
+    def run_bytes(self, command: str, *, input: Optional[bytes] = None, input_file=None, input_size: int = 0,
+                  timeout: Optional[float] = None, idempotent: bool = True) -> Tuple[int, bytes, bytes]:
+        """Run ``command``; its standard input is ``input`` or ``input_size`` bytes of ``input_file``."""
+        if input is not None:
+            input_size = len(input)
+        tries, wait = retry_settings()
+        last: Optional[BaseException] = None
+        for attempt in range(tries):
+            if input_file is not None:
+                input_file.seek(0)
+            try:
+                with self._lock:
+                    return self._run_once(command, input, input_file, input_size, timeout)
+            except HostKeyError:
+                raise
+            except paramiko.AuthenticationException as exc:
+                raise ConnectionLostError(self.host, f"cannot log in to {self.spec.destination}: {exc}") from exc
+            except _ChannelLost as lost:
+                self._drop_channel()
+                last = lost.cause
+                if lost.sent and not idempotent:
+                    raise ConnectionLostError(
+                        self.host, f"connection to {self.spec.destination} was lost while running a command "
+                                   f"that must not be repeated; its outcome is unknown: {lost.cause}") from lost.cause
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                self._drop_channel()
+                last = exc
+            if attempt < tries - 1:
+                delay = wait * 2 ** attempt
+                log.warning("expyre ssh: %s unreachable (%s); trying again in %.0f s",
+                            self.spec.destination, last, delay)
+                time.sleep(delay)
+        raise ConnectionLostError(self.host, f"cannot reach {self.spec.destination} after {tries} tries: {last}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop_channel()
+
+    # -- internals
+
+    def _open_channel(self) -> None:
+        transport = self.connection.transport()
+        channel = transport.open_session(timeout=self.spec.connect_timeout)
+        channel.exec_command("exec bash -l")
+        self._token = "__expyre_" + secrets.token_hex(16)
+        self._channel = channel
+        start = (f"__xpr_err=$(mktemp) || exit 1; trap 'rm -f \"$__xpr_err\"' EXIT; "
+                 f"printf '\\n%s 0 0\\n' {self._token}\n")
+        channel.sendall(start.encode())
+        self._read_answer(self.spec.connect_timeout)  # discards whatever the login scripts printed
+
+    def _drop_channel(self) -> None:
+        if self._channel is not None:
+            try:
+                self._channel.close()
+            except Exception:
+                pass
+            self._channel = None
+
+    def _run_once(self, command, input, input_file, input_size, timeout) -> Tuple[int, bytes, bytes]:
+        sent = False
+        try:
+            if self._channel is None or self._channel.closed or not self.connection.is_active:
+                self._drop_channel()
+                self._open_channel()
+            stdin = f"head -c {input_size}" if (input is not None or input_file is not None) else "cat /dev/null"
+            wrapped = (f"{stdin} | ( cd && eval {quote(command)} ) 2>\"$__xpr_err\"; "
+                       f"printf '\\n%s %d %d\\n' {self._token} $? $(wc -c < \"$__xpr_err\"); cat \"$__xpr_err\"\n")
+            channel = self._channel
+            channel.sendall(wrapped.encode())
+            sent = True
+            if input is not None:
+                channel.sendall(input)
+            elif input_file is not None:
+                for block in iter(lambda: input_file.read(1 << 20), b""):
+                    channel.sendall(block)
+            return self._read_answer(timeout)
+        except (HostKeyError, paramiko.AuthenticationException):
+            raise
+        except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
+            if isinstance(exc, socket.timeout) or isinstance(exc, TimeoutError):
+                self._drop_channel()
+                raise TimeoutError(f"command on {self.spec.destination} did not finish within {timeout} s") from None
+            raise _ChannelLost(sent, exc) from exc
+
+    def _read_answer(self, timeout: Optional[float]) -> Tuple[int, bytes, bytes]:
+        channel = self._channel
+        channel.settimeout(timeout)
+        marker = ("\n" + self._token + " ").encode()
+        buffer = bytearray()
+        search_from = 0
+        while True:
+            index = buffer.find(marker, search_from)
+            if index >= 0:
+                end = buffer.find(b"\n", index + len(marker))
+                if end >= 0:
+                    status, err_size = (int(v) for v in buffer[index + len(marker):end].split())
+                    while len(buffer) < end + 1 + err_size:
+                        self._receive(channel, buffer)
+                    stdout = bytes(buffer[:index])
+                    stderr = bytes(buffer[end + 1:end + 1 + err_size])
+                    return status, stdout, stderr
+            search_from = max(0, len(buffer) - len(marker))
+            self._receive(channel, buffer)
+
+    @staticmethod
+    def _receive(channel: paramiko.Channel, buffer: bytearray) -> None:
+        data = channel.recv(1 << 20)
+        if not data:
+            stderr = channel.recv_stderr(65536) if channel.recv_stderr_ready() else b""
+            raise EOFError(f"the remote shell ended{': ' + stderr.decode(errors='replace') if stderr else ''}")
+        buffer.extend(data)
+        while channel.recv_stderr_ready():  # the shell's own complaints, not a command's
+            log.debug("expyre ssh shell stderr: %r", channel.recv_stderr(65536))
+
+
+# --------------------------------------------------------------------------- hooks
+
+@hookimpl
+def expyre_transports():
+    return [NAME]
+
+
+@hookimpl
+def open_shell(transport, system):
+    if transport != NAME:
+        return None
+    if system.host is None:
+        raise ValueError(f"system '{system.name}' uses the ssh transport but has no host")
+    return SSHShell(sshconfig.resolve(system.host, system.options))
+
+
+@hookimpl
+def transfer(transport, shell, direction, pairs):
+    if transport != NAME:
+        return None
+    if direction == "put":
+        put(shell, pairs)
+    else:
+        get(shell, pairs)
+    return True
+
+
+def put(shell: SSHShell, pairs) -> None:
+    """Copy each local directory's contents into its remote directory, in one command."""
+    archives = [tarstream.pack_directory(local_dir) for local_dir, _ in pairs]
+    try:
+        sizes = [tarstream.archive_size(a) for a in archives]
+        command = tarstream.put_command([(remote, size) for (_, remote), size in zip(pairs, sizes)],
+                                        stdin_is_shared=True)
+        joined = _concatenate(archives)
+        status, _, stderr = shell.run_bytes(command, input_file=joined, input_size=sum(sizes))
+        if status != 0:
+            raise RemoteCommandError(shell.host, CommandResult(command, status, "", stderr.decode(errors="replace")),
+                                     "copying job files to the host")
+    finally:
+        for archive in archives:
+            archive.close()
+
+
+def get(shell: SSHShell, pairs) -> None:
+    """Copy the new files of each remote directory into its local directory, in one command."""
+    command = tarstream.get_command([remote for _, remote in pairs])
+    status, stdout, stderr = shell.run_bytes(command)
+    if status != 0:
+        raise RemoteCommandError(shell.host, CommandResult(command, status, "", stderr.decode(errors="replace")),
+                                 "copying job results from the host")
+    for (local_dir, _), archive in zip(pairs, tarstream.split_get_output(stdout, len(pairs))):
+        tarstream.unpack(archive, Path(local_dir))
+
+
+def _concatenate(archives):
+    if len(archives) == 1:
+        return archives[0]
+    import tempfile
+    joined = tempfile.SpooledTemporaryFile(max_size=tarstream.SPOOL_LIMIT)
+    for archive in archives:
+        archive.seek(0)
+        for block in iter(lambda a=archive: a.read(1 << 20), b""):
+            joined.write(block)
+    joined.seek(0)
+    return joined

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# A real OpenSSH server on 127.0.0.1 for the integration tests (run by tests/run_all.sh).
+#
+#   bash tests/services/10-sshd.sh > .test-services/sshd.env
+#
+# Installs openssh-server if needed, creates the ordinary account xpr-cluster (with its own
+# Python venv holding cloudpickle and numpy, first on PATH for login and non-login shells),
+# and runs a private sshd with its own host keys and config under .test-services/sshd/ on a
+# free loopback port (chosen once, then kept). Idempotent: a second run reuses everything and
+# only restarts sshd if it is not running. Prints KEY=VALUE lines on stdout (and nothing else);
+# all progress goes to stderr. Without root or apt-get it prints nothing and exits 0, so the
+# tests that need it skip (and fail under CI).
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "10-sshd.sh: not root or no apt-get here: no local sshd, its tests will skip" >&2
+    exit 0
+fi
+
+# Everything below writes progress to stderr; the KEY=VALUE result goes to the original stdout (fd 3).
+exec 3>&1 1>&2
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+state="$repo/.test-services/sshd"
+user=xpr-cluster
+home=/home/$user
+sshd_bin=/usr/sbin/sshd
+remote_python=$home/venv/bin/python
+config=$state/sshd_config
+pid_file=$state/sshd.pid
+log=$state/sshd.log
+client_key=$state/client_ed25519
+known_hosts_check=$state/known_hosts_check
+
+mkdir -p "$state"
+chmod 700 "$state"
+# One run at a time (the lock fd is closed for sshd so the daemon never holds it).
+exec 9>"$state/lock"
+flock 9
+
+log_step() { echo "10-sshd.sh: $*"; }
+
+# --- packages -------------------------------------------------------------------------------------
+missing=()
+for pkg in openssh-server openssh-client python3-venv; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log_step "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt_opts=(-y -q -o DPkg::Lock::Timeout=600)
+    if ! apt-get install "${apt_opts[@]}" "${missing[@]}"; then
+        log_step "install failed without an index update: running apt-get update"
+        apt-get update -q -o DPkg::Lock::Timeout=600
+        apt-get install "${apt_opts[@]}" "${missing[@]}"
+    fi
+fi
+[ -x "$sshd_bin" ] || { echo "10-sshd.sh: $sshd_bin missing after install" >&2; exit 1; }
+
+# --- the account playing the cluster user ---------------------------------------------------------
+if ! id "$user" >/dev/null 2>&1; then
+    log_step "creating account $user"
+    useradd --create-home --home-dir "$home" --shell /bin/bash "$user"
+fi
+# useradd leaves the password locked ('!'), which sshd with UsePAM no refuses even for keys.
+if [ "$(getent shadow "$user" | cut -d: -f2)" != "*" ]; then
+    usermod -p '*' "$user"
+fi
+group=$(id -gn "$user")
+
+# Run a command as the account with a clean environment (nothing of root's, e.g. pyenv) in its home.
+as_user() {
+    runuser -u "$user" -- env -i -C "$home" HOME="$home" USER="$user" LOGNAME="$user" SHELL=/bin/bash \
+        PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "$@"
+}
+
+if ! as_user "$remote_python" -c 'import cloudpickle, numpy' >/dev/null 2>&1; then
+    if [ ! -x "$remote_python" ]; then
+        log_step "creating $home/venv"
+        as_user /usr/bin/python3 -m venv "$home/venv"
+    fi
+    log_step "installing cloudpickle and numpy into $home/venv"
+    as_user "$remote_python" -m pip install --quiet --disable-pip-version-check cloudpickle numpy
+fi
+
+# venv first on PATH. ~/.bashrc: sshd runs a remote command as `bash -c CMD`, which reads ~/.bashrc;
+# Debian's ~/.bashrc returns at once for non-interactive shells, so the line must come first.
+# ~/.profile: login shells (bash -l); it sources ~/.bashrc, hence the guard against a double entry.
+marker="# expyre test services: the account's venv first on PATH"
+path_line='case ":$PATH:" in *":$HOME/venv/bin:"*) ;; *) PATH="$HOME/venv/bin:$PATH"; export PATH ;; esac'
+for rc in "$home/.bashrc" "$home/.profile"; do
+    [ -e "$rc" ] || { touch "$rc"; chown "$user:$group" "$rc"; }
+    if ! grep -qF "$marker" "$rc"; then
+        tmp=$(mktemp "$rc.XXXXXX")
+        if [ "$rc" = "$home/.bashrc" ]; then
+            { echo "$marker"; echo "$path_line"; echo; cat "$rc"; } > "$tmp"
+        else
+            { cat "$rc"; echo; echo "$marker"; echo "$path_line"; } > "$tmp"
+        fi
+        chmod 644 "$tmp"
+        chown "$user:$group" "$tmp"
+        mv "$tmp" "$rc"
+    fi
+done
+
+# --- keys -----------------------------------------------------------------------------------------
+for type in ed25519 rsa; do
+    key=$state/ssh_host_${type}_key
+    if [ ! -s "$key" ] || [ ! -s "$key.pub" ]; then
+        rm -f "$key" "$key.pub"
+        ssh-keygen -q -t "$type" -N '' -C "expyre-test-sshd-host" -f "$key"
+    fi
+    chmod 600 "$key"
+done
+host_pubs=("$state/ssh_host_ed25519_key.pub" "$state/ssh_host_rsa_key.pub")
+if [ ! -s "$client_key" ] || [ ! -s "$client_key.pub" ]; then
+    rm -f "$client_key" "$client_key.pub"
+    ssh-keygen -q -t ed25519 -N '' -C "expyre-test-client" -f "$client_key"
+fi
+chmod 600 "$client_key"
+
+install -d -m 700 -o "$user" -g "$group" "$home/.ssh"
+auth=$home/.ssh/authorized_keys
+client_pub=$(cat "$client_key.pub")
+if [ ! -f "$auth" ] || ! grep -qxF "$client_pub" "$auth"; then
+    echo "$client_pub" >> "$auth"
+fi
+chown "$user:$group" "$auth"
+chmod 600 "$auth"
+
+# --- sshd -----------------------------------------------------------------------------------------
+sshd_alive() {
+    local pid
+    [ -s "$pid_file" ] || return 1
+    pid=$(cat "$pid_file")
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$config"
+}
+port_open() { (exec 5<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+port=$(cat "$state/port" 2>/dev/null || true)
+if ! [[ "$port" =~ ^[0-9]+$ ]] || { ! sshd_alive && port_open "$port"; }; then
+    # First run, or our sshd is down and something else took the port: choose a new one.
+    port=$(free_port)
+    echo "$port" > "$state/port"
+fi
+
+new_config=$(cat <<EOF
+# Private sshd for expyre's integration tests (written by tests/services/10-sshd.sh).
+Port $port
+ListenAddress 127.0.0.1
+HostKey $state/ssh_host_ed25519_key
+HostKey $state/ssh_host_rsa_key
+PidFile $pid_file
+AuthorizedKeysFile .ssh/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PermitRootLogin no
+AllowUsers $user
+StrictModes yes
+Subsystem sftp internal-sftp
+LogLevel INFO
+MaxSessions 100
+MaxStartups 100:30:200
+MaxAuthTries 10
+PrintMotd no
+UseDNS no
+X11Forwarding no
+EOF
+)
+if [ ! -f "$config" ] || [ "$(cat "$config")" != "$new_config" ]; then
+    echo "$new_config" > "$config"
+    chmod 600 "$config"
+    if sshd_alive; then
+        log_step "config changed: restarting sshd"
+        kill "$(cat "$pid_file")"
+        for _ in $(seq 100); do sshd_alive || break; sleep 0.1; done
+    fi
+fi
+mkdir -p /run/sshd  # privilege separation directory (sshd -t needs it too)
+chmod 755 /run/sshd
+"$sshd_bin" -t -f "$config"
+if ! sshd_alive; then
+    log_step "starting sshd on 127.0.0.1:$port"
+    rm -f "$pid_file"
+    "$sshd_bin" -f "$config" -E "$log" </dev/null >/dev/null 2>&1 3>&- 9>&-
+    for _ in $(seq 100); do port_open "$port" && break; sleep 0.1; done
+fi
+
+# --- check it with the OpenSSH client -------------------------------------------------------------
+: > "$known_hosts_check.tmp"
+for pub in "${host_pubs[@]}"; do
+    read -r ktype kdata _ < "$pub"
+    echo "[127.0.0.1]:$port $ktype $kdata" >> "$known_hosts_check.tmp"
+done
+mv "$known_hosts_check.tmp" "$known_hosts_check"
+
+if ! version=$(ssh -F /dev/null -i "$client_key" -p "$port" -o IdentitiesOnly=yes -o BatchMode=yes \
+        -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$known_hosts_check" -o ConnectTimeout=20 \
+        "$user@127.0.0.1" 'python3 -c "import cloudpickle, numpy; print(numpy.__version__)"' </dev/null); then
+    echo "10-sshd.sh: login to $user@127.0.0.1:$port with the client key failed; sshd log:" >&2
+    tail -n 30 "$log" >&2 || true
+    exit 1
+fi
+log_step "ok: $user@127.0.0.1:$port, remote numpy $version"
+
+{
+    echo "SSHD_HOST=127.0.0.1"
+    echo "SSHD_PORT=$port"
+    echo "SSHD_USER=$user"
+    echo "SSHD_HOME=$home"
+    echo "SSHD_CLIENT_KEY=$client_key"
+    echo "SSHD_HOST_KEYS=${host_pubs[*]}"
+    echo "SSHD_CONFIG=$config"
+    echo "SSHD_PID_FILE=$pid_file"
+    echo "SSHD_BIN=$sshd_bin"
+    echo "SSHD_LOG=$log"
+    echo "SSHD_REMOTE_PYTHON=$remote_python"
+} >&3
