@@ -1,11 +1,12 @@
 """Create, start and gather N tiny jobs on a system; print per-job times.
 
-    python benchmarks/bench_jobs.py [-n 100] [--system NAME]
+    python benchmarks/bench_jobs.py [-n 100] [--system NAME | --host HOST [--scheduler direct]]
 
-Without ``--system`` it runs in a temporary expyre root on a direct-scheduler system of this
-machine (twice: jobs running in their stage directories, and with a run directory so that
-files are really copied out and back). With ``--system`` it uses the configured system of that
-name from the usual config files.
+Without options it runs in a temporary expyre root on a direct-scheduler system of this machine
+(twice: jobs running in their stage directories, and with a run directory so that files are
+really copied out and back). ``--host`` runs on that SSH host (as ``ssh HOST`` would reach it)
+through the ``ssh`` transport, with ``--scheduler`` (default direct) and ``--partition``.
+``--system`` uses a configured system from the usual config files.
 """
 from __future__ import annotations
 
@@ -22,11 +23,12 @@ def tiny(i):
     return i * i
 
 
-def run(n: int, system_name: str) -> dict:
+def run(n: int, system_name: str, pause: float = 0.0) -> dict:
     from expyre import plugins
     from expyre.func import ExPyRe
-
+    from expyre.transports import ssh
     counts = {"status": 0, "transfer_get": 0}
+    connections_before = ssh.connections_opened
     real_status, real_transfer = plugins.status, plugins.transfer
 
     def count_status(*args, **kwargs):
@@ -51,22 +53,26 @@ def run(n: int, system_name: str) -> dict:
         create.append(t1 - t0)
         start.append(t2 - t1)
         jobs.append(xpr)
-    # wait until every job has finished remotely, then time gathering all of them
+        time.sleep(pause)
+    # wait until every job has finished on the host, asking the scheduler directly (nothing is
+    # recorded or copied back), then time gathering all of them
+    from expyre import RemoteJob, config
+    system = config.systems[system_name]
+    remote_jobs = [RemoteJob(j.remote_id, j.remote_dir, j.id) for j in jobs]
     deadline = time.time() + 600
-    from expyre import config
     while time.time() < deadline:
-        jobs[-1].sync_remote_results_status()
-        if all(config.db.get(j.id)["remote_status"] in ("done", "failed") or
-               config.db.get(j.id)["status"] in ("succeeded", "failed") for j in jobs):
+        states = real_status(system.scheduler, remote_jobs, system.shell)
+        if all(state in ("done", "failed") for state in states.values()):
             break
         time.sleep(0.5)
-    counts["status"] = 0
+    counts["status"] = counts["transfer_get"] = 0
     t0 = time.perf_counter()
     results = [xpr.get_results(quiet=True, check_interval=0.5)[0] for xpr in jobs]
     gather = time.perf_counter() - t0
     assert results == [i * i for i in range(n)]
     plugins.status, plugins.transfer = real_status, real_transfer
-    return {"create": create, "start": start, "gather": gather, **counts}
+    return {"create": create, "start": start, "gather": gather,
+            "connections": ssh.connections_opened - connections_before, **counts}
 
 
 def report(label: str, n: int, figures: dict) -> None:
@@ -75,31 +81,47 @@ def report(label: str, n: int, figures: dict) -> None:
     print(f"  create  median {med(figures['create']) * 1e3:7.2f} ms/job")
     print(f"  start   median {med(figures['start']) * 1e3:7.2f} ms/job")
     print(f"  gather  {figures['gather']:.3f} s for all {n} finished jobs "
-          f"({figures['gather'] / n * 1e3:.2f} ms/job; {figures['status']} status queries)")
+          f"({figures['gather'] / n * 1e3:.2f} ms/job; {figures['status']} status queries, "
+          f"{figures['transfer_get']} transfers back)")
+    print(f"  SSH connections opened: {figures['connections']}")
 
 
-def local_config(root: Path, rundir) -> None:
-    system = {"host": None, "scheduler": "direct",
-              "partitions": {"regular": {"num_cores": os.cpu_count(), "max_time": "1h"}}}
+def write_config(root: Path, host=None, rundir=None, scheduler="direct", partition="regular") -> None:
+    system = {"host": host, "scheduler": scheduler,
+              "partitions": {partition: {"num_cores": os.cpu_count(), "max_time": "1h"}}}
     if rundir:
-        system["rundir"] = str(root / "rundir")
+        system["rundir"] = rundir
     (root / "config.json").write_text(json.dumps({"systems": {"bench": system}}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, default=100, help="number of jobs (default 100)")
-    parser.add_argument("--system", help="configured system to use instead of temporary local ones")
+    parser.add_argument("--system", help="configured system to use instead of temporary ones")
+    parser.add_argument("--host", help="SSH host to run on (with a temporary config)")
+    parser.add_argument("--scheduler", default="direct", help="scheduler for --host (default direct)")
+    parser.add_argument("--partition", default="regular", help="partition for --host (default regular)")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds between starts, so that jobs running on this same machine (direct "
+                             "scheduler) do not slow the next start down (default 0)")
     args = parser.parse_args()
     from expyre import config
     if args.system:
-        report(f"system {args.system}", args.n, run(args.n, args.system))
+        report(f"system {args.system}", args.n, run(args.n, args.system, args.pause))
         return
-    for label, rundir in (("direct, jobs run in stage dirs", False), ("direct, with run directory (copies)", True)):
+    if args.host:
+        cases = [(f"{args.scheduler} on {args.host} over ssh", dict(host=args.host, scheduler=args.scheduler,
+                                                                    partition=args.partition))]
+    else:
+        cases = [("direct, jobs run in stage dirs", {}), ("direct, with run directory (copies)", {"rundir": "rundir"})]
+    for label, system in cases:
         with tempfile.TemporaryDirectory() as tmp:
-            local_config(Path(tmp), rundir)
+            if system.get("rundir"):
+                system["rundir"] = str(Path(tmp) / "rundir")
+            write_config(Path(tmp), **system)
             config.init(tmp)
-            report(label, args.n, run(args.n, "bench"))
+            report(label + (f", {args.pause} s between starts" if args.pause else ""), args.n,
+                   run(args.n, "bench", args.pause))
 
 
 if __name__ == "__main__":

@@ -222,10 +222,11 @@ def transfer(transport, shell, direction, pairs):
     shell: expyre.Shell
         the shell this transport's ``open_shell`` handed out for the system
     direction: str
-        ``"put"``: copy the contents of each local directory into its remote directory, which
-        already exists; ``"get"``: copy the files of each remote directory into its local
-        directory, skipping files whose size and modification time already match, and
-        deleting nothing
+        ``"put"``: create each remote directory (and its parents) and copy the contents of its
+        local directory into it; a remote directory that already exists is an error and nothing
+        is copied into it, and a directory whose copy fails is removed again; ``"get"``: copy
+        into each local directory the files of its remote directory that were created or
+        changed since the job was staged (a transport may copy more), deleting nothing
     pairs: list(tuple(pathlib.Path, str))
         ``(local_dir, remote_dir)`` for each job; ``remote_dir`` is absolute or relative to
         the remote home

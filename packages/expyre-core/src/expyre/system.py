@@ -8,13 +8,12 @@ and remove remote directories. It opens its transport's shell once and reuses it
 from __future__ import annotations
 
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import plugins
-from .hooktypes import CommandResult, JobSpec, RemoteCommandError, RemoteJob, Shell, quote
+from .hooktypes import CommandResult, JobSpec, RemoteJob, Shell, quote
 
 
 class NonRepeatingShell:
@@ -145,28 +144,13 @@ class System:
                 self._shell = None
 
     def stage_out(self, stage_dir: Path, remote_dir: str) -> None:
-        """Create the job's remote directory (refused if it exists) and copy the stage directory there.
+        """Create the job's remote directory and copy the stage directory there, in one transfer.
 
-        On failure nothing is left behind: a directory this call created is removed again.
+        The directory must not exist yet; if anything fails, the transport leaves nothing behind.
         """
         if self.runs_in_stage_dir:
             return
-        parent, _, _ = remote_dir.rpartition("/")
-        make = f"mkdir -p {quote(parent)} && mkdir {quote(remote_dir)}" if parent else f"mkdir {quote(remote_dir)}"
-        result = self.shell.run(make, check=False)
-        if result.returncode != 0:
-            raise RemoteCommandError(self.host, result,
-                                     f"cannot create the job directory '{remote_dir}' on system '{self.name}'"
-                                     " (it must not exist yet)")
-        try:
-            plugins.transfer(self.transport, self.shell, "put", [(Path(stage_dir), remote_dir)])
-        except BaseException:
-            try:
-                self.remove_remote_dirs([remote_dir])
-            except Exception as exc:
-                warnings.warn(f"could not remove the partly copied job directory '{remote_dir}' on system "
-                              f"'{self.name}': {exc}", RuntimeWarning, stacklevel=2)
-            raise
+        plugins.transfer(self.transport, self.shell, "put", [(Path(stage_dir), remote_dir)])
 
     def submit(self, job: JobSpec, script: str) -> str:
         """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id.

@@ -61,6 +61,20 @@ def _copy_changed(src_dir: Path, dest_dir: Path) -> None:
             shutil.copy2(src, dest)
 
 
+def put(local_dir: Path, remote: Path) -> None:
+    """Create ``remote`` (which must not exist) and copy the contents of ``local_dir`` into it."""
+    remote.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        remote.mkdir()
+    except FileExistsError:
+        raise FileExistsError(f"job directory '{remote}' already exists; nothing was copied into it") from None
+    try:
+        shutil.copytree(local_dir, remote, dirs_exist_ok=True, symlinks=True)
+    except BaseException:
+        shutil.rmtree(remote, ignore_errors=True)
+        raise
+
+
 @hookimpl
 def expyre_transports():
     return [NAME]
@@ -80,7 +94,7 @@ def transfer(transport, shell, direction, pairs):
     for local_dir, remote_dir in pairs:
         remote = resolve(remote_dir)
         if direction == "put":
-            shutil.copytree(local_dir, remote, dirs_exist_ok=True, symlinks=True)
+            put(Path(local_dir), remote)
         elif remote.is_dir():
             _copy_changed(remote, Path(local_dir))
     return True

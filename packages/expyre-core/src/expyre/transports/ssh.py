@@ -139,6 +139,7 @@ class Connection:
             client.close()
             raise
         transport = client.get_transport()
+        _no_delay(transport.sock)
         if spec.server_alive_interval > 0:
             transport.set_keepalive(int(spec.server_alive_interval))
         self.client = client
@@ -172,6 +173,14 @@ class Connection:
         for jump in reversed(self._jumps):
             jump.close()
         self._jumps = []
+
+
+def _no_delay(sock) -> None:
+    """Send small writes at once: a command and its input would otherwise wait out delayed ACKs."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError):  # a proxy command's pipe or a jump channel: not a TCP socket
+        pass
 
 
 def _tunnel(through: Connection, spec: ConnectSpec):
@@ -303,14 +312,17 @@ class SSHShell:
                 self._drop_channel()
                 self._open_channel()
             stdin = f"head -c {input_size}" if (input is not None or input_file is not None) else "cat /dev/null"
-            wrapped = (f"{stdin} | ( cd && eval {quote(command)} ) 2>\"$__xpr_err\"; "
+            wrapped = (f"{stdin} | {{ ( cd && eval {quote(command)} ) 2>\"$__xpr_err\"; __xpr_rc=$?; "
+                       f"cat > /dev/null; exit $__xpr_rc; }}; "
                        f"printf '\\n%s %d %d\\n' {self._token} $? $(wc -c < \"$__xpr_err\"); cat \"$__xpr_err\"\n")
             channel = self._channel
-            channel.sendall(wrapped.encode())
-            sent = True
             if input is not None:
-                channel.sendall(input)
-            elif input_file is not None:
+                channel.sendall(wrapped.encode() + input)
+                sent = True
+            else:
+                channel.sendall(wrapped.encode())
+                sent = True
+            if input_file is not None:
                 for block in iter(lambda: input_file.read(1 << 20), b""):
                     channel.sendall(block)
             return self._read_answer(timeout)

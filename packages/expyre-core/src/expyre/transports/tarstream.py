@@ -1,7 +1,7 @@
 """Job directories as tar streams, for transports that reach the host through a command channel.
 
-``put``: the local directories are packed into tar archives here and unpacked on the host by
-``tar -x`` reading them from the command's standard input, all jobs in one command.
+``put``: the local directories are packed into tar archives here; one command on the host creates
+each job directory and unpacks its archive with ``tar -x`` from the command's standard input.
 ``get``: one command on the host packs, for every job directory, the files created or changed
 since the job was submitted (newer than its job script), and prints them as length-prefixed tar
 archives one after the other; they are unpacked here. Either way one round trip moves a whole
@@ -42,15 +42,21 @@ def archive_size(archive: IO[bytes]) -> int:
 
 
 def put_command(remote_dirs_and_sizes: Sequence[Tuple[str, int]], stdin_is_shared: bool) -> str:
-    """The command that unpacks archives from standard input into each remote directory.
+    """The command that creates each remote directory and unpacks its archive from standard input.
 
-    With ``stdin_is_shared`` (a long-lived shell reading its commands from the same stream),
-    each ``tar`` reads exactly its archive's bytes through ``head -c``.
+    A directory that already exists is an error (nothing is copied into it); a directory whose
+    unpacking fails is removed again. With ``stdin_is_shared`` (a long-lived shell reading its
+    commands from the same stream) each archive is read as exactly its size in bytes, and what a
+    failed ``tar`` left unread is drained, so that no byte of an archive is ever read as a command.
     """
     steps = []
     for remote_dir, size in remote_dirs_and_sizes:
-        reader = f"head -c {int(size)} | " if stdin_is_shared else ""
-        steps.append(f"{reader}tar -xf - -C {quote(remote_dir)}")
+        parent = remote_dir.rpartition("/")[0]
+        make = f"mkdir -p {quote(parent)} && mkdir {quote(remote_dir)}" if parent else f"mkdir {quote(remote_dir)}"
+        unpack = f"tar -xf - -C {quote(remote_dir)}"
+        if stdin_is_shared:
+            unpack = f"head -c {int(size)} | {{ {unpack}; __xpr_r=$?; cat > /dev/null; exit $__xpr_r; }}"
+        steps.append(f"{make} && {{ {unpack} || {{ rm -rf {quote(remote_dir)}; exit 1; }}; }}")
     return " && ".join(steps)
 
 
