@@ -228,7 +228,7 @@ def cli_create_job(from_dir, system, job_id, name):
             raise click.UsageError(f"cannot take an id from {from_dir.name!r} (not 'run_<id>'): give --id")
         job_id = from_dir.name[len("run_"):]
     if name is None:
-        name = re.sub(r"_[A-Za-z0-9_\-]{43}=_[^_]+$", "", job_id)
+        name = re.sub(r"_[A-Za-z0-9_\-]{43}=_.{8}$", "", job_id)
     config.db.add(job_id, name=name, from_dir=str(from_dir.resolve()), status="created", system=system,
                   remote_id="NA", remote_status="unknown")
     click.echo(f"created {job_id} (name {name}) on {system}", err=True)
