@@ -264,3 +264,30 @@ def test_unreachable_host_is_a_clear_error(expyre_config, ssh_client_setup, isol
     with pytest.raises(ConnectionLostError, match=r"cannot reach xpr-cluster@127\.0\.0\.1:1 after 2 tries"):
         xpr.start(resources=SEED_RESOURCES, system_name="remote")
     assert config.db.get(xpr.id)["status"] == "created"
+
+
+def _add_host(isolated_home, sshd, alias, extra):
+    config = isolated_home / ".ssh" / "config"
+    config.write_text(config.read_text() + f"\nHost {alias}\n    HostName 127.0.0.1\n    Port {sshd.port}\n"
+                      f"    User {sshd.user}\n    IdentityFile {sshd.client_key}\n    IdentitiesOnly yes\n"
+                      f"    {extra}\n")
+
+
+def test_proxy_jump_through_the_cluster_itself(expyre_config, ssh_client_setup, sshd, isolated_home):
+    _add_host(isolated_home, sshd, "inner", "ProxyJump cluster")
+    opened = ssh_transport.connections_opened
+    config = expyre_config({"remote": cluster_system("inner")})
+    xpr = ExPyRe("jumped", function=abs, args=[-11])
+    xpr.start(resources=SEED_RESOURCES, system_name="remote")
+    assert xpr.get_results(**FAST)[0] == 11
+    assert ssh_transport.connections_opened - opened == 2  # the jump host, then the host through it
+    assert config.db.get(xpr.id)["status"] == "succeeded"
+
+
+def test_proxy_command(expyre_config, ssh_client_setup, sshd, isolated_home):
+    _add_host(isolated_home, sshd, "proxied",
+              f"ProxyCommand ssh -F {isolated_home}/.ssh/config -o BatchMode=yes -W %h:%p cluster")
+    expyre_config({"remote": cluster_system("proxied")})
+    xpr = ExPyRe("proxied", function=abs, args=[-12])
+    xpr.start(resources=SEED_RESOURCES, system_name="remote")
+    assert xpr.get_results(**FAST)[0] == 12
