@@ -151,19 +151,26 @@ def cli_rm(ctx, id, name, status, system, yes, clean):
         click.echo(f"removed {xpr.id}", err=True)
 
 
-@cli.command("cancel")
-@selection_options(status_default="ongoing")
-@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
-@domain_errors
-def cli_cancel(id, name, status, system, yes):
-    """Cancel queued or running jobs (jobs that are still ongoing unless selected)."""
-    from .func import ExPyRe
-    for xpr in ExPyRe.from_jobsdb(select_jobs(id, name, status, system)):
-        if xpr.remote_id is None:
-            continue
-        if _confirm(f"cancel job {xpr.id} ({xpr.remote_id} on {xpr.system_name})?", yes):
-            xpr.cancel()
-            click.echo(f"cancelled {xpr.id}", err=True)
+def _scheduler_command(action: str, past: str, help_text: str):
+    @cli.command(action, help=help_text)
+    @selection_options(status_default="ongoing")
+    @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
+    @domain_errors
+    def command(id, name, status, system, yes):
+        from .func import ExPyRe
+        for xpr in ExPyRe.from_jobsdb(select_jobs(id, name, status, system)):
+            if xpr.remote_id is None:
+                continue
+            if _confirm(f"{action} job {xpr.id} ({xpr.remote_id} on {xpr.system_name})?", yes):
+                getattr(xpr, action)()
+                click.echo(f"{past} {xpr.id}", err=True)
+    return command
+
+
+cli_cancel = _scheduler_command("cancel", "cancelled",
+                                "Cancel queued or running jobs (jobs that are still ongoing unless selected).")
+cli_hold = _scheduler_command("hold", "held", "Hold queued jobs in the queue until they are released.")
+cli_release = _scheduler_command("release", "released", "Release held jobs.")
 
 
 # --------------------------------------------------------------------------- sync

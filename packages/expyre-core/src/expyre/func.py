@@ -478,15 +478,26 @@ class ExPyRe:
 
     def cancel(self, verbose: bool = False) -> None:
         """Cancel the job if it is queued or running (``get_results`` then raises ExPyReJobDiedError)."""
+        self._scheduler_action("cancel", verbose)
+
+    def hold(self, verbose: bool = False) -> None:
+        """Hold the job in the queue (its remote status becomes ``held``) until :meth:`release`."""
+        self._scheduler_action("hold", verbose)
+
+    def release(self, verbose: bool = False) -> None:
+        """Release a held job."""
+        self._scheduler_action("release", verbose)
+
+    def _scheduler_action(self, action: str, verbose: bool) -> None:
         if self.remote_id is None or self.system_name is None:
             return
         if self.status not in ("submitting", "submitted", "started"):
             return
         system = _system(self.system_name)
         remote_dir = self.remote_dir or system.job_remote_dir(self.stage_dir)
-        system.cancel([RemoteJob(self.remote_id, remote_dir, self.id)])
+        getattr(system, action)([RemoteJob(self.remote_id, remote_dir, self.id)])
         if verbose:
-            sys.stderr.write(f"cancelled {self.id} ({self.remote_id} on {self.system_name})\n")
+            sys.stderr.write(f"{action}: {self.id} ({self.remote_id} on {self.system_name})\n")
 
     def clean(self, wipe: bool = False, dry_run: bool = False, remote_only: bool = False,
               verbose: bool = False) -> None:

@@ -163,6 +163,44 @@ def cancel(scheduler, jobs, shell):
 
 
 @hookspec(firstresult=True)
+def hold(scheduler, jobs, shell):
+    """Hold queued jobs: they stay in the queue and do not start until released.
+
+    Called by ``ExPyRe.hold`` and ``xpr hold``.
+
+    Parameters
+    ----------
+    scheduler: str
+    jobs: list(expyre.RemoteJob)
+    shell: expyre.Shell
+
+    Returns
+    -------
+    bool or None
+        True once the requests were made; None if ``scheduler`` is not this plugin's
+    """
+
+
+@hookspec(firstresult=True)
+def release(scheduler, jobs, shell):
+    """Release held jobs, so that they can start.
+
+    Called by ``ExPyRe.release`` and ``xpr release``.
+
+    Parameters
+    ----------
+    scheduler: str
+    jobs: list(expyre.RemoteJob)
+    shell: expyre.Shell
+
+    Returns
+    -------
+    bool or None
+        True once the requests were made; None if ``scheduler`` is not this plugin's
+    """
+
+
+@hookspec(firstresult=True)
 def find_submitted(scheduler, job, shell):
     """Find the scheduler's ids of jobs already submitted for ``job``.
 

@@ -251,6 +251,16 @@ def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> None:
                 "scheduler", scheduler, "cancel")
 
 
+def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> None:
+    if jobs:
+        _answer(_hook().hold(scheduler=scheduler, jobs=list(jobs), shell=shell), "scheduler", scheduler, "hold")
+
+
+def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> None:
+    if jobs:
+        _answer(_hook().release(scheduler=scheduler, jobs=list(jobs), shell=shell), "scheduler", scheduler, "release")
+
+
 def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> List[str]:
     return list(_answer(_hook().find_submitted(scheduler=scheduler, job=job, shell=shell),
                         "scheduler", scheduler, "find_submitted"))

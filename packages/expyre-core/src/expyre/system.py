@@ -172,6 +172,14 @@ class System:
         """Cancel ``jobs``."""
         plugins.cancel(self.scheduler, jobs, self.shell)
 
+    def hold(self, jobs: Sequence[RemoteJob]) -> None:
+        """Hold queued ``jobs``."""
+        plugins.hold(self.scheduler, jobs, self.shell)
+
+    def release(self, jobs: Sequence[RemoteJob]) -> None:
+        """Release held ``jobs``."""
+        plugins.release(self.scheduler, jobs, self.shell)
+
     def fetch(self, pairs: Sequence[Tuple[Path, str]]) -> None:
         """Copy the remote job directories back into their stage directories, in one batch."""
         if self.runs_in_stage_dir:
