@@ -4,12 +4,12 @@ as the account ``xpr-cluster``."""
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from workflows import check_restart
 
 from expyre import ConnectionLostError
 from expyre.func import ExPyRe
@@ -110,35 +110,8 @@ def test_remote_exception_and_output_files_over_ssh(remote):
     assert Path("produced.txt").read_text() == "from the host\n"
 
 
-RESTART_SCRIPT = textwrap.dedent("""
-    import os, signal, time
-    from expyre.func import ExPyRe
-
-    def slow_square(x):
-        time.sleep(3)
-        return x * x
-
-    xpr = ExPyRe("restartable", function=slow_square, args=[12])
-    xpr.start(resources={"max_time": "1h", "num_nodes": 1, "partitions": "regular"}, system_name="remote")
-    print("JOB", xpr.id, xpr.recreated, flush=True)
-    if os.environ.get("DIE_AFTER_START"):
-        os.kill(os.getpid(), signal.SIGKILL)
-    print("RESULT", xpr.get_results(check_interval=0.5, quiet=True)[0], flush=True)
-""")
-
-
 def test_restart_across_processes_over_ssh(remote, tmp_path):
-    script = tmp_path / "workflow.py"
-    script.write_text(RESTART_SCRIPT)
-    run = lambda **env: subprocess.run([sys.executable, str(script)], capture_output=True, text=True,  # noqa: E731
-                                       timeout=120, env=dict(os.environ, **env))
-    first = run(DIE_AFTER_START="1")
-    assert first.returncode == -9, first.stderr
-    job_id = first.stdout.split()[1]
-    second = run()
-    assert second.returncode == 0, second.stderr
-    assert f"JOB {job_id} True" in second.stdout and "RESULT 144" in second.stdout
-    assert [r["id"] for r in remote.db.jobs()] == [job_id]
+    check_restart(tmp_path / "workflow.py", remote.db)
 
 
 def test_xpr_rm_clean_removes_remote_directory(remote, sshd):

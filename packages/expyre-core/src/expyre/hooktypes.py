@@ -121,6 +121,16 @@ class RemoteCommandError(RuntimeError):
         super().__init__(message)
 
 
+def command_result(host: Optional[str], command: str, returncode: int, stdout: bytes, stderr: bytes,
+                   check: bool) -> CommandResult:
+    """The :class:`CommandResult` of a finished command; raises :class:`RemoteCommandError` if
+    ``check`` and it failed. For transport authors, whose ``Shell.run`` ends with this."""
+    result = CommandResult(command, returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+    if check and returncode != 0:
+        raise RemoteCommandError(host, result)
+    return result
+
+
 class ConnectionLostError(RuntimeError):
     """The transport could not reach the host, or lost it, and the operation's outcome is unknown."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..hookspecs import hookimpl
-from ..hooktypes import CommandResult, RemoteCommandError
+from ..hooktypes import CommandResult, command_result
 
 NAME = "local"
 
@@ -27,11 +27,7 @@ class LocalShell:
             check: bool = True, idempotent: bool = True) -> CommandResult:
         proc = subprocess.run(["bash", "-c", command], input=input, capture_output=True,
                               timeout=timeout, cwd=Path.home())
-        result = CommandResult(command, proc.returncode, proc.stdout.decode(errors="replace"),
-                               proc.stderr.decode(errors="replace"))
-        if check and result.returncode != 0:
-            raise RemoteCommandError(None, result)
-        return result
+        return command_result(None, command, proc.returncode, proc.stdout, proc.stderr, check)
 
     def close(self) -> None:
         pass

@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from pathlib import Path
 from typing import List, Optional
 
 from ..hookspecs import hookimpl
-from ..hooktypes import CommandResult, ConnectionLostError, RemoteCommandError, quote
+from ..hooktypes import CommandResult, ConnectionLostError, command_result, quote
 from . import tarstream
 
 NAME = "openssh"
@@ -37,13 +36,14 @@ class OpenSSHShell:
     def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
             check: bool = True, idempotent: bool = True) -> CommandResult:
         returncode, stdout, stderr = self.run_bytes(command, input=input, timeout=timeout, idempotent=idempotent)
-        result = CommandResult(command, returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
-        if check and returncode != 0:
-            raise RemoteCommandError(self.host, result)
-        return result
+        return command_result(self.host, command, returncode, stdout, stderr, check)
 
-    def run_bytes(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
-                  idempotent: bool = True):
+    def run_bytes(self, command: str, *, input: Optional[bytes] = None, input_file=None, input_size: int = 0,
+                  timeout: Optional[float] = None, idempotent: bool = True):
+        """Run ``command``; its standard input is ``input`` or ``input_size`` bytes of ``input_file``."""
+        if input_file is not None:
+            input_file.seek(0)
+            input = input_file.read(input_size)
         proc = subprocess.run(self.argv(command), input=input if input is not None else b"", capture_output=True,
                               timeout=timeout)
         if proc.returncode == SSH_FAILED and b"\n" not in proc.stdout:
@@ -94,20 +94,7 @@ def transfer(transport, shell, direction, pairs):
     if transport != NAME:
         return None
     if direction == "put":
-        for local_dir, remote_dir in pairs:
-            archive = tarstream.pack_directory(Path(local_dir))
-            command = tarstream.put_command([(remote_dir, 0)], stdin_is_shared=False)
-            status, _, stderr = shell.run_bytes(command, input=archive.read())
-            _check(shell, command, status, stderr, "copying job files to the host")
+        tarstream.put(shell, pairs)
     else:
-        command = tarstream.get_command([remote for _, remote in pairs])
-        status, stdout, stderr = shell.run_bytes(command)
-        _check(shell, command, status, stderr, "copying job results from the host")
-        for (local_dir, _), archive in zip(pairs, tarstream.split_get_output(stdout, len(pairs))):
-            tarstream.unpack(archive, Path(local_dir))
+        tarstream.get(shell, pairs)
     return True
-
-
-def _check(shell, command, status, stderr, what):
-    if status != 0:
-        raise RemoteCommandError(shell.host, CommandResult(command, status, "", stderr.decode(errors="replace")), what)

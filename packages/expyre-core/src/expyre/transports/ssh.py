@@ -15,7 +15,6 @@ it is idempotent; a command that is not (a submission) raises
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import socket
 import threading
@@ -26,7 +25,8 @@ from typing import Dict, List, Optional, Tuple
 import paramiko
 
 from ..hookspecs import hookimpl
-from ..hooktypes import CommandResult, ConnectionLostError, RemoteCommandError, quote
+from ..hooktypes import CommandResult, ConnectionLostError, command_result, quote
+from ..retry import retry_settings
 from . import sshconfig, tarstream
 from .sshconfig import ConnectSpec
 
@@ -39,17 +39,6 @@ connections_opened = 0
 
 class HostKeyError(RuntimeError):
     """The host's key is unknown or has changed; nothing was sent to it."""
-
-
-def retry_settings() -> Tuple[int, float]:
-    """``(tries, first wait in seconds)`` from ``EXPYRE_RETRY`` (default 3 tries, 5 s)."""
-    raw = os.environ.get("EXPYRE_RETRY", "3 5").split()
-    try:
-        tries = int(raw[0]) if raw else 3
-        wait = float(raw[1]) if len(raw) > 1 else 5.0
-    except ValueError:
-        raise ValueError(f"EXPYRE_RETRY must be '<tries> <seconds>', got {os.environ['EXPYRE_RETRY']!r}") from None
-    return max(tries, 1), max(wait, 0.0)
 
 
 # --------------------------------------------------------------------------- host keys
@@ -241,10 +230,7 @@ class SSHShell:
     def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
             check: bool = True, idempotent: bool = True) -> CommandResult:
         returncode, stdout, stderr = self.run_bytes(command, input=input, timeout=timeout, idempotent=idempotent)
-        result = CommandResult(command, returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
-        if check and returncode != 0:
-            raise RemoteCommandError(self.host, result)
-        return result
+        return command_result(self.host, command, returncode, stdout, stderr, check)
 
     def run_bytes(self, command: str, *, input: Optional[bytes] = None, input_file=None, input_size: int = 0,
                   timeout: Optional[float] = None, idempotent: bool = True) -> Tuple[int, bytes, bytes]:
@@ -386,48 +372,7 @@ def transfer(transport, shell, direction, pairs):
     if transport != NAME:
         return None
     if direction == "put":
-        put(shell, pairs)
+        tarstream.put(shell, pairs)
     else:
-        get(shell, pairs)
+        tarstream.get(shell, pairs)
     return True
-
-
-def put(shell: SSHShell, pairs) -> None:
-    """Copy each local directory's contents into its remote directory, in one command."""
-    archives = [tarstream.pack_directory(local_dir) for local_dir, _ in pairs]
-    try:
-        sizes = [tarstream.archive_size(a) for a in archives]
-        command = tarstream.put_command([(remote, size) for (_, remote), size in zip(pairs, sizes)],
-                                        stdin_is_shared=True)
-        joined = _concatenate(archives)
-        status, _, stderr = shell.run_bytes(command, input_file=joined, input_size=sum(sizes))
-        if status != 0:
-            raise RemoteCommandError(shell.host, CommandResult(command, status, "", stderr.decode(errors="replace")),
-                                     "copying job files to the host")
-    finally:
-        for archive in archives:
-            archive.close()
-
-
-def get(shell: SSHShell, pairs) -> None:
-    """Copy the new files of each remote directory into its local directory, in one command."""
-    command = tarstream.get_command([remote for _, remote in pairs])
-    status, stdout, stderr = shell.run_bytes(command)
-    if status != 0:
-        raise RemoteCommandError(shell.host, CommandResult(command, status, "", stderr.decode(errors="replace")),
-                                 "copying job results from the host")
-    for (local_dir, _), archive in zip(pairs, tarstream.split_get_output(stdout, len(pairs))):
-        tarstream.unpack(archive, Path(local_dir))
-
-
-def _concatenate(archives):
-    if len(archives) == 1:
-        return archives[0]
-    import tempfile
-    joined = tempfile.SpooledTemporaryFile(max_size=tarstream.SPOOL_LIMIT)
-    for archive in archives:
-        archive.seek(0)
-        for block in iter(lambda a=archive: a.read(1 << 20), b""):
-            joined.write(block)
-    joined.seek(0)
-    return joined

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import IO, List, Sequence, Tuple
 
-from ..hooktypes import quote
+from ..hooktypes import CommandResult, RemoteCommandError, quote
 from ..jobscript import JOB_SCRIPT_FILE
 
 #: Archives bigger than this are spooled to a temporary file instead of memory.
@@ -41,21 +42,21 @@ def archive_size(archive: IO[bytes]) -> int:
     return size
 
 
-def put_command(remote_dirs_and_sizes: Sequence[Tuple[str, int]], stdin_is_shared: bool) -> str:
+def put_command(remote_dirs_and_sizes: Sequence[Tuple[str, int]]) -> str:
     """The command that creates each remote directory and unpacks its archive from standard input.
 
-    A directory that already exists is an error (nothing is copied into it); a directory whose
-    unpacking fails is removed again. With ``stdin_is_shared`` (a long-lived shell reading its
-    commands from the same stream) each archive is read as exactly its size in bytes, and what a
-    failed ``tar`` left unread is drained, so that no byte of an archive is ever read as a command.
+    The archives follow each other on standard input; each is read as exactly its size in bytes
+    (``head -c`` never reads ahead), and what a failed ``tar`` left unread is drained, so that the
+    next archive starts where it should and, on a shell that reads its commands from the same
+    stream, no byte of an archive is ever read as a command. A directory that already exists is
+    an error (nothing is copied into it); a directory whose unpacking fails is removed again.
     """
     steps = []
     for remote_dir, size in remote_dirs_and_sizes:
         parent = remote_dir.rpartition("/")[0]
         make = f"mkdir -p {quote(parent)} && mkdir {quote(remote_dir)}" if parent else f"mkdir {quote(remote_dir)}"
-        unpack = f"tar -xf - -C {quote(remote_dir)}"
-        if stdin_is_shared:
-            unpack = f"head -c {int(size)} | {{ {unpack}; __xpr_r=$?; cat > /dev/null; exit $__xpr_r; }}"
+        unpack = (f"head -c {int(size)} | {{ tar -xf - -C {quote(remote_dir)}; __xpr_r=$?; "
+                  "cat > /dev/null; exit $__xpr_r; }")
         steps.append(f"{make} && {{ {unpack} || {{ rm -rf {quote(remote_dir)}; exit 1; }}; }}")
     return " && ".join(steps)
 
@@ -83,6 +84,46 @@ def split_get_output(output: bytes, count: int) -> List[bytes]:
         archives.append(output[start:start + size])
         position = start + size
     return archives
+
+
+def put(shell, pairs: Sequence[Tuple[Path, str]]) -> None:
+    """Copy each local directory into its (new) remote directory, in one command of ``shell``.
+
+    ``shell`` has ``run_bytes(command, input_file=, input_size=) -> (status, stdout, stderr)``.
+    """
+    archives = [pack_directory(Path(local_dir)) for local_dir, _ in pairs]
+    try:
+        sizes = [archive_size(a) for a in archives]
+        command = put_command([(remote, size) for (_, remote), size in zip(pairs, sizes)])
+        stream = archives[0] if len(archives) == 1 else _concatenate(archives)
+        status, _, stderr = shell.run_bytes(command, input_file=stream, input_size=sum(sizes))
+        _check(shell, command, status, stderr, "copying job files to the host")
+    finally:
+        for archive in archives:
+            archive.close()
+
+
+def get(shell, pairs: Sequence[Tuple[Path, str]]) -> None:
+    """Copy the new files of each remote directory into its local directory, in one command."""
+    command = get_command([remote for _, remote in pairs])
+    status, stdout, stderr = shell.run_bytes(command)
+    _check(shell, command, status, stderr, "copying job results from the host")
+    for (local_dir, _), archive in zip(pairs, split_get_output(stdout, len(pairs))):
+        unpack(archive, Path(local_dir))
+
+
+def _check(shell, command: str, status: int, stderr: bytes, what: str) -> None:
+    if status != 0:
+        raise RemoteCommandError(shell.host, CommandResult(command, status, "", stderr.decode(errors="replace")), what)
+
+
+def _concatenate(archives) -> IO[bytes]:
+    joined = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT)
+    for archive in archives:
+        archive.seek(0)
+        shutil.copyfileobj(archive, joined)
+    joined.seek(0)
+    return joined
 
 
 def unpack(archive: bytes, local_dir: Path) -> None:
