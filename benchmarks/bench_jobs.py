@@ -56,13 +56,13 @@ def run(n: int, system_name: str, pause: float = 0.0) -> dict:
         time.sleep(pause)
     # wait until every job has finished on the host, asking the scheduler directly (nothing is
     # recorded or copied back), then time gathering all of them
-    from expyre import RemoteJob, config
+    from expyre import FINISHED_REMOTE_STATES, RemoteJob, config
     system = config.systems[system_name]
     remote_jobs = [RemoteJob(j.remote_id, j.remote_dir, j.id) for j in jobs]
     deadline = time.time() + 600
     while time.time() < deadline:
         states = real_status(system.scheduler, remote_jobs, system.shell)
-        if all(state in ("done", "failed") for state in states.values()):
+        if all(state in FINISHED_REMOTE_STATES for state in states.values()):
             break
         time.sleep(0.5)
     counts["status"] = counts["transfer_get"] = 0

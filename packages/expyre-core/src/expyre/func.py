@@ -407,7 +407,7 @@ class ExPyRe:
             raise RuntimeError(f"job {self.id} has status {self.status}; its results are no longer available")
         if self.status in ("created", "submitting"):
             raise RuntimeError(f"job {self.id} has status {self.status}: call start() first")
-        timeout_s = time_to_sec(timeout) if timeout is not None else None
+        timeout_s = timeout if isinstance(timeout, (int, float)) or timeout is None else time_to_sec(timeout)
         deadline = time.monotonic() + timeout_s if timeout_s is not None and timeout_s > 0 else None
         progress = Progress(self.id, quiet=quiet)
         wait = min(0.25, check_interval)
@@ -455,7 +455,9 @@ class ExPyRe:
             results.raise_remote_exception(outcome, self.id)
         if outcome.kind == "load":
             results.raise_load_error(outcome, self.id)
-        raise ExPyReJobDiedError(f"job {self.id} failed outside the function: {outcome.message.strip()}\n"
+        row = config.db.get(self.id)
+        raise ExPyReJobDiedError(f"job {self.id} failed outside the function (remote status "
+                                 f"{row['remote_status'] if row else None}): {outcome.message.strip()}\n"
                                  f"job stdout: {job_stdout}\njob stderr: {job_stderr}")
 
     def _died(self, remote_status: str) -> None:

@@ -71,7 +71,7 @@ def _sync_system(system_name: str, rows: List[dict], force_fetch: bool, verbose:
     jobs = [remote_job(row) for row in rows]
     try:
         by_remote_id = system.status(jobs)
-    except (RemoteCommandError, ConnectionLostError, OSError) as exc:
+    except (RemoteCommandError, ConnectionLostError, TimeoutError, OSError) as exc:
         warnings.warn(f"status query on system '{system_name}' failed; its jobs are treated as still "
                       f"ongoing: {exc}", StatusQueryWarning, stacklevel=3)
         by_remote_id = {}

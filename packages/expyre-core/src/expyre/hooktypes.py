@@ -13,12 +13,13 @@ from typing import Optional, Protocol, Sequence, runtime_checkable
 #: States a scheduler plugin's ``status`` hook may report for a job.
 #:
 #: * ``queued``: waiting to run
-#: * ``held``: waiting, and will not run until released
+#: * ``held``: waiting or paused, and will not go on until released (held, suspended)
 #: * ``running``: running (or starting, or finishing)
 #: * ``done``: finished with exit code 0 as far as the scheduler knows
 #: * ``failed``: finished with an error, was cancelled, or lost its node
 #: * ``timeout``: killed because it ran past its wall time
-#: * ``other``: anything else the scheduler reports (suspended, in error state, ...)
+#: * ``other``: finished in some other way, or stuck in a state it will not leave by itself
+#:   (an error state); core treats it as finished and reads the job's own markers
 #: * ``unknown``: the scheduler could not be asked; core treats it as "still ongoing"
 REMOTE_STATES = ("queued", "held", "running", "done", "failed", "timeout", "other", "unknown")
 

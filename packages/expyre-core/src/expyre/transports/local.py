@@ -25,8 +25,11 @@ class LocalShell:
 
     def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
             check: bool = True, idempotent: bool = True) -> CommandResult:
-        proc = subprocess.run(["bash", "-c", command], input=input, capture_output=True,
-                              timeout=timeout, cwd=Path.home())
+        try:
+            proc = subprocess.run(["bash", "-c", command], input=input, capture_output=True,
+                                  timeout=timeout, cwd=Path.home())
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"command on this machine did not finish within {timeout} s: {command}") from None
         return command_result(None, command, proc.returncode, proc.stdout, proc.stderr, check)
 
     def close(self) -> None:
