@@ -1,0 +1,82 @@
+"""The ``#SBATCH`` header of a job script and the job's ``EXPYRE_NUM_*`` variables from Slurm."""
+from __future__ import annotations
+
+from typing import List
+
+from expyre import JobSpec
+from expyre.header import format_header_lines
+
+from .parse import directive_path, job_name
+
+#: The default header, as the seed's documentation gives it (the ``--time`` line is left out
+#: for a job without a wall time). Shown for reference; :func:`render_header` writes these lines
+#: with the job name made safe for Slurm and the output file names quoted where needed.
+DEFAULT_HEADER = (
+    "#SBATCH --job-name={id}",
+    "#SBATCH --partition={partition}",
+    "#SBATCH --time={max_time}",
+    "#SBATCH --output=job.{id}.stdout",
+    "#SBATCH --error=job.{id}.stderr",
+)
+
+
+def default_header(job: JobSpec) -> List[str]:
+    """The default lines: job name (the expyre id), partition, wall time, stdout and stderr files."""
+    lines = [f"#SBATCH --job-name={job_name(job.id)}"]
+    partition = job.node_dict.get("partition", job.partition)
+    if partition:
+        lines.append(f"#SBATCH --partition={partition}")
+    max_time = job.node_dict.get("max_time")
+    if max_time:
+        lines.append(f"#SBATCH --time={max_time}")
+    lines.append(f"#SBATCH --output={directive_path(job.stdout_file)}")
+    lines.append(f"#SBATCH --error={directive_path(job.stderr_file)}")
+    return lines
+
+
+def render_header(job: JobSpec) -> List[str]:
+    """The job script's header lines (after the ``#!`` line).
+
+    The default lines (unless ``job.no_default_header``), then ``job.header_lines`` (the
+    system's ``header``, the partition's ``header``, ``header_extra`` and ``EXPYRE_HEADER_EXTRA``,
+    in that order, as core collected them) formatted with ``job.node_dict``. Slurm lets a later
+    directive override an earlier one, so the configured lines can override the defaults.
+
+    Raises
+    ------
+    expyre.header.HeaderTemplateError
+        a configured line uses a key the node dict does not have; the message names the line
+    """
+    lines = [] if job.no_default_header else default_header(job)
+    return lines + format_header_lines(job.header_lines, job.node_dict)
+
+
+#: Shell lines (POSIX sh) run in the job after core's own ``EXPYRE_NUM_*`` exports: they take
+#: the numbers from Slurm's environment when Slurm sets them. Cores come from the tasks Slurm
+#: placed on each node when tasks were asked for (``SLURM_NTASKS``), else from the CPUs it
+#: allocated; ``SLURM_TASKS_PER_NODE``/``SLURM_JOB_CPUS_PER_NODE`` look like ``2(x3),1``: the first
+#: count is taken per node and all are added up for the total.
+JOB_ENVIRONMENT = [
+    'if [ -n "${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-}}" ]; then',
+    '    export EXPYRE_NUM_NODES="${SLURM_JOB_NUM_NODES:-$SLURM_NNODES}"',
+    'fi',
+    '_xpr_counts="${SLURM_JOB_CPUS_PER_NODE:-}"',
+    'if [ -n "${SLURM_NTASKS:-}" ] && [ -n "${SLURM_TASKS_PER_NODE:-}" ]; then',
+    '    _xpr_counts="$SLURM_TASKS_PER_NODE"',
+    'fi',
+    'if [ -n "$_xpr_counts" ]; then',
+    '    _xpr_first=""; _xpr_total=0; _xpr_ifs=$IFS; IFS=,',
+    '    for _xpr_item in $_xpr_counts; do',
+    '        _xpr_n=${_xpr_item%%(*}; _xpr_m=1',
+    '        case "$_xpr_item" in *"(x"*")") _xpr_m=${_xpr_item#*(x}; _xpr_m=${_xpr_m%)} ;; esac',
+    '        case "$_xpr_n:$_xpr_m" in *[!0-9:]*|:*|*:) _xpr_first=""; break ;; esac',
+    '        [ -n "$_xpr_first" ] || _xpr_first=$_xpr_n',
+    '        _xpr_total=$((_xpr_total + _xpr_n * _xpr_m))',
+    '    done',
+    '    IFS=$_xpr_ifs',
+    '    if [ -n "$_xpr_first" ] && [ "$_xpr_total" -gt 0 ]; then',
+    '        export EXPYRE_NUM_CORES_PER_NODE=$_xpr_first EXPYRE_NUM_CORES=$_xpr_total',
+    '    fi',
+    'fi',
+    'unset _xpr_counts _xpr_first _xpr_total _xpr_ifs _xpr_item _xpr_n _xpr_m',
+]

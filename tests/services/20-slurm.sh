@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# A real one-node Slurm cluster on this machine for the integration tests (run by tests/run_all.sh).
+#
+#   bash tests/services/20-slurm.sh > .test-services/slurm.env
+#
+# Installs Debian's slurm-wlm and munge if needed, writes /etc/slurm/slurm.conf for this machine
+# (one node: this host, all its CPUs; partitions "standard" (default) and "short"), starts munged,
+# slurmctld and slurmd if they are not running, and waits until the node is idle. Idempotent: a
+# second run changes nothing and restarts nothing unless the configuration it would write differs.
+# Accounting storage is off (as on many small sites): finished jobs stay visible to squeue and
+# scontrol for MinJobAge seconds, and sacct says accounting is disabled.
+#
+# Prints KEY=VALUE lines on stdout (and nothing else); progress goes to stderr. Without root or
+# apt-get it prints nothing and exits 0, so the tests that need it skip (and fail under CI).
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "20-slurm.sh: not root or no apt-get here: no local Slurm, its tests will skip" >&2
+    exit 0
+fi
+
+# Progress to stderr; the KEY=VALUE result goes to the original stdout (fd 3).
+exec 3>&1 1>&2
+
+log_step() { echo "20-slurm.sh: $*"; }
+
+conf_dir=/etc/slurm
+conf=$conf_dir/slurm.conf
+run_dir=/run/slurm
+spool_ctld=/var/spool/slurmctld
+spool_d=/var/spool/slurmd
+log_dir=/var/log/slurm
+ctld_pid=$run_dir/slurmctld.pid
+slurmd_pid=$run_dir/slurmd.pid
+
+mkdir -p "$conf_dir"
+# One run at a time (the lock fd is closed for the daemons so that they never hold it).
+exec 9>"$conf_dir/.expyre-test-service.lock"
+flock 9
+
+# --- packages -------------------------------------------------------------------------------------
+missing=()
+for pkg in slurm-wlm munge; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log_step "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt_opts=(-y -q -o DPkg::Lock::Timeout=600)
+    if ! apt-get install "${apt_opts[@]}" "${missing[@]}"; then
+        log_step "install failed without an index update: running apt-get update"
+        apt-get update -q -o DPkg::Lock::Timeout=600
+        apt-get install "${apt_opts[@]}" "${missing[@]}"
+    fi
+fi
+for bin in /usr/sbin/slurmctld /usr/sbin/slurmd /usr/sbin/munged /usr/bin/sbatch; do
+    [ -x "$bin" ] || { echo "20-slurm.sh: $bin missing after install" >&2; exit 1; }
+done
+
+# --- munge ----------------------------------------------------------------------------------------
+if [ ! -s /etc/munge/munge.key ]; then
+    log_step "creating /etc/munge/munge.key"
+    if command -v mungekey >/dev/null 2>&1; then
+        mungekey --create --keyfile=/etc/munge/munge.key
+    else
+        dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
+    fi
+fi
+chown munge:munge /etc/munge/munge.key
+chmod 400 /etc/munge/munge.key
+mkdir -p /run/munge
+chown munge:munge /run/munge
+chmod 755 /run/munge
+munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+if ! munge_ok; then
+    log_step "starting munged"
+    # a stale socket or pid file from a daemon that is gone stops munged from starting
+    if [ -s /run/munge/munged.pid ] && ! kill -0 "$(cat /run/munge/munged.pid)" 2>/dev/null; then
+        rm -f /run/munge/munged.pid /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
+    fi
+    su -s /bin/sh munge -c /usr/sbin/munged </dev/null >/dev/null 2>&1 9>&- || true
+    for _ in $(seq 100); do munge_ok && break; sleep 0.1; done
+    munge_ok || { echo "20-slurm.sh: munged does not answer (munge -n | unmunge fails)" >&2; exit 1; }
+fi
+
+# --- configuration --------------------------------------------------------------------------------
+node=$(hostname -s)
+cpus=$(nproc)
+mem_total_mb=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
+# A bit below the real memory: slurmd drains a node whose real memory is below the configured one.
+real_memory=$(( mem_total_mb * 9 / 10 ))
+[ "$real_memory" -ge 100 ] || real_memory=100
+
+new_conf=$(cat <<EOF
+# One-node Slurm cluster for expyre's integration tests (written by tests/services/20-slurm.sh).
+ClusterName=expyre-test
+SlurmctldHost=$node
+SlurmUser=slurm
+SlurmdUser=root
+AuthType=auth/munge
+CryptoType=crypto/munge
+MpiDefault=none
+MailProg=/bin/true
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SwitchType=switch/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+StateSaveLocation=$spool_ctld
+SlurmdSpoolDir=$spool_d
+SlurmctldPidFile=$ctld_pid
+SlurmdPidFile=$slurmd_pid
+SlurmctldLogFile=$log_dir/slurmctld.log
+SlurmdLogFile=$log_dir/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+# Fast turn-around for tests: schedule at once, kill quickly after the wall time, and keep
+# finished jobs visible to squeue/scontrol for 10 minutes (there is no accounting).
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2,sched_min_interval=100000
+MinJobAge=600
+KillWait=2
+OverTimeLimit=0
+InactiveLimit=0
+Waittime=0
+MessageTimeout=10
+SlurmdTimeout=300
+SlurmctldTimeout=120
+NodeName=$node CPUs=$cpus RealMemory=$real_memory State=UNKNOWN
+PartitionName=standard Nodes=$node Default=YES MaxTime=INFINITE State=UP
+PartitionName=short Nodes=$node Default=NO MaxTime=00:30:00 State=UP
+EOF
+)
+
+pid_alive() {  # pid_alive PIDFILE NAME: the pid in PIDFILE is a running NAME
+    local pid
+    [ -s "$1" ] || return 1
+    pid=$(cat "$1")
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
+}
+stop_daemon() {  # stop_daemon PIDFILE NAME
+    local pid
+    pid_alive "$1" "$2" || return 0
+    pid=$(cat "$1")
+    log_step "stopping $2 (pid $pid)"
+    kill "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+if [ ! -f "$conf" ] || [ "$(cat "$conf")" != "$new_conf" ]; then
+    log_step "writing $conf"
+    echo "$new_conf" > "$conf.tmp"
+    chmod 644 "$conf.tmp"
+    mv "$conf.tmp" "$conf"
+    # a changed node or partition definition needs fresh daemons
+    stop_daemon "$slurmd_pid" slurmd
+    stop_daemon "$ctld_pid" slurmctld
+fi
+
+install -d -m 755 -o slurm -g slurm "$run_dir" "$spool_ctld" "$log_dir"
+install -d -m 755 "$spool_d"
+
+# --- daemons --------------------------------------------------------------------------------------
+if ! pid_alive "$ctld_pid" slurmctld; then
+    log_step "starting slurmctld"
+    /usr/sbin/slurmctld </dev/null >/dev/null 2>&1 9>&-
+fi
+for _ in $(seq 150); do
+    scontrol ping 2>/dev/null | grep -q "is UP" && break
+    sleep 0.2
+done
+if ! scontrol ping 2>/dev/null | grep -q "is UP"; then
+    echo "20-slurm.sh: slurmctld does not answer; log tail:" >&2
+    tail -n 30 "$log_dir/slurmctld.log" >&2 || true
+    exit 1
+fi
+if ! pid_alive "$slurmd_pid" slurmd; then
+    log_step "starting slurmd"
+    /usr/sbin/slurmd </dev/null >/dev/null 2>&1 9>&-
+fi
+
+# --- wait until the node takes jobs ---------------------------------------------------------------
+state=""
+for i in $(seq 120); do
+    state=$(sinfo -h -n "$node" -o %T 2>/dev/null | head -n 1 || true)
+    case "$state" in
+        idle|mixed|allocated|completing) break ;;
+        down*|drain*|fail*)
+            # left down by an earlier run (for example a daemon restart): put it back in service
+            if [ "$i" -gt 5 ]; then
+                scontrol update NodeName="$node" State=RESUME 2>/dev/null || true
+            fi ;;
+    esac
+    sleep 0.5
+done
+case "$state" in
+    idle|mixed|allocated|completing) ;;
+    *)
+        echo "20-slurm.sh: node $node is '$state', not idle; slurmd log tail:" >&2
+        tail -n 30 "$log_dir/slurmd.log" >&2 || true
+        exit 1 ;;
+esac
+log_step "ok: node $node ($cpus CPUs) is $state; $(sinfo --version)"
+
+{
+    echo "SLURM_PARTITION=standard"
+    echo "SLURM_PARTITION_SHORT=short"
+    echo "SLURM_NODE=$node"
+    echo "SLURM_CPUS=$cpus"
+    echo "SLURM_VERSION=$(sinfo --version | awk '{print $2}')"
+} >&3
