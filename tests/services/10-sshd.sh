@@ -163,7 +163,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 PermitRootLogin no
-AllowUsers $user
+AllowUsers $user xpr-pbs
 StrictModes yes
 Subsystem sftp internal-sftp
 LogLevel INFO
