@@ -17,7 +17,7 @@ import pytest
 
 import expyre_slurm
 from expyre import CommandResult, JobSpec, RemoteJob
-from expyre_slurm import commands, parse
+from expyre_slurm import parse
 from expyre_slurm.commands import SlurmCommandError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "slurm"
@@ -507,16 +507,6 @@ def test_directive_paths():
     assert parse.directive_path("job.my job #1.stdout") == '"job.my job #1.stdout"'
     with pytest.raises(ValueError):
         parse.directive_path('job.say "hi".stdout')
-
-
-def test_retry_settings(monkeypatch):
-    monkeypatch.setenv("EXPYRE_RETRY", "5 0.5")
-    assert commands.retry_settings() == (5, 0.5)
-    monkeypatch.delenv("EXPYRE_RETRY")
-    assert commands.retry_settings() == (3, 5.0)
-    monkeypatch.setenv("EXPYRE_RETRY", "x")
-    with pytest.raises(ValueError, match="EXPYRE_RETRY"):
-        commands.retry_settings()
 
 
 def test_transient_messages():

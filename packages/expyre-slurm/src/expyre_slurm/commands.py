@@ -5,12 +5,12 @@ Every path, id and name that goes into a command is quoted here. Commands are ru
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from expyre import CommandResult, RemoteCommandError, quote
+from expyre.retry import retry_settings
 
 from .parse import END_MARKER, is_transient, split_remote_id
 
@@ -31,20 +31,6 @@ class SlurmCommandError(RemoteCommandError):
 
     The message quotes what the command printed (sbatch's, squeue's own error message).
     """
-
-
-def retry_settings() -> Tuple[int, float]:
-    """``(tries, first wait in seconds)`` from ``EXPYRE_RETRY`` (``"<tries> <seconds>"``).
-
-    Default: 3 tries, 5 s before the second one; the wait doubles after each try.
-    """
-    raw = os.environ.get("EXPYRE_RETRY", "3 5").split()
-    try:
-        tries = int(raw[0]) if raw else 3
-        wait = float(raw[1]) if len(raw) > 1 else 5.0
-    except ValueError:
-        raise ValueError(f"EXPYRE_RETRY must be '<tries> <seconds>', got {os.environ['EXPYRE_RETRY']!r}") from None
-    return max(tries, 1), max(wait, 0.0)
 
 
 def run_once(shell, command: str, timeout: Optional[float]) -> CommandResult:
