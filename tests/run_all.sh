@@ -13,7 +13,8 @@ if [ ! -x .venv/bin/python ]; then
     "$python" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e packages/expyre-core -e tests/site_plugin pytest numpy
+.venv/bin/python -m pip install --quiet -e packages/expyre-core -e packages/expyre-slurm -e packages/expyre-sge \
+    -e packages/expyre-pbs -e tests/site_plugin pytest numpy
 
 # Local services (sshd, schedulers): tests/services/NN-NAME.sh starts one, idempotently, and
 # prints KEY=VALUE lines that the tests read from .test-services/NAME.env. A service that

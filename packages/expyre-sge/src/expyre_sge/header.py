@@ -1,0 +1,138 @@
+"""The ``#$`` header of a job script and the lines that run first inside the job."""
+from __future__ import annotations
+
+import re
+import shlex
+from typing import List, Sequence, Set, Tuple
+
+from expyre import JobSpec
+from expyre.header import format_header_lines
+
+from .names import job_name, output_file
+
+#: The default header as the seed's documentation lists it; shown for reference.
+#: :func:`render_header` writes these lines with the job name and file names made acceptable
+#: to Grid Engine (:mod:`expyre_sge.names`), and without the ``-q``/``-l h_rt`` lines when the
+#: job has no partition or no wall time.
+DEFAULT_HEADER = (
+    "#$ -N N_{id}",
+    "#$ -q {partition}",
+    "#$ -l h_rt={max_time}",
+    "#$ -o job.{id}.stdout",
+    "#$ -e job.{id}.stderr",
+    "#$ -S /bin/bash",
+    "#$ -r n",
+    "#$ -cwd",
+)
+
+#: File the job writes its script's exit status into when it ends by itself (not killed); see
+#: :data:`JOB_ENVIRONMENT`. The status hook uses it for a job that left ``qstat`` before
+#: ``qacct`` knows it (accounting written late, or not readable on the login node).
+EXIT_FILE = "_expyre_sge_exit"
+
+_RESOURCE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def directive_options(lines: Sequence[str]) -> Set[str]:
+    """The options that ``#$`` lines set: ``-q``, ``-o``, ``-cwd`` ..., and ``-l NAME`` for
+    each resource a ``-l`` requests (``-l h_rt``).
+
+    Parameters
+    ----------
+    lines: list(str)
+        header lines; lines that are not ``#$`` directives are ignored
+
+    Returns
+    -------
+    set(str)
+    """
+    options: Set[str] = set()
+    for line in lines:
+        stripped = line.strip()
+        if not stripped.startswith("#$"):
+            continue
+        text = stripped[2:]
+        try:
+            words = shlex.split(text, comments=False)
+        except ValueError:
+            words = text.split()
+        for i, word in enumerate(words):
+            if not word.startswith("-"):
+                continue
+            options.add(word)
+            if word == "-l" and i + 1 < len(words):
+                for resource in _RESOURCE.findall(words[i + 1]):
+                    options.add(f"-l {resource}")
+    return options
+
+
+def default_header(job: JobSpec) -> List[Tuple[Tuple[str, ...], str]]:
+    """The default lines, each with the options that, when the configured lines set them
+    already, make it unnecessary.
+
+    Returns
+    -------
+    list((tuple(str), str))
+        ``(options, line)`` pairs, in the seed's order
+    """
+    lines: List[Tuple[Tuple[str, ...], str]] = [((), f"#$ -N {job_name(job.id)}")]
+    partition = job.node_dict.get("partition", job.partition)
+    if partition:
+        lines.append((("-q",), f"#$ -q {partition}"))
+    max_time = job.node_dict.get("max_time")
+    if max_time:
+        lines.append((("-l h_rt",), f"#$ -l h_rt={max_time}"))
+    lines += [
+        (("-o",), f"#$ -o {output_file(job.stdout_file)}"),
+        (("-e", "-j"), f"#$ -e {output_file(job.stderr_file)}"),
+        (("-S",), "#$ -S /bin/bash"),
+        (("-r",), "#$ -r n"),
+        (("-cwd", "-wd"), "#$ -cwd"),
+    ]
+    return lines
+
+
+def render_header(job: JobSpec) -> List[str]:
+    """The job script's header lines (after the ``#!`` line).
+
+    ``job.header_lines`` (the system's ``header``, the partition's ``header``, ``header_extra``
+    and ``EXPYRE_HEADER_EXTRA``, as core collected them) formatted with ``job.node_dict``,
+    followed by the default lines unless ``job.no_default_header``: the order of the seed's
+    example, whose header begins with its configured ``#$ -pe smp 16``.
+
+    A default line is left out when the configured lines already give its option (``-q``,
+    ``-l h_rt=...``, ``-o``, ``-e`` (or ``-j``), ``-S``, ``-r``, ``-cwd``/``-wd``), so that a
+    configured line decides instead of being overridden or merged (Grid Engine adds a second
+    ``-q`` to the queue list and lets a later ``-o`` win). The ``-N`` line is always written:
+    the job's name is how an interrupted submission is found again.
+
+    Raises
+    ------
+    expyre.header.HeaderTemplateError
+        a configured line uses a key the node dict does not have; the message names the line
+    """
+    configured = format_header_lines(job.header_lines, job.node_dict)
+    if job.no_default_header:
+        return configured
+    given = directive_options(configured)
+    defaults = [line for options, line in default_header(job) if not any(o in given for o in options)]
+    return configured + defaults
+
+
+#: Shell lines (POSIX sh) run in the job after core's own ``EXPYRE_NUM_*`` exports:
+#:
+#: * the numbers from Grid Engine's environment when it sets them: ``NSLOTS`` slots (cores) on
+#:   ``NHOSTS`` hosts, so ``NSLOTS / NHOSTS`` per node (a job without a parallel environment
+#:   has ``NSLOTS=1``);
+#: * an ``EXIT`` trap that writes the job script's exit status to :data:`EXIT_FILE` in the
+#:   job's directory when the script ends by itself (a job Grid Engine kills writes nothing).
+JOB_ENVIRONMENT = [
+    'case "${NSLOTS:-}:${NHOSTS:-1}" in',
+    '    :*|0:*|*:|*:0|*[!0-9:]*) ;;',
+    '    *) export EXPYRE_NUM_NODES="${NHOSTS:-1}" EXPYRE_NUM_CORES="$NSLOTS"',
+    '       export EXPYRE_NUM_CORES_PER_NODE=$(( NSLOTS / ${NHOSTS:-1} )) ;;',
+    'esac',
+    '_xpr_sge_dir=$(pwd)',
+    f"trap '_xpr_sge_rc=$?; echo \"$_xpr_sge_rc\" > \"$_xpr_sge_dir/{EXIT_FILE}.tmp\" && "
+    f"mv -f \"$_xpr_sge_dir/{EXIT_FILE}.tmp\" \"$_xpr_sge_dir/{EXIT_FILE}\"' EXIT",
+]
