@@ -70,9 +70,11 @@ def render_header(scheduler, job):
     -------
     list(str) or None
         header lines (without the ``#!`` line): the scheduler's default lines (unless
-        ``job.no_default_header``) followed by ``job.header_lines`` formatted with
-        ``job.node_dict`` (use :func:`expyre.header.format_header_lines`, which names a bad
-        template line in its error); None if ``scheduler`` is not this plugin's
+        ``job.no_default_header``) and ``job.header_lines`` formatted with ``job.node_dict``
+        (use :func:`expyre.header.format_header_lines`, which names a bad template line in its
+        error), in the order the scheduler's users know (Slurm and PBS: defaults first; Grid
+        Engine: as the seed lists it, configured lines first); None if ``scheduler`` is not
+        this plugin's
     """
 
 
