@@ -25,6 +25,7 @@ from .hooktypes import (
     Shell,
     quote,
     quote_all,
+    run_unchecked,
 )
 
 __version__ = "0.1.0"
@@ -32,7 +33,7 @@ __version__ = "0.1.0"
 __all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
            "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell", "CommandResult",
            "RemoteCommandError", "ConnectionLostError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
-           "quote", "quote_all", "__version__"]
+           "quote", "quote_all", "run_unchecked", "__version__"]
 
 
 def __getattr__(name):

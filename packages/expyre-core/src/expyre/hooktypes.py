@@ -132,6 +132,18 @@ def command_result(host: Optional[str], command: str, returncode: int, stdout: b
     return result
 
 
+def run_unchecked(shell: Shell, command: str, timeout: Optional[float]) -> CommandResult:
+    """Run ``command`` without raising on its exit status; a timeout becomes exit status -1.
+
+    For scheduler plugins that read a failing command's own message. The transport's own errors
+    (:class:`ConnectionLostError`) are not caught.
+    """
+    try:
+        return shell.run(command, check=False, timeout=timeout)
+    except TimeoutError as exc:
+        return CommandResult(command, -1, "", f"timed out after {timeout} s ({exc})")
+
+
 class ConnectionLostError(RuntimeError):
     """The transport could not reach the host, or lost it, and the operation's outcome is unknown."""
 

@@ -5,10 +5,9 @@ connection of its own.
 """
 from __future__ import annotations
 
-import subprocess
-from typing import Optional, Sequence
+from typing import Sequence
 
-from expyre import CommandResult, RemoteCommandError, quote, quote_all
+from expyre import RemoteCommandError, quote, quote_all, run_unchecked
 
 from .dialect import PBSPRO, Dialect
 from .parse import END_MARKER
@@ -33,15 +32,8 @@ class PBSCommandError(RemoteCommandError):
     """
 
 
-def run(shell, command: str, timeout: Optional[float]) -> CommandResult:
-    """Run ``command`` without raising on its exit status; a timeout becomes exit status -1.
-
-    A transport's own errors (:class:`expyre.ConnectionLostError`) are not caught.
-    """
-    try:
-        return shell.run(command, check=False, timeout=timeout)
-    except (subprocess.TimeoutExpired, TimeoutError) as exc:
-        return CommandResult(command, -1, "", f"timed out after {timeout} s ({exc})")
+#: Run a command without raising on its exit status (a timeout becomes exit status -1).
+run = run_unchecked
 
 
 def section(command: str, name: str) -> str:

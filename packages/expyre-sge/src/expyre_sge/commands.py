@@ -6,10 +6,9 @@ id and name that goes into a command is quoted here. Nothing here opens a connec
 """
 from __future__ import annotations
 
-import subprocess
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from expyre import CommandResult, JobSpec, RemoteCommandError, RemoteJob, quote
+from expyre import JobSpec, RemoteCommandError, RemoteJob, quote, run_unchecked
 
 from .header import EXIT_FILE
 from .parse import SECTION_MARKER, OutputError, split_remote_id
@@ -73,15 +72,8 @@ def with_environment(*lines: str) -> str:
     return "\n".join([SGE_ENVIRONMENT, *lines])
 
 
-def run(shell, command: str, timeout: Optional[float]) -> CommandResult:
-    """Run ``command`` without raising on its exit status; a timeout becomes exit status -1.
-
-    The transport's own errors (:class:`expyre.ConnectionLostError`) are not caught.
-    """
-    try:
-        return shell.run(command, check=False, timeout=timeout)
-    except (subprocess.TimeoutExpired, TimeoutError) as exc:
-        return CommandResult(command, -1, "", f"timed out after {timeout} s ({exc})")
+#: Run a command without raising on its exit status (a timeout becomes exit status -1).
+run = run_unchecked
 
 
 def job_dir_file(remote_dir: str, name: str) -> str:

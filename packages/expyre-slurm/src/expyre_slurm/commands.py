@@ -5,11 +5,10 @@ Every path, id and name that goes into a command is quoted here. Commands are ru
 """
 from __future__ import annotations
 
-import subprocess
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from expyre import CommandResult, RemoteCommandError, quote
+from expyre import CommandResult, RemoteCommandError, quote, run_unchecked
 from expyre.retry import retry_settings
 
 from .parse import END_MARKER, is_transient, split_remote_id
@@ -33,15 +32,8 @@ class SlurmCommandError(RemoteCommandError):
     """
 
 
-def run_once(shell, command: str, timeout: Optional[float]) -> CommandResult:
-    """Run ``command`` without raising on its exit status; a timeout becomes exit status -1.
-
-    A transport's own errors (:class:`expyre.ConnectionLostError`) are not caught.
-    """
-    try:
-        return shell.run(command, check=False, timeout=timeout)
-    except (subprocess.TimeoutExpired, TimeoutError) as exc:
-        return CommandResult(command, -1, "", f"timed out after {timeout} s ({exc})")
+#: Run a command without raising on its exit status (a timeout becomes exit status -1).
+run_once = run_unchecked
 
 
 def run_retrying(shell, command: str, *, what: str, timeout: Optional[float],
