@@ -215,3 +215,20 @@ def test_job_environment_without_pbs_keeps_core_values(tmp_path):
     assert job_numbers(tmp_path, {}) == (2, 8, 4)
     assert job_numbers(tmp_path, {"PBS_NUM_PPN": "x", "NCPUS": "", "PBS_NP": "-1"}) == (2, 8, 4)
     assert job_numbers(tmp_path, {"PBS_NODEFILE": "/nonexistent/file"}) == (2, 8, 4)
+
+
+def test_header_through_core_on_an_expyre_testing_system(expyre_local_system):
+    """Core renders this plugin's header for a system that ``expyre.testing``'s fixture wrote
+    (the pytest plugin expyre-core installs, with which a site tests its own plugin the same way)."""
+    from expyre.func import ExPyRe
+    from expyre.resources import Resources as _Resources
+    line = "#PBS -l nodes={num_nodes}:ppn={num_cores_per_node}"
+    config = expyre_local_system("pbs_here", scheduler="pbs", header=[line])
+    system = config.systems["pbs_here"]
+    assert system.scheduler == "pbs"
+    assert config.local_stage_dir.resolve() == expyre_local_system.root.resolve()
+    xpr = ExPyRe("test_task", function=sum, args=[[1, 2, 3]])
+    job = xpr._job_spec(system, _Resources(max_time="1h", num_nodes=1, partitions="regular"), [], True, False)
+    script = xpr._render_script(system, job, None)
+    assert "#PBS -l nodes=1:ppn=2" in script.splitlines()
+    assert any(line.startswith("#PBS -N ") for line in script.splitlines())

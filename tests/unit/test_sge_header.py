@@ -219,3 +219,20 @@ def test_num_variables_from_nslots(env, expected, tmp_path):
     values, exit_status = run_job_lines(env, tmp_path)
     assert values == expected
     assert exit_status == "3"
+
+
+def test_header_through_core_on_an_expyre_testing_system(expyre_local_system):
+    """Core renders this plugin's header for a system that ``expyre.testing``'s fixture wrote
+    (the pytest plugin expyre-core installs, with which a site tests its own plugin the same way)."""
+    from expyre.func import ExPyRe
+    from expyre.resources import Resources as _Resources
+    line = "#$ -pe smp {num_cores_per_node}"
+    config = expyre_local_system("sge_here", scheduler="sge", header=[line])
+    system = config.systems["sge_here"]
+    assert system.scheduler == "sge"
+    assert config.local_stage_dir.resolve() == expyre_local_system.root.resolve()
+    xpr = ExPyRe("test_task", function=sum, args=[[1, 2, 3]])
+    job = xpr._job_spec(system, _Resources(max_time="1h", num_nodes=1, partitions="regular"), [], True, False)
+    script = xpr._render_script(system, job, None)
+    assert "#$ -pe smp 2" in script.splitlines()
+    assert any(line.startswith("#$ -N N_") for line in script.splitlines())

@@ -153,3 +153,20 @@ def run_environment_lines(slurm_env):
 ])
 def test_environment_from_slurm(slurm_env, expected):
     assert run_environment_lines(slurm_env) == expected
+
+
+def test_header_through_core_on_an_expyre_testing_system(expyre_local_system):
+    """Core renders this plugin's header for a system that ``expyre.testing``'s fixture wrote
+    (the pytest plugin expyre-core installs, with which a site tests its own plugin the same way)."""
+    from expyre.func import ExPyRe
+    from expyre.resources import Resources as _Resources
+    line = "#SBATCH --ntasks-per-node={num_cores_per_node}"
+    config = expyre_local_system("slurm_here", scheduler="slurm", header=[line])
+    system = config.systems["slurm_here"]
+    assert system.scheduler == "slurm"
+    assert config.local_stage_dir.resolve() == expyre_local_system.root.resolve()
+    xpr = ExPyRe("test_task", function=sum, args=[[1, 2, 3]])
+    job = xpr._job_spec(system, _Resources(max_time="1h", num_nodes=1, partitions="regular"), [], True, False)
+    script = xpr._render_script(system, job, None)
+    assert "#SBATCH --ntasks-per-node=2" in script.splitlines()
+    assert f"#SBATCH --job-name={xpr.id}" in script.splitlines()

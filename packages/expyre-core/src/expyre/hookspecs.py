@@ -87,6 +87,13 @@ def job_environment(scheduler, job):
     computed from the partition; these lines run after that and may override them (for example
     ``[ -n "$SLURM_NTASKS" ] && export EXPYRE_NUM_CORES=$SLURM_NTASKS``).
 
+    Parameters
+    ----------
+    scheduler: str
+        scheduler name from the system's config
+    job: expyre.JobSpec
+        the job
+
     Returns
     -------
     list(str) or None
