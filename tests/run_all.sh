@@ -14,7 +14,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e packages/expyre-core -e packages/expyre-slurm -e packages/expyre-sge \
-    -e packages/expyre-pbs -e tests/site_plugin pytest numpy
+    -e packages/expyre-pbs -e tests/site_plugin -e docs/examples/expyre-example-scheduler \
+    -e docs/examples/expyre-example-transport -r docs/requirements.txt pytest numpy
 
 # Local services (sshd, schedulers): tests/services/NN-NAME.sh starts one, idempotently, and
 # prints KEY=VALUE lines that the tests read from .test-services/NAME.env. A service that
