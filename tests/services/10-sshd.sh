@@ -59,50 +59,9 @@ fi
 [ -x "$sshd_bin" ] || { echo "10-sshd.sh: $sshd_bin missing after install" >&2; exit 1; }
 
 # --- the account playing the cluster user ---------------------------------------------------------
-if ! id "$user" >/dev/null 2>&1; then
-    log_step "creating account $user"
-    useradd --create-home --home-dir "$home" --shell /bin/bash "$user"
-fi
-# useradd leaves the password locked ('!'), which sshd with UsePAM no refuses even for keys.
-if [ "$(getent shadow "$user" | cut -d: -f2)" != "*" ]; then
-    usermod -p '*' "$user"
-fi
-group=$(id -gn "$user")
-
-# Run a command as the account with a clean environment (nothing of root's, e.g. pyenv) in its home.
-as_user() {
-    runuser -u "$user" -- env -i -C "$home" HOME="$home" USER="$user" LOGNAME="$user" SHELL=/bin/bash \
-        PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "$@"
-}
-
-if ! as_user "$remote_python" -c 'import cloudpickle, numpy' >/dev/null 2>&1; then
-    if [ ! -x "$remote_python" ]; then
-        log_step "creating $home/venv"
-        as_user /usr/bin/python3 -m venv "$home/venv"
-    fi
-    log_step "installing cloudpickle and numpy into $home/venv"
-    as_user "$remote_python" -m pip install --quiet --disable-pip-version-check cloudpickle numpy
-fi
-
-# venv first on PATH. ~/.bashrc: sshd runs a remote command as `bash -c CMD`, which reads ~/.bashrc;
-# Debian's ~/.bashrc returns at once for non-interactive shells, so the line must come first.
-# ~/.profile: login shells (bash -l); it sources ~/.bashrc, hence the guard against a double entry.
-marker="# expyre test services: the account's venv first on PATH"
-path_line='case ":$PATH:" in *":$HOME/venv/bin:"*) ;; *) PATH="$HOME/venv/bin:$PATH"; export PATH ;; esac'
-for rc in "$home/.bashrc" "$home/.profile"; do
-    [ -e "$rc" ] || { touch "$rc"; chown "$user:$group" "$rc"; }
-    if ! grep -qF "$marker" "$rc"; then
-        tmp=$(mktemp "$rc.XXXXXX")
-        if [ "$rc" = "$home/.bashrc" ]; then
-            { echo "$marker"; echo "$path_line"; echo; cat "$rc"; } > "$tmp"
-        else
-            { cat "$rc"; echo; echo "$marker"; echo "$path_line"; } > "$tmp"
-        fi
-        chmod 644 "$tmp"
-        chown "$user:$group" "$tmp"
-        mv "$tmp" "$rc"
-    fi
-done
+# shellcheck source=tests/services/lib/account.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/account.sh"
+setup_account "$user"
 
 # --- keys -----------------------------------------------------------------------------------------
 for type in ed25519 rsa; do

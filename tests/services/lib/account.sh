@@ -1,0 +1,74 @@
+# Sourced by the service scripts: an ordinary account that plays a cluster user.
+#
+#   setup_account USER [DIR ...]
+#
+# Creates USER (uid >= 1000, home /home/USER, key logins allowed), gives it its own Python
+# environment ~/venv with cloudpickle and numpy (built with Debian's python3 under a clean
+# environment), and puts ~/venv/bin and the DIRs first on its PATH for both login shells
+# (~/.profile) and the non-login `bash -c` that sshd runs (~/.bashrc). Idempotent. Sets
+# `group` and defines `as_user` for the caller. Needs `log_step` from the caller.
+
+# Run a command as $user with a clean environment (nothing of root's, e.g. pyenv) in its home.
+as_user() {
+    runuser -u "$user" -- env -i -C "$home" HOME="$home" USER="$user" LOGNAME="$user" SHELL=/bin/bash \
+        PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "$@"
+}
+
+setup_account() {
+    user=$1
+    shift
+    home=/home/$user
+    if ! id "$user" >/dev/null 2>&1; then
+        log_step "creating account $user"
+        useradd --create-home --home-dir "$home" --shell /bin/bash "$user"
+    fi
+    # useradd leaves the password locked ('!'), which sshd with UsePAM no refuses even for keys.
+    if [ "$(getent shadow "$user" | cut -d: -f2)" != "*" ]; then
+        usermod -p '*' "$user"
+    fi
+    if [ "$(id -u "$user")" -lt 1000 ]; then
+        echo "account $user has uid $(id -u "$user") < 1000" >&2
+        return 1
+    fi
+    group=$(id -gn "$user")
+
+    local python=$home/venv/bin/python
+    if ! as_user "$python" -c 'import cloudpickle, numpy' >/dev/null 2>&1; then
+        if [ ! -x "$python" ]; then
+            log_step "creating $home/venv"
+            as_user /usr/bin/python3 -m venv "$home/venv"
+        fi
+        log_step "installing cloudpickle and numpy into $home/venv"
+        as_user "$python" -m pip install --quiet --disable-pip-version-check cloudpickle numpy
+    fi
+    _first_on_path "\$HOME/venv/bin" "$@"
+}
+
+# ~/.bashrc: Debian's returns at once for non-interactive shells, so the line goes first there;
+# ~/.profile sources ~/.bashrc, hence the guard against a second entry. A changed line replaces
+# the old one (found by its marker).
+_first_on_path() {
+    local dirs=$1 dir rc tmp
+    shift
+    for dir in "$@"; do dirs="$dirs:$dir"; done
+    local marker="# expyre test services: these directories first on PATH"
+    local line="case \":\$PATH:\" in *\":$dirs:\"*) ;; *) PATH=\"$dirs:\$PATH\"; export PATH ;; esac"
+    for rc in "$home/.bashrc" "$home/.profile"; do
+        [ -e "$rc" ] || { touch "$rc"; chown "$user:$group" "$rc"; }
+        grep -qxF "$line" "$rc" && continue
+        tmp=$(mktemp "$rc.XXXXXX")
+        if [ "$rc" = "$home/.bashrc" ]; then
+            { echo "$marker"; echo "$line"; echo; _without_old_lines "$rc"; } > "$tmp"
+        else
+            { _without_old_lines "$rc"; echo; echo "$marker"; echo "$line"; } > "$tmp"
+        fi
+        chmod 644 "$tmp"
+        chown "$user:$group" "$tmp"
+        mv "$tmp" "$rc"
+    done
+}
+
+# The file without an earlier expyre PATH marker and the PATH line that follows it.
+_without_old_lines() {
+    awk '/^# expyre test services: .*first on PATH$/ { skip = 1; next } skip { skip = 0; next } { print }' "$1"
+}
