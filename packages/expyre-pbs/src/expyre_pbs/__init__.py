@@ -255,20 +255,7 @@ def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[
 
 @hookimpl
 def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
-    """``qhold -h u`` (a user hold) on all ``jobs`` at once.
-
-    Parameters
-    ----------
-    scheduler: str
-        scheduler name from the system's config
-    jobs: list(expyre.RemoteJob)
-    shell: expyre.Shell
-
-    Returns
-    -------
-    bool or None
-        True once the request was made; None if ``scheduler`` is not ``pbs``
-    """
+    """``qhold -h u`` (a user hold) on all ``jobs`` at once."""
     if scheduler != NAME:
         return None
     return _control(shell, "qhold", jobs, options=("-h", "u"))
@@ -276,20 +263,7 @@ def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bo
 
 @hookimpl
 def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
-    """``qrls`` all ``jobs`` at once.
-
-    Parameters
-    ----------
-    scheduler: str
-        scheduler name from the system's config
-    jobs: list(expyre.RemoteJob)
-    shell: expyre.Shell
-
-    Returns
-    -------
-    bool or None
-        True once the request was made; None if ``scheduler`` is not ``pbs``
-    """
+    """``qrls`` all ``jobs`` at once."""
     if scheduler != NAME:
         return None
     return _control(shell, "qrls", jobs)

@@ -283,20 +283,7 @@ def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[
 
 @hookimpl
 def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
-    """Hold queued ``jobs`` (``scontrol hold``): they stay queued, reported ``held``, until released.
-
-    Parameters
-    ----------
-    scheduler: str
-        scheduler name from the system's config
-    jobs: list(expyre.RemoteJob)
-    shell: expyre.Shell
-
-    Returns
-    -------
-    bool or None
-        True once the requests were made; None if ``scheduler`` is not ``slurm``
-    """
+    """Hold queued ``jobs`` (``scontrol hold``): they stay queued, reported ``held``, until released."""
     if scheduler != NAME:
         return None
     return _control(shell, "scontrol hold", jobs, lambda cluster, ids: (
@@ -305,20 +292,7 @@ def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bo
 
 @hookimpl
 def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
-    """Release held ``jobs`` (``scontrol release``).
-
-    Parameters
-    ----------
-    scheduler: str
-        scheduler name from the system's config
-    jobs: list(expyre.RemoteJob)
-    shell: expyre.Shell
-
-    Returns
-    -------
-    bool or None
-        True once the requests were made; None if ``scheduler`` is not ``slurm``
-    """
+    """Release held ``jobs`` (``scontrol release``)."""
     if scheduler != NAME:
         return None
     return _control(shell, "scontrol release", jobs, lambda cluster, ids: (
