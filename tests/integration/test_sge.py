@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 from servicelib import require_service
+from shells import CountingShell
 from sshd_fixtures import ssh_client_setup, sshd  # noqa: F401  (pytest fixtures)
 
 import expyre_sge
@@ -201,33 +202,15 @@ def test_job_name_grid_engine_would_refuse(site):
 
 # --------------------------------------------------------------------------- many jobs, one query
 
-class CountingShell:
-    """Passes commands on to the real shell and counts them and the qstat calls in them."""
-
-    def __init__(self, shell):
-        self.shell = shell
-        self.host = shell.host
-        self.commands = 0
-        self.qstat_calls = 0
-
-    def run(self, command, **kwargs):
-        self.commands += 1
-        self.qstat_calls += len(re.findall(r"\$\(qstat -xml|^\s*qstat -xml", command, re.MULTILINE))
-        return self.shell.run(command, **kwargs)
-
-    def close(self):
-        self.shell.close()
-
-
 def test_several_jobs_gathered_with_one_status_query_per_poll(site, monkeypatch):
     from expyre import plugins
     polls = []
     real_status = plugins.status
 
     def counting_status(scheduler, jobs, shell):
-        counting = CountingShell(shell)
+        counting = CountingShell(shell, r"\$\(qstat -xml|^[ \t]*qstat -xml")
         states = real_status(scheduler, jobs, counting)
-        polls.append((len(jobs), counting.commands, counting.qstat_calls))
+        polls.append((len(jobs), counting.commands, counting.matches))
         return states
 
     monkeypatch.setattr(plugins, "status", counting_status)

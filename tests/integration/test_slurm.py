@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from servicelib import require_service
+from shells import CountingShell
 from sshd_fixtures import ssh_client_setup, sshd  # noqa: F401  (pytest fixtures)
 
 import expyre_slurm
@@ -207,31 +208,15 @@ def test_remote_exception_is_reraised(cluster):
 
 # --------------------------------------------------------------------------- many jobs
 
-class CountingShell:
-    """Passes commands on to the real shell and counts the squeue invocations in them."""
-
-    def __init__(self, shell):
-        self.shell = shell
-        self.host = shell.host
-        self.squeue_calls = 0
-
-    def run(self, command, **kwargs):
-        self.squeue_calls += sum(1 for line in command.splitlines() if line.lstrip().startswith("squeue "))
-        return self.shell.run(command, **kwargs)
-
-    def close(self):
-        self.shell.close()
-
-
 def test_several_jobs_gathered_with_one_squeue_per_poll(cluster, monkeypatch):
     from expyre import plugins
     polls = []
     real_status = plugins.status
 
     def counting_status(scheduler, jobs, shell):
-        counting = CountingShell(shell)
+        counting = CountingShell(shell, r"^[ \t]*squeue ")
         states = real_status(scheduler, jobs, counting)
-        polls.append((len(jobs), counting.squeue_calls))
+        polls.append((len(jobs), counting.matches))
         return states
 
     monkeypatch.setattr(plugins, "status", counting_status)

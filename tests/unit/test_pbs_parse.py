@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Dict, List
 
 import pytest
+from shells import ReplayShell
 
 import expyre_pbs
 from expyre import CommandResult, JobSpec, RemoteJob
@@ -54,28 +55,6 @@ def header_status(name: str) -> int:
 def header_command(name: str) -> str:
     first = (FIXTURES / "torque" / name).read_text().partition("\n")[0]
     return re.search(r"command: (.*?); exit status", first).group(1)
-
-
-class ReplayShell:
-    """Stand-in for a transport's shell: ``answer(command)`` gives a CommandResult (or raises).
-    Every command is recorded in ``commands``."""
-
-    host = "replayed-pbs"
-
-    def __init__(self, answer: Callable[[str], CommandResult]):
-        self.answer = answer
-        self.commands: List[str] = []
-
-    def run(self, command, *, input=None, timeout=None, check=True, idempotent=True):
-        self.commands.append(command)
-        result = self.answer(command)
-        if check and result.returncode != 0:
-            from expyre import RemoteCommandError
-            raise RemoteCommandError(self.host, result)
-        return result
-
-    def close(self):
-        pass
 
 
 def answer(stdout="", stderr="", rc=0, section=None):

@@ -11,9 +11,9 @@ answers each command with captured output (no Grid Engine is involved in these t
 """
 import re
 from pathlib import Path
-from typing import Callable, List
 
 import pytest
+from shells import ReplayShell
 
 import expyre_sge
 from expyre import CommandResult, ConnectionLostError, JobSpec, RemoteCommandError, RemoteJob
@@ -43,30 +43,6 @@ def header_status(name: str) -> int:
 def header_number(name: str) -> str:
     """The job number in a fixture's command (``qacct -j 48`` -> ``48``)."""
     return re.search(r"command: \S+ (?:-j )?(\d+)", header(name)).group(1)
-
-
-class ReplayShell:
-    """Stand-in for a transport's shell: answers commands with captured (or hand-written) output.
-
-    ``answer(command)`` returns a CommandResult, or raises (a timeout, a lost connection).
-    Every command is recorded in ``commands``.
-    """
-
-    host = "replayed-cluster"
-
-    def __init__(self, answer: Callable[[str], CommandResult]):
-        self.answer = answer
-        self.commands: List[str] = []
-
-    def run(self, command, *, input=None, timeout=None, check=True, idempotent=True):
-        self.commands.append(command)
-        result = self.answer(command)
-        if check and result.returncode != 0:
-            raise RemoteCommandError(self.host, result)
-        return result
-
-    def close(self):
-        pass
 
 
 def answer(stdout="", stderr="", rc=0):

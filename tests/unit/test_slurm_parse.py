@@ -11,9 +11,9 @@ answers each command with captured output (no Slurm is involved in these tests).
 """
 import re
 from pathlib import Path
-from typing import Callable, List
 
 import pytest
+from shells import ReplayShell
 
 import expyre_slurm
 from expyre import CommandResult, JobSpec, RemoteJob
@@ -35,31 +35,6 @@ def header_status(name: str) -> int:
     """The exit status the fixture's header line records."""
     first = (FIXTURES / name).read_text().partition("\n")[0]
     return int(re.search(r"exit status (-?\d+)", first).group(1))
-
-
-class ReplayShell:
-    """Stand-in for a transport's shell: answers commands with captured (or hand-written) output.
-
-    ``answer(command)`` returns a CommandResult, or raises (a timeout, a lost connection).
-    Every command is recorded in ``commands``.
-    """
-
-    host = "replayed-cluster"
-
-    def __init__(self, answer: Callable[[str], CommandResult]):
-        self.answer = answer
-        self.commands: List[str] = []
-
-    def run(self, command, *, input=None, timeout=None, check=True, idempotent=True):
-        self.commands.append(command)
-        result = self.answer(command)
-        if check and result.returncode != 0:
-            from expyre import RemoteCommandError
-            raise RemoteCommandError(self.host, result)
-        return result
-
-    def close(self):
-        pass
 
 
 def ok(command, stdout="", stderr="", rc=0):
