@@ -9,6 +9,26 @@ from sshd_fixtures import remote_run_expyre_cleanup, ssh_client_setup, sshd  # n
 
 TESTS_DIR = Path(__file__).resolve().parent
 
+#: expyre.testing is opt-in (no pytest11 entry point): load its fixtures for our own tests.
+pytest_plugins = ["expyre.testing"]
+
+
+#: Held by every pytest process that runs integration tests, so that two checkouts on one machine
+#: never use the services' shared accounts (and their ~/run_expyre) at the same time.
+SERVICES_LOCK = Path("/tmp/expyre-test-services.lock")
+
+
+def pytest_collection_modifyitems(config, items):
+    if any(item.get_closest_marker("integration") for item in items):
+        import fcntl
+        lock = open(SERVICES_LOCK, "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            sys.stderr.write(f"waiting for {SERVICES_LOCK}: another test run is using the services\n")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        config._expyre_services_lock = lock  # held until this process exits
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 import click
 
-from . import config, plugins
+from . import config, jobfiles, plugins
 
 SELECTION_HELP = {
     "id": "comma-separated regexps, each matching a whole job id",
@@ -248,16 +248,15 @@ def cli_create_job(from_dir, system, job_id, name):
 @domain_errors
 def cli_fail_job(ctx, id, name, status, system, yes):
     """Mark jobs as failed: get_results() then raises RuntimeError('xpr fail_job')."""
-    from . import jobscript
     _require_selection(ctx, id=id, name=name, status=status, system=system)
     for job in select_jobs(id, name, status, system):
         if not _confirm(f"fail job {job['id']}?", yes):
             continue
         stage_dir = Path(job["from_dir"])
-        (stage_dir / jobscript.SUCCEEDED_FILE).unlink(missing_ok=True)
-        with open(stage_dir / jobscript.EXCEPTION_FILE, "wb") as fout:
+        (stage_dir / jobfiles.SUCCEEDED).unlink(missing_ok=True)
+        with open(stage_dir / jobfiles.EXCEPTION, "wb") as fout:
             pickle.dump((RuntimeError("xpr fail_job"), "RuntimeError: xpr fail_job\n"), fout)
-        (stage_dir / jobscript.ERROR_FILE).write_text("kind: exception\nRuntimeError: xpr fail_job\n")
+        (stage_dir / jobfiles.ERROR).write_text("kind: exception\nRuntimeError: xpr fail_job\n")
         config.db.update(job["id"], status="failed")
         click.echo(f"failed {job['id']}", err=True)
 

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from . import config, gather, jobscript, plugins, results, stage
+from . import config, gather, jobfiles, jobscript, plugins, results, stage
 from .errors import (
     ExPyReJobDiedError,
     ExPyReRemoteEnvironmentError,
@@ -36,10 +36,6 @@ from .units import time_to_HMS, time_to_sec
 __all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
            "ExPyReRemoteTraceback"]
 
-SETTINGS_FILE = "_expyre_job.json"
-#: Marker files removed before a job is run again with ``force_rerun``.
-_OUTCOME_FILES = (jobscript.STARTED_FILE, jobscript.SUCCEEDED_FILE, jobscript.SUCCEEDED_TMP_FILE,
-                  jobscript.EXCEPTION_FILE, jobscript.ERROR_FILE, jobscript.STDOUT_FILE, jobscript.STDERR_FILE)
 #: Preference among earlier jobs with the same name and hash when re-attaching.
 _RESTART_PREFERENCE = ("succeeded", "started", "submitted", "submitting", "created", "died")
 
@@ -134,7 +130,7 @@ class ExPyRe:
             stage.write_task(task, self.stage_dir)
             stage.stage_input_files(input_pairs, self.stage_dir)
             self._write_settings(env_lines, list(pre_run_commands), list(post_run_commands), output_specs)
-            (self.stage_dir / jobscript.RUNNER_FILE).write_text(jobscript.RUNNER_SOURCE)
+            (self.stage_dir / jobfiles.RUNNER).write_text(jobscript.RUNNER_SOURCE)
             config.db.add(self.id, name=name, from_dir=str(self.stage_dir), status=self.status)
         except BaseException:
             _remove_tree(self.stage_dir)
@@ -189,12 +185,12 @@ class ExPyRe:
     def _write_settings(self, env_lines, pre_run_commands, post_run_commands, output_files) -> None:
         settings = {"name": self.name, "env_lines": env_lines, "pre_run_commands": pre_run_commands,
                     "post_run_commands": post_run_commands, "output_files": output_files}
-        (self.stage_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=1))
+        (self.stage_dir / jobfiles.SETTINGS).write_text(json.dumps(settings, indent=1))
         if output_files:
-            (self.stage_dir / stage.OUTPUT_FILES_LIST).write_text("\n".join(output_files) + "\n")
+            (self.stage_dir / jobfiles.OUTPUT_FILES_LIST).write_text("\n".join(output_files) + "\n")
 
     def _settings(self) -> dict:
-        return json.loads((self.stage_dir / SETTINGS_FILE).read_text())
+        return json.loads((self.stage_dir / jobfiles.SETTINGS).read_text())
 
     # ------------------------------------------------------------------ starting
 
@@ -242,7 +238,7 @@ class ExPyRe:
             resources = Resources(**resources)
         job = self._job_spec(system, resources, list(header_extra), exact_fit, partial_node)
         script = self._render_script(system, job, python_cmd)
-        script_path = self.stage_dir / jobscript.JOB_SCRIPT_FILE
+        script_path = self.stage_dir / jobfiles.SCRIPT
         script_path.write_text(script)
         script_path.chmod(0o755)
 
@@ -257,7 +253,7 @@ class ExPyRe:
             raise
         _timing(f"ExPyRe {self.id} submitting")
         try:
-            remote_id = system.submit(job, jobscript.JOB_SCRIPT_FILE)
+            remote_id = system.submit(job, jobfiles.SCRIPT)
         except ConnectionLostError:
             # the outcome of the submission is unknown: stay "submitting" so that the next
             # start() asks the scheduler instead of submitting a second copy
@@ -329,8 +325,8 @@ class ExPyRe:
             old_system = config.systems.get(self.system_name)
             if old_system is not None and not old_system.runs_in_stage_dir:
                 old_system.remove_remote_dirs([self.remote_dir])
-        for name in _OUTCOME_FILES:
-            (self.stage_dir / name).unlink(missing_ok=True)
+        for path in jobfiles.run_files(self.stage_dir, self.id):
+            path.unlink(missing_ok=True)
         self.status, self.remote_id = "created", None
         config.db.update(self.id, status="created", remote_id=None, remote_status=None)
 
@@ -523,7 +519,7 @@ class ExPyRe:
             remote_dir = self.remote_dir or system.job_remote_dir(self.stage_dir)
         say = (lambda msg: sys.stderr.write(msg + "\n")) if (verbose or dry_run) else (lambda msg: None)
         prefix = "dry run: would " if dry_run else ""
-        large_files = [stage.TASK_FILE, jobscript.SUCCEEDED_FILE]
+        large_files = list(jobfiles.LARGE)
         if wipe:
             if remote_dir is not None:
                 say(f"{prefix}delete {remote_dir} on system {system.name}")
@@ -544,7 +540,7 @@ class ExPyRe:
                 for name in large_files:
                     if (self.stage_dir / name).exists():
                         (self.stage_dir / name).write_text("CLEANED\n")
-                (self.stage_dir / "_expyre_job_cleaned").write_text("CLEANED\n")
+                (self.stage_dir / jobfiles.CLEANED).write_text("CLEANED\n")
         if not dry_run and config.db.get(self.id) is not None:
             self._set_status("cleaned")
 

@@ -10,6 +10,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Optional, Protocol, Sequence, runtime_checkable
 
+from . import jobfiles
+
 #: States a scheduler plugin's ``status`` hook may report for a job.
 #:
 #: * ``queued``: waiting to run
@@ -69,9 +71,9 @@ class JobSpec:
 
     def __post_init__(self):
         if not self.stdout_file:
-            self.stdout_file = f"job.{self.id}.stdout"
+            self.stdout_file = jobfiles.job_stdout(self.id)
         if not self.stderr_file:
-            self.stderr_file = f"job.{self.id}.stderr"
+            self.stderr_file = jobfiles.job_stderr(self.id)
 
 
 @dataclass(frozen=True)

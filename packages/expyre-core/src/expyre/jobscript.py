@@ -2,32 +2,17 @@
 
 The runner, ``_expyre_script_core.py``, needs only the standard library (and whatever modules
 the pickled function and arguments need, cloudpickle included when they were pickled by
-value): expyre itself is never installed on the remote side. It writes marker files that
-:mod:`expyre.results` reads back:
-
-* ``_expyre_job_started``: the job script began
-* ``_expyre_job_succeeded``: pickled return value (renamed into place when the script ends)
-* ``_expyre_job_exception``: pickled ``(exception, traceback text)`` when the function raised
-* ``_expyre_job_error``: text; its first line ``kind: load|exception|result|exit`` says what failed
-* ``_expyre_stdout`` / ``_expyre_stderr``: what the function printed
+value): expyre itself is never installed on the remote side. It writes the marker files listed
+in :mod:`expyre.jobfiles`, which :mod:`expyre.results` reads back.
 """
 from __future__ import annotations
 
 from typing import List, Sequence
 
+from . import jobfiles
 from .hooktypes import quote
 
-RUNNER_FILE = "_expyre_script_core.py"
-JOB_SCRIPT_FILE = "_expyre_job.sh"
-STARTED_FILE = "_expyre_job_started"
-SUCCEEDED_FILE = "_expyre_job_succeeded"
-SUCCEEDED_TMP_FILE = "_tmp_expyre_job_succeeded"
-EXCEPTION_FILE = "_expyre_job_exception"
-ERROR_FILE = "_expyre_job_error"
-STDOUT_FILE = "_expyre_stdout"
-STDERR_FILE = "_expyre_stderr"
-
-RUNNER_SOURCE = r'''"""expyre job runner: load the pickled call, run it, write the result. Standard library only."""
+_RUNNER_BODY = r'''
 import os
 import pickle
 import platform
@@ -44,14 +29,14 @@ def write_atomically(name, data):
 
 
 def fail(kind, message, code):
-    write_atomically("_expyre_job_error", "kind: %s\n%s" % (kind, message))
+    write_atomically(ERROR_FILE, "kind: %s\n%s" % (kind, message))
     sys.exit(code)
 
 
 def redirect_output():
     sys.stdout.flush()
     sys.stderr.flush()
-    for fd, name in ((1, "_expyre_stdout"), (2, "_expyre_stderr")):
+    for fd, name in ((1, STDOUT_FILE), (2, STDERR_FILE)):
         target = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(target, fd)
         os.close(target)
@@ -59,7 +44,7 @@ def redirect_output():
     sys.stderr = open(2, "w", buffering=1, closefd=False)
 
 
-def load_task(path="_expyre_task_in.pckl"):
+def load_task(path=TASK_FILE):
     with open(path, "rb") as fin:
         if fin.readline() != b"EXPYRE-TASK-1\n":
             raise ValueError("%s is not an expyre task file (cleaned, or written by another version)" % path)
@@ -101,19 +86,27 @@ def main():
             data = dumps((exc, text))
         except Exception:
             data = pickle.dumps((RuntimeError("%s: %s" % (type(exc).__name__, exc)), text))
-        write_atomically("_expyre_job_exception", data)
+        write_atomically(EXCEPTION_FILE, data)
         fail("exception", text, 1)
     try:
         data = dumps(result)
     except BaseException as exc:
         fail("result", "the function returned, but its result cannot be pickled: %s: %s\n%s"
              % (type(exc).__name__, exc, traceback.format_exc()), 2)
-    write_atomically("_tmp_expyre_job_succeeded", data)
+    write_atomically(SUCCEEDED_TMP_FILE, data)
 
 
 if __name__ == "__main__":
     main()
 '''
+
+#: The runner's source: its file names come from :mod:`expyre.jobfiles`.
+RUNNER_SOURCE = ('"""expyre job runner: load the pickled call, run it, write the result. Standard library only."""\n'
+                 + "".join(f"{name} = {value!r}\n" for name, value in (
+                     ("TASK_FILE", jobfiles.TASK), ("ERROR_FILE", jobfiles.ERROR), ("STDOUT_FILE", jobfiles.STDOUT),
+                     ("STDERR_FILE", jobfiles.STDERR), ("EXCEPTION_FILE", jobfiles.EXCEPTION),
+                     ("SUCCEEDED_TMP_FILE", jobfiles.SUCCEEDED_TMP)))
+                 + _RUNNER_BODY)
 
 
 def env_var_lines(env_vars: Sequence[str], environ: dict) -> List[str]:
@@ -153,13 +146,13 @@ def job_script(*, script_exec: str, header: Sequence[str], remote_dir: str, node
     """
     lines = [f"#!{script_exec} -l", *header, "",
              cd_line(remote_dir),
-             f"touch {STARTED_FILE}",
+             f"touch {jobfiles.STARTED}",
              f"export EXPYRE_NUM_NODES={int(node_dict['num_nodes'])}",
              f"export EXPYRE_NUM_CORES={int(node_dict['num_cores'])}",
              f"export EXPYRE_NUM_CORES_PER_NODE={int(node_dict['num_cores_per_node'])}",
              *scheduler_env, *system_commands,
              "(", *env_lines, *pre_run_commands,
-             f"{python_cmd} {RUNNER_FILE}",
+             f"{python_cmd} {jobfiles.RUNNER}",
              "error_stat=$?", *post_run_commands, "exit $error_stat", ")",
              "error_stat=$?",
              *_marker_lines()]
@@ -169,13 +162,13 @@ def job_script(*, script_exec: str, header: Sequence[str], remote_dir: str, node
 def _marker_lines() -> List[str]:
     return [
         'if [ "$error_stat" -eq 0 ]; then',
-        f"    if [ -f {SUCCEEDED_TMP_FILE} ]; then",
-        f"        mv {SUCCEEDED_TMP_FILE} {SUCCEEDED_FILE}",
+        f"    if [ -f {jobfiles.SUCCEEDED_TMP} ]; then",
+        f"        mv {jobfiles.SUCCEEDED_TMP} {jobfiles.SUCCEEDED}",
         "    else",
-        f"        printf 'kind: exit\\nthe job exited with status 0 but the runner wrote no result\\n' > {ERROR_FILE}",
+        f"        printf 'kind: exit\\nthe job exited with status 0 but the runner wrote no result\\n' > {jobfiles.ERROR}",
         "    fi",
-        f"elif [ ! -f {ERROR_FILE} ]; then",
-        f"    printf 'kind: exit\\nthe Python runner exited with status %s\\n' \"$error_stat\" > {ERROR_FILE}",
+        f"elif [ ! -f {jobfiles.ERROR} ]; then",
+        f"    printf 'kind: exit\\nthe Python runner exited with status %s\\n' \"$error_stat\" > {jobfiles.ERROR}",
         "fi",
         "exit $error_stat",
     ]

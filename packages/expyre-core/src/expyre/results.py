@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
-from . import jobscript
+from . import jobfiles
 from .errors import ExPyReRemoteEnvironmentError, ExPyReRemoteTraceback
 
 
@@ -36,23 +36,23 @@ def _read_text(path: Path) -> Optional[str]:
 
 def finished_kind(stage_dir: Path) -> Optional[str]:
     """``succeeded`` or ``failed`` from the markers alone (nothing is unpickled), None if unfinished."""
-    if (stage_dir / jobscript.SUCCEEDED_FILE).exists():
+    if (stage_dir / jobfiles.SUCCEEDED).exists():
         return "succeeded"
-    if (stage_dir / jobscript.ERROR_FILE).exists():
+    if (stage_dir / jobfiles.ERROR).exists():
         return "failed"
     return None
 
 
 def read_outcome(stage_dir: Path) -> Optional[Outcome]:
     """The job's outcome, or None if it has not finished (no marker yet)."""
-    succeeded = stage_dir / jobscript.SUCCEEDED_FILE
+    succeeded = stage_dir / jobfiles.SUCCEEDED
     if succeeded.exists():
         with open(succeeded, "rb") as fin:
             data = fin.read()
         if data == b"CLEANED\n":
             raise RuntimeError(f"the result in {succeeded} was cleaned")
         return Outcome("succeeded", value=pickle.loads(data))
-    error_text = _read_text(stage_dir / jobscript.ERROR_FILE)
+    error_text = _read_text(stage_dir / jobfiles.ERROR)
     if error_text is None:
         return None
     first, _, rest = error_text.partition("\n")
@@ -64,7 +64,7 @@ def read_outcome(stage_dir: Path) -> Optional[Outcome]:
 
 
 def _load_exception(stage_dir: Path, fallback_text: str) -> Tuple[BaseException, str]:
-    path = stage_dir / jobscript.EXCEPTION_FILE
+    path = stage_dir / jobfiles.EXCEPTION
     try:
         with open(path, "rb") as fin:
             exc, text = pickle.load(fin)
@@ -76,8 +76,8 @@ def _load_exception(stage_dir: Path, fallback_text: str) -> Tuple[BaseException,
 
 def read_outputs(stage_dir: Path, job_id: str) -> Tuple[Optional[str], ...]:
     """``(stdout, stderr, job_stdout, job_stderr)``: the function's and the job script's output."""
-    return (_read_text(stage_dir / jobscript.STDOUT_FILE), _read_text(stage_dir / jobscript.STDERR_FILE),
-            _read_text(stage_dir / f"job.{job_id}.stdout"), _read_text(stage_dir / f"job.{job_id}.stderr"))
+    return (_read_text(stage_dir / jobfiles.STDOUT), _read_text(stage_dir / jobfiles.STDERR),
+            _read_text(stage_dir / jobfiles.job_stdout(job_id)), _read_text(stage_dir / jobfiles.job_stderr(job_id)))
 
 
 def raise_remote_exception(outcome: Outcome, job_id: str) -> None:

@@ -30,9 +30,9 @@ from typing import Iterable, List, Sequence, Union
 
 import cloudpickle
 
-TASK_FILE = "_expyre_task_in.pckl"
+from . import jobfiles
+
 TASK_MAGIC = b"EXPYRE-TASK-1\n"
-OUTPUT_FILES_LIST = "_expyre_output_files"
 
 
 @dataclass
@@ -145,7 +145,7 @@ def write_task(task: PickledTask, stage_dir: Path) -> None:
     index = {"n_args": len(task.args), "kwarg_names": list(task.kwargs),
              "pieces": [[len(p.data), [b.nbytes for b in p.buffers]] for p in pieces]}
     index_bytes = pickle.dumps(index, protocol=4)
-    tmp = stage_dir / (TASK_FILE + ".tmp")
+    tmp = stage_dir / (jobfiles.TASK + ".tmp")
     with open(tmp, "wb") as fout:
         fout.write(TASK_MAGIC)
         fout.write(struct.pack("<Q", len(index_bytes)))
@@ -154,7 +154,7 @@ def write_task(task: PickledTask, stage_dir: Path) -> None:
             fout.write(piece.data)
             for buf in piece.buffers:
                 fout.write(buf)
-    os.replace(tmp, stage_dir / TASK_FILE)
+    os.replace(tmp, stage_dir / jobfiles.TASK)
 
 
 # --------------------------------------------------------------------------- input and output files

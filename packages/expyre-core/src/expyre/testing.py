@@ -1,10 +1,11 @@
 """pytest fixtures for testing expyre and expyre plugins: a temporary expyre root and a local system.
 
-This module is a pytest plugin. Installing ``expyre-core`` registers it through the ``pytest11``
-entry point (``expyre = "expyre.testing"``), so its fixtures are available in every test of a
-project that has ``expyre-core`` installed, with no ``conftest.py`` and no import. expyre's own
-scheduler packages (``expyre-slurm``, ``expyre-sge``, ``expyre-pbs``) test their plugins with
-these fixtures, and a site writing its own plugin can do the same::
+This module is an opt-in pytest plugin: a project that wants its fixtures loads it with
+``pytest_plugins = ["expyre.testing"]`` in its top-level ``conftest.py`` (or ``pytest -p
+expyre.testing``). It is deliberately not registered through ``pytest11``, so it never loads into
+the test sessions of every project that merely has expyre installed. expyre's own scheduler
+packages (``expyre-slurm``, ``expyre-sge``, ``expyre-pbs``) test their plugins with these
+fixtures, and a site writing its own plugin can do the same::
 
     def test_my_header(expyre_local_system):
         config = expyre_local_system("local_test", scheduler="mysched")

@@ -9,6 +9,7 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from expyre import CommandResult, RemoteCommandError, quote, run_unchecked
+from expyre import jobfiles
 from expyre.retry import retry_settings
 
 from .parse import END_MARKER, is_transient, split_remote_id
@@ -22,7 +23,7 @@ CONTROL_TIMEOUT = 120.0
 
 #: File in the job's directory that keeps sbatch's output, so that a submission whose answer
 #: was lost on the way back can still be found (see ``find_submitted``).
-SUBMIT_RECORD = "_expyre_slurm_sbatch.out"
+SUBMIT_RECORD = jobfiles.plugin_file("slurm", "sbatch.out")
 
 
 class SlurmCommandError(RemoteCommandError):

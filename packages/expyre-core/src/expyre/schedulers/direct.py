@@ -14,15 +14,16 @@ Needs ``bash`` and ``setsid`` (util-linux) on the host.
 """
 from __future__ import annotations
 
+from .. import jobfiles
 from ..header import format_header_lines
 from ..hookspecs import hookimpl
 from ..hooktypes import quote
 
 NAME = "direct"
-PID_FILE = "_expyre_direct_pid"
-EXIT_FILE = "_expyre_direct_exit"
-TIMEOUT_FILE = "_expyre_direct_timeout"
-CANCELLED_FILE = "_expyre_direct_cancelled"
+PID_FILE = jobfiles.plugin_file("direct", "pid")
+EXIT_FILE = jobfiles.plugin_file("direct", "exit")
+TIMEOUT_FILE = jobfiles.plugin_file("direct", "timeout")
+CANCELLED_FILE = jobfiles.plugin_file("direct", "cancelled")
 #: Seconds between the TERM and the KILL sent to a job that is cancelled or out of time.
 KILL_GRACE = 5
 

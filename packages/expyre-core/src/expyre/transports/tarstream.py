@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, List, Sequence, Tuple
 
 from ..hooktypes import CommandResult, RemoteCommandError, quote
-from ..jobscript import JOB_SCRIPT_FILE
+from .. import jobfiles
 
 #: Archives bigger than this are spooled to a temporary file instead of memory.
 SPOOL_LIMIT = 8 * 1024 * 1024
@@ -66,7 +66,7 @@ def get_command(remote_dirs: Sequence[str]) -> str:
     parts = ['__xpr_tmp=$(mktemp) || exit 1']
     for remote_dir in remote_dirs:
         parts.append(
-            f"( cd {quote(remote_dir)} 2>/dev/null && find . -newer {JOB_SCRIPT_FILE} "
+            f"( cd {quote(remote_dir)} 2>/dev/null && find . -newer {jobfiles.SCRIPT} "
             f"\\( -type f -o -type l \\) -print0 | tar --null -T - -cf - ) > \"$__xpr_tmp\" 2>/dev/null"
             f" || : > \"$__xpr_tmp\"; wc -c < \"$__xpr_tmp\"; cat \"$__xpr_tmp\"")
     parts.append('rm -f "$__xpr_tmp"')
