@@ -7,28 +7,42 @@ and remove remote directories. It opens its transport's shell once and reuses it
 """
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import plugins
+from .polling import PollSchedule
 from .hooktypes import CommandResult, JobSpec, RemoteJob, Shell, quote
 
 
-class NonRepeatingShell:
-    """A view of a shell whose commands are never run again after a lost connection."""
+class SubmitShell:
+    """The shell a scheduler's ``submit`` hook gets: it never runs a command again after a lost
+    connection (the outcome of a submission must not be guessed), and it runs the system's
+    ``pre_submit_cmds`` before each command, in the same shell, as ExPyRe did."""
 
-    def __init__(self, shell: Shell):
+    def __init__(self, shell: Shell, pre_submit_cmds: Sequence[str] = ()):
         self._shell = shell
         self.host = shell.host
+        self._prefix = pre_submit_line(pre_submit_cmds)
 
     def run(self, command: str, **kwargs) -> CommandResult:
         kwargs["idempotent"] = False
+        if self._prefix:
+            command = f"{self._prefix} && {{\n{command}\n}}"
         return self._shell.run(command, **kwargs)
 
     def close(self) -> None:
         self._shell.close()
+
+
+def pre_submit_line(words: Sequence[str]) -> str:
+    """The shell line of a system's ``pre_submit_cmds``, written as ExPyRe wrote it: the list is a
+    sequence of words (``["module", "load", "slurm", "&&", "cd", "."]``), each taken as one word
+    (blanks, quotes and parentheses in it are escaped), while ``$``-expansions are left to the shell."""
+    return " ".join(re.sub(r"""(['" ()])""", r"\\\1", word) for word in words)
 
 
 #: Default remote run directory (relative to the remote home) for systems with a host.
@@ -70,6 +84,9 @@ class System:
         leave out the scheduler's default header lines
     script_exec: str, default "/bin/bash"
         interpreter of the job script (its ``#!`` line is ``#!<script_exec> -l``)
+    pre_submit_cmds: list(str), optional
+        words of a command run on the host before each submission, in the same shell (ExPyRe's
+        key: for example ``["module", "load", "slurm"]``), see :func:`pre_submit_line`
     options: dict, optional
         transport settings (ssh port, user, key file, ...) passed through to the transport
     sources: dict, optional
@@ -88,6 +105,7 @@ class System:
     remsh_cmd: Optional[str] = None
     no_default_header: bool = False
     script_exec: str = "/bin/bash"
+    pre_submit_cmds: List[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
     sources: Dict[str, str] = field(default_factory=dict)
 
@@ -103,6 +121,8 @@ class System:
             self.rundir = self.rundir.rstrip("/") or "/"
         self._shell: Optional[Shell] = None
         self._shell_lock = threading.Lock()
+        #: when this system's jobs may next be polled, shared by every caller in the process
+        self.poll_schedule = PollSchedule(remote=self.host is not None)
 
     # ------------------------------------------------------------------ where jobs live
 
@@ -155,10 +175,11 @@ class System:
     def submit(self, job: JobSpec, script: str) -> str:
         """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id.
 
-        The scheduler plugin gets a shell that never repeats a command after a lost connection:
-        a submission whose outcome is unknown is resolved by :meth:`find_submitted`.
+        The scheduler plugin gets a :class:`SubmitShell`: it never repeats a command after a lost
+        connection (a submission whose outcome is unknown is resolved by :meth:`find_submitted`)
+        and runs ``pre_submit_cmds`` first.
         """
-        return plugins.submit(self.scheduler, job, script, NonRepeatingShell(self.shell))
+        return plugins.submit(self.scheduler, job, script, SubmitShell(self.shell, self.pre_submit_cmds))
 
     def find_submitted(self, job: JobSpec) -> List[str]:
         """Remote ids of jobs the scheduler already has for ``job``."""
