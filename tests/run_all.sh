@@ -4,6 +4,12 @@
 #   tests/run_all.sh [pytest arguments]
 #
 # Idempotent: a second run reuses the virtual environment in .venv and the running services.
+#
+# Environment:
+#   EXPYRE_WFL_FULL=1   the real-client test (tests/integration/test_wfl.py) runs every one of wfl's
+#                       remote tests on Slurm, not only test_generic_calc, test_fail_immediately and
+#                       test_resubmit_killed_jobs (on the direct scheduler it always runs them all);
+#                       about 15 minutes more
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"

@@ -15,9 +15,8 @@ system with ``EXPYRE_PYTEST_SYSTEMS`` from ``~/.expyre/config.json`` as wfl's CI
   ``test_fail_immediately`` and ``test_resubmit_killed_jobs``; every remote test with
   ``EXPYRE_WFL_FULL=1`` in the environment of the test command.
 
-wfl polls every 10 s, so these take minutes. wfl's Quantum Espresso test runs when
-tests/services/50-wfl.sh installed Quantum Espresso (``EXPYRE_WFL_QE=1``), else it is reported
-as skipped with its reason. wfl's sdist has no ``tests/conftest.py``; the pytest plugin
+wfl polls every 10 s, so these take minutes. wfl's Quantum Espresso test runs Debian's pw.x
+(tests/services/50-wfl.sh installs it). wfl's sdist has no ``tests/conftest.py``; the pytest plugin
 ``wfl_harness/expyre_wfl_harness.py`` provides the option and fixtures its tests use.
 """
 import json
@@ -30,13 +29,11 @@ from pathlib import Path
 
 import pytest
 from servicelib import REPO, require_service
-from sshd_fixtures import ssh_client_setup, sshd  # noqa: F401  (pytest fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: Read at import: the test's own fixtures remove EXPYRE_* variables from the environment.
 FULL_SLURM = os.environ.get("EXPYRE_WFL_FULL", "") == "1"
-WITH_QE = os.environ.get("EXPYRE_WFL_QE", "") == "1"
 
 SETUP_SCRIPT = REPO / "tests" / "services" / "50-wfl.sh"
 HARNESS_DIR = Path(__file__).resolve().parent / "wfl_harness"
@@ -54,9 +51,8 @@ TIMEOUT_SLURM_FULL = 40 * 60
 @pytest.fixture(scope="module")
 def wfl_env():
     """The values tests/services/50-wfl.sh prints, after it brought the environment up to date."""
-    env = dict(os.environ, EXPYRE_WFL_QE="1" if WITH_QE else "0")
     result = subprocess.run(["bash", str(SETUP_SCRIPT)], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                            env=env, timeout=30 * 60)
+                            timeout=30 * 60)
     assert result.returncode == 0, f"{SETUP_SCRIPT.name} failed:\n{result.stderr[-5000:]}"
     values = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
     if not values:
@@ -70,9 +66,9 @@ def _write_expyre_config(home: Path, systems: dict) -> None:
     (root / "config.json").write_text(json.dumps({"systems": systems}, indent=1))
 
 
-def _activate(wfl_env) -> str:
-    """The system's ``commands`` entry that puts the wfl environment first in the job."""
-    return f"source {wfl_env['WFL_VENV']}/bin/activate"
+def _job_commands(wfl_env) -> list:
+    """The system's ``commands``: the wfl environment first on PATH, ASE's config for Quantum Espresso."""
+    return [f"source {wfl_env['WFL_VENV']}/bin/activate", f"export ASE_CONFIG_PATH={wfl_env['WFL_ASE_CONFIG']}"]
 
 
 def run_wfl_tests(wfl_env, home: Path, system_name: str, selection, timeout: float) -> dict:
@@ -83,10 +79,8 @@ def run_wfl_tests(wfl_env, home: Path, system_name: str, selection, timeout: flo
     junit = home / f"wfl-{system_name}.xml"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTEST_ADDOPTS")}
     env.update(HOME=str(home), EXPYRE_PYTEST_SYSTEMS=f"^{system_name}$", WFL_SOURCE_ROOT=str(tests_root),
-               PYTHONPATH=str(HARNESS_DIR), PATH=f"{wfl_env['WFL_VENV']}/bin:{env.get('PATH', '/usr/bin:/bin')}")
-    if wfl_env.get("WFL_ASE_CONFIG"):
-        env["ASE_CONFIG_PATH"] = wfl_env["WFL_ASE_CONFIG"]
-        env["WFL_PYTEST_EXPYRE_INFO"] = json.dumps({"env_vars": [f"ASE_CONFIG_PATH={wfl_env['WFL_ASE_CONFIG']}"]})
+               PYTHONPATH=str(HARNESS_DIR), PATH=f"{wfl_env['WFL_VENV']}/bin:{env.get('PATH', '/usr/bin:/bin')}",
+               ASE_CONFIG_PATH=wfl_env["WFL_ASE_CONFIG"], PYTHONUNBUFFERED="1")
     command = [wfl_env["WFL_PYTHON"], "-m", "pytest", "-p", "expyre_wfl_harness", "-p", "no:cacheprovider",
                "--runremote", "--basetemp", str(home / "pytest"), "-rxXs", "-v", "--durations=0",
                f"--junitxml={junit}", *selection]
@@ -123,13 +117,10 @@ def _outcomes(junit: Path) -> dict:
 
 
 def assert_all_passed(result: dict, expected: set) -> None:
-    """Every expected wfl test ran and passed; only the Quantum Espresso test may skip, and only
-    without Quantum Espresso."""
+    """Every expected wfl test ran and passed (a skip, with its reason, counts as not passed)."""
     outcomes = result["outcomes"]
     assert set(outcomes) == expected, f"wfl's tests ran {sorted(outcomes)}, expected {sorted(expected)}"
-    allowed_skips = set() if WITH_QE else {"test_generic_calc_qe"}
-    bad = {name: outcome for name, outcome in outcomes.items()
-           if outcome[0] != "passed" and not (outcome[0] == "skipped" and name in allowed_skips)}
+    bad = {name: outcome for name, outcome in outcomes.items() if outcome[0] != "passed"}
     summary = ", ".join(f"{name}: {outcome}: {message[:300]}" for name, (outcome, message) in sorted(bad.items()))
     assert not bad, f"{len(bad)} of {len(outcomes)} of wfl's remote tests did not pass: {summary}\n" \
                     f"end of wfl's output:\n{result['output'][-6000:]}"
@@ -141,7 +132,7 @@ ALL_TESTS = {"test_generic_calc", "test_generic_calc_qe", "test_minim", "test_md
 
 
 def test_wfl_remote_tests_on_direct(wfl_env, isolated_home):
-    system = {"host": None, "scheduler": "direct", "commands": [_activate(wfl_env)],
+    system = {"host": None, "scheduler": "direct", "commands": _job_commands(wfl_env),
               "partitions": {"regular": {"num_cores": 2, "max_time": None, "max_mem": "10GB"}}}
     _write_expyre_config(isolated_home, {"wfl_direct": system})
     result = run_wfl_tests(wfl_env, isolated_home, "wfl_direct", WFL_TEST_MODULES, TIMEOUT_DIRECT)
@@ -152,7 +143,7 @@ def test_wfl_remote_tests_on_slurm_over_ssh(wfl_env, isolated_home, ssh_client_s
     slurm = require_service("slurm")
     # wfl's CI config for its GitHub runner's Slurm, reached over SSH as the cluster account.
     system = {"host": ssh_client_setup, "scheduler": "slurm", "rundir": SLURM_RUNDIR,
-              "commands": [_activate(wfl_env)],
+              "commands": _job_commands(wfl_env),
               "header": ["#SBATCH --nodes={num_nodes}", "#SBATCH --ntasks={num_cores}",
                          "#SBATCH --ntasks-per-node={num_cores_per_node}"],
               "partitions": {slurm["SLURM_PARTITION"]: {"num_cores": int(slurm["SLURM_CPUS"]), "max_time": None,

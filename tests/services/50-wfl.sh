@@ -12,8 +12,9 @@
 # `expyre-wfl`, the original ExPyRe: expyre takes its place), wfl's other dependencies as its
 # metadata lists them (numpy<2, and ase<3.25 as wfl's own CI pins it), pytest, and expyre-core
 # and expyre-slurm built from this checkout. wfl's sdist is unpacked beside it: its tests/ are the
-# tests the integration test runs, unchanged. With EXPYRE_WFL_QE=1 it also installs Debian's
-# quantum-espresso, so that wfl's Quantum Espresso test can run instead of skipping.
+# tests the integration test runs, unchanged. For wfl's Quantum Espresso test it installs Debian's
+# quantum-espresso and writes ASE's config for it, /opt/expyre-test-wfl/ase-config.ini (the jobs
+# name it in ASE_CONFIG_PATH), as wfl's CI does with its own build.
 #
 # Idempotent: a second run reuses everything and reinstalls expyre only when this checkout's
 # package files changed. Prints KEY=VALUE lines on stdout (and nothing else); progress goes to
@@ -118,21 +119,21 @@ if [ ! -f "$tests_root/tests/test_remote_run.py" ]; then
     mv "$tests_root.tmp" "$tests_root"
 fi
 
-# --- optional: Quantum Espresso for wfl's test_generic_calc_qe ------------------------------------
-qe_command=
-qe_pseudo=
-if [ "${EXPYRE_WFL_QE:-0}" = 1 ]; then
-    apt_install quantum-espresso quantum-espresso-data
-    qe_command=/usr/bin/pw.x
-    # wfl's test reads tests/assets/QE/Si.pz-vbc.UPF, which its sdist leaves out; Debian ships the file.
-    qe_pseudo=$tests_root/tests/assets/QE/Si.pz-vbc.UPF
-    if [ ! -s "$qe_pseudo" ]; then
-        install -d -m 755 "$(dirname "$qe_pseudo")"
-        gzip -dc /usr/share/doc/quantum-espresso/examples/EPW/sic/pp/Si.pz-vbc.UPF.gz > "$qe_pseudo.tmp"
-        chmod 644 "$qe_pseudo.tmp"
-        mv "$qe_pseudo.tmp" "$qe_pseudo"
-    fi
+# --- Quantum Espresso for wfl's test_generic_calc_qe, as wfl's CI sets it up -----------------------
+apt_install quantum-espresso quantum-espresso-data
+# wfl's test reads tests/assets/QE/Si.pz-vbc.UPF, which its sdist leaves out; Debian ships the file.
+pseudo=$tests_root/tests/assets/QE/Si.pz-vbc.UPF
+if [ ! -s "$pseudo" ]; then
+    install -d -m 755 "$(dirname "$pseudo")"
+    gzip -dc /usr/share/doc/quantum-espresso/examples/EPW/sic/pp/Si.pz-vbc.UPF.gz > "$pseudo.tmp"
+    chmod 644 "$pseudo.tmp"
+    mv "$pseudo.tmp" "$pseudo"
 fi
+# ASE's calculator config (ASE_CONFIG_PATH names it), readable by the cluster account too.
+ase_config=$prefix/ase-config.ini
+printf '[espresso]\ncommand = /usr/bin/pw.x\npseudo_dir = %s\n' "$(dirname "$pseudo")" > "$ase_config.tmp"
+chmod 644 "$ase_config.tmp"
+mv "$ase_config.tmp" "$ase_config"
 
 versions=$("$python" -c 'import importlib.metadata as m; print(" ".join(f"{d}={m.version(d)}" for d in ("wfl", "expyre-core", "expyre-slurm", "ase", "numpy")))')
 log_step "ok: $python with $versions"
@@ -142,5 +143,5 @@ log_step "ok: $python with $versions"
     echo "WFL_TESTS_ROOT=$tests_root"
     echo "WFL_VERSION=$wfl_version"
     echo "WFL_VERSIONS=$versions"
-    echo "WFL_QE_COMMAND=$qe_command"
+    echo "WFL_ASE_CONFIG=$ase_config"
 } >&3

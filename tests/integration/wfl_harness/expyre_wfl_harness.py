@@ -50,7 +50,7 @@ def pytest_configure(config):
 
 def _espresso_missing_reason():
     if shutil.which("pw.x") is None:
-        return "Quantum Espresso's pw.x is not installed (tests/services/50-wfl.sh installs it with EXPYRE_WFL_QE=1)"
+        return "Quantum Espresso's pw.x is not installed (tests/services/50-wfl.sh installs it)"
     ase_config = Path(os.environ.get("ASE_CONFIG_PATH", Path.home() / ".config" / "ase" / "config.ini"))
     parser = configparser.ConfigParser()
     parser.read(ase_config)
