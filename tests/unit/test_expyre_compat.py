@@ -16,7 +16,6 @@ from expyre import jobscript
 from expyre.jobsdb import JobsDB
 from expyre.system import pre_submit_line
 
-
 # ----------------------------------------------------------------- 1. env_vars
 
 

@@ -9,10 +9,10 @@ Plugin authors import :data:`hookimpl` and the contract's types from here.
 """
 from .errors import (
     ExPyReJobDiedError,
-    FailedSubprocessWarning,
     ExPyReRemoteEnvironmentError,
     ExPyReRemoteTraceback,
     ExPyReTimeoutError,
+    FailedSubprocessWarning,
 )
 from .hookspecs import hookimpl
 from .hooktypes import (
@@ -31,7 +31,8 @@ from .hooktypes import (
 
 __version__ = "0.1.0"
 
-__all__ = ["ExPyRe", "ExPyReJobDiedError", "FailedSubprocessWarning", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
+__all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
+           "FailedSubprocessWarning",
            "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell", "CommandResult",
            "RemoteCommandError", "ConnectionLostError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
            "quote", "quote_all", "run_unchecked", "__version__"]

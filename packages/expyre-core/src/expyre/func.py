@@ -21,17 +21,17 @@ import warnings
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from . import config, gather, jobfiles, jobscript, plugins, results, stage
+from . import config, gather, jobfiles, jobscript, results, stage
 from .errors import (
     ExPyReJobDiedError,
     ExPyReRemoteEnvironmentError,
     ExPyReRemoteTraceback,
     ExPyReTimeoutError,
 )
-from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, JobSpec, RemoteJob, quote
+from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, JobSpec, RemoteJob
 from .progress import Progress
 from .resources import Resources
-from .units import time_to_HMS, time_to_sec
+from .units import time_to_sec
 
 __all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
            "ExPyReRemoteTraceback"]
@@ -240,7 +240,8 @@ class ExPyRe:
             self._forget_previous_run()
         if isinstance(resources, dict):
             resources = Resources(**resources)
-        job = self._job_spec(system, resources, list(header_extra), exact_fit, partial_node)
+        job = system.job_spec(self.id, self.name, self.stage_dir, resources, header_extra=list(header_extra),
+                              exact_fit=exact_fit, partial_node=partial_node)
         script = self._render_script(system, job, python_cmd)
         script_path = self.stage_dir / jobfiles.SCRIPT
         script_path.write_text(script)
@@ -270,33 +271,10 @@ class ExPyRe:
         system.poll_schedule.restart()
         _timing(f"ExPyRe {self.id} submitted as {remote_id}")
 
-    def _job_spec(self, system, resources: Resources, header_extra: List[str], exact_fit: bool,
-                  partial_node: bool) -> JobSpec:
-        partition_key, node_dict = resources.find_nodes(system.partitions, exact_fit=exact_fit,
-                                                        partial_node=partial_node)
-        partition = system.partitions[partition_key]
-        actual_partition = partition.get("partition", partition_key)
-        max_time = resources.max_time
-        hms = time_to_HMS(max_time) if max_time is not None else None
-        node_dict = dict(node_dict, partition=actual_partition, queue=actual_partition, id=self.id,
-                         max_time=hms, max_time_HMS=hms, max_time_s=max_time)
-        header_lines = (list(system.header) + list(partition.get("header", [])) + header_extra
-                        + _env_header_extra())
-        return JobSpec(id=self.id, name=self.name, remote_dir=system.job_remote_dir(self.stage_dir),
-                       partition=actual_partition, node_dict=node_dict, max_time=max_time,
-                       header_lines=header_lines, no_default_header=system.no_default_header)
-
     def _render_script(self, system, job: JobSpec, python_cmd: Optional[str]) -> str:
         settings = self._settings()
-        if python_cmd is None:
-            python_cmd = quote(sys.executable) if system.host is None else "python3"
-        return jobscript.job_script(
-            script_exec=system.script_exec, header=plugins.render_header(system.scheduler, job),
-            remote_dir=job.remote_dir, node_dict=job.node_dict,
-            scheduler_env=plugins.job_environment(system.scheduler, job),
-            system_commands=system.commands, env_lines=settings["env_lines"],
-            pre_run_commands=settings["pre_run_commands"], python_cmd=python_cmd,
-            post_run_commands=settings["post_run_commands"])
+        return system.job_script(job, env_lines=settings["env_lines"], pre_run_commands=settings["pre_run_commands"],
+                                 post_run_commands=settings["post_run_commands"], python_cmd=python_cmd)
 
     def _undo_submission(self, system, remote_dir: str) -> None:
         try:
@@ -546,8 +524,7 @@ class ExPyRe:
             if remote_dir is not None:
                 say(f"{prefix}overwrite {', '.join(large_files)} in {remote_dir} on system {system.name}")
                 if not dry_run:
-                    files = " ".join(quote(f"{remote_dir}/{name}") for name in large_files)
-                    system.shell.run(f"for f in {files}; do if [ -f \"$f\" ]; then echo CLEANED > \"$f\"; fi; done")
+                    system.overwrite_remote_files(remote_dir, large_files, "CLEANED")
             say(f"{prefix}overwrite {', '.join(large_files)} in {self.stage_dir}")
             if not dry_run and self.stage_dir.is_dir():
                 for name in large_files:
@@ -594,20 +571,6 @@ def _deadline(timeout: Union[int, float, str, None]) -> Optional[float]:
 
 def _show_timeout(timeout: Union[int, float, str]) -> str:
     return f"{timeout} s" if isinstance(timeout, (int, float)) else str(timeout)
-
-
-def _env_header_extra() -> List[str]:
-    """Header lines from ``$EXPYRE_HEADER_EXTRA`` (a JSON list of strings)."""
-    raw = os.environ.get("EXPYRE_HEADER_EXTRA")
-    if not raw:
-        return []
-    try:
-        lines = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"EXPYRE_HEADER_EXTRA must be a JSON list of header lines, got {raw!r}: {exc}") from None
-    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
-        raise ValueError(f"EXPYRE_HEADER_EXTRA must be a JSON list of strings, got {raw!r}")
-    return lines
 
 
 def _remove_tree(path: Path) -> None:

@@ -180,7 +180,8 @@ def _marker_lines() -> List[str]:
         f"    if [ -f {jobfiles.SUCCEEDED_TMP} ]; then",
         f"        mv {jobfiles.SUCCEEDED_TMP} {jobfiles.SUCCEEDED}",
         "    else",
-        f"        printf 'kind: exit\\nthe job exited with status 0 but the runner wrote no result\\n' > {jobfiles.ERROR}",
+        "        printf 'kind: exit\\nthe job exited with status 0 but the runner wrote no result\\n' "
+        f"> {jobfiles.ERROR}",
         "    fi",
         f"elif [ ! -f {jobfiles.ERROR} ]; then",
         f"    printf 'kind: exit\\nthe Python runner exited with status %s\\n' \"$error_stat\" > {jobfiles.ERROR}",

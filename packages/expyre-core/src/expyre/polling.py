@@ -1,10 +1,10 @@
 """When a system may next be asked about its jobs: one poll schedule per system per process.
 
 Each :class:`expyre.system.System` holds one :class:`PollSchedule`. Every ``get_results`` call in
-a process that waits on jobs of the same system shares it, so many callers (a loop over 200 jobs, or threads) make at most one status
-query per interval between them, and the back-off continues from one call to the next instead
-of starting again at a fraction of a second. A new submission to the system starts the back-off
-again, so a job started after a long wait is still looked at soon.
+a process that waits on jobs of the same system shares it, so many callers (a loop over 200 jobs,
+or threads) make at most one status query per interval between them, and the back-off continues
+from one call to the next instead of starting again at a fraction of a second. A new submission to
+the system starts the back-off again, so a job started after a long wait is still looked at soon.
 """
 from __future__ import annotations
 

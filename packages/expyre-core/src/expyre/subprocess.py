@@ -125,8 +125,7 @@ def subprocess_run(host: Optional[str], args: Sequence[str], script: Optional[st
         return argv, (script.encode() if script is not None else None)
     shown = " ".join(argv)
     for attempt in range(tries):
-        done = _subprocess.run(argv, input=script.encode() if script is not None else None,
-                               stdout=_subprocess.PIPE, stderr=_subprocess.PIPE)
+        done = _subprocess.run(argv, input=script.encode() if script is not None else None, capture_output=True)
         stdout, stderr = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
         if done.returncode == 0:
             if attempt > 0:
