@@ -43,7 +43,7 @@ SLURM_SUBSET = ("tests/test_remote_run.py::test_generic_calc", "tests/test_remot
                 "tests/test_remote_run.py::test_resubmit_killed_jobs")
 #: The jobs' run directory in the cluster account's home, removed after the test.
 SLURM_RUNDIR = "run_expyre_wfl"
-#: A hung run fails instead of holding CI: about twice the time the original ExPyRe needs.
+#: A hung run fails instead of holding CI (the runs take about 7, 7 and 18 minutes here).
 TIMEOUT_DIRECT = 20 * 60
 TIMEOUT_SLURM = 20 * 60
 TIMEOUT_SLURM_FULL = 40 * 60
