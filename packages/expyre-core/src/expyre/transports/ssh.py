@@ -233,8 +233,13 @@ class SSHShell:
         return command_result(self.host, command, returncode, stdout, stderr, check)
 
     def run_bytes(self, command: str, *, input: Optional[bytes] = None, input_file=None, input_size: int = 0,
-                  timeout: Optional[float] = None, idempotent: bool = True) -> Tuple[int, bytes, bytes]:
-        """Run ``command``; its standard input is ``input`` or ``input_size`` bytes of ``input_file``."""
+                  timeout: Optional[float] = None, idempotent: bool = True,
+                  stdout_file=None) -> Tuple[int, bytes, bytes]:
+        """Run ``command``; its standard input is ``input`` or ``input_size`` bytes of ``input_file``.
+
+        With ``stdout_file`` (a binary file), the command's standard output is written there as
+        it arrives, and the returned stdout is empty: large answers never sit in memory.
+        """
         if input is not None:
             input_size = len(input)
         tries, wait = retry_settings()
@@ -242,9 +247,12 @@ class SSHShell:
         for attempt in range(tries):
             if input_file is not None:
                 input_file.seek(0)
+            if stdout_file is not None:
+                stdout_file.seek(0)
+                stdout_file.truncate()
             try:
                 with self._lock:
-                    return self._run_once(command, input, input_file, input_size, timeout)
+                    return self._run_once(command, input, input_file, input_size, timeout, stdout_file)
             except HostKeyError:
                 raise
             except paramiko.AuthenticationException as exc:
@@ -291,7 +299,7 @@ class SSHShell:
                 pass
             self._channel = None
 
-    def _run_once(self, command, input, input_file, input_size, timeout) -> Tuple[int, bytes, bytes]:
+    def _run_once(self, command, input, input_file, input_size, timeout, stdout_file=None) -> Tuple[int, bytes, bytes]:
         sent = False
         try:
             if self._channel is None or self._channel.closed or not self.connection.is_active:
@@ -311,7 +319,7 @@ class SSHShell:
             if input_file is not None:
                 for block in iter(lambda: input_file.read(1 << 20), b""):
                     channel.sendall(block)
-            return self._read_answer(timeout)
+            return self._read_answer(timeout, stdout_file)
         except (HostKeyError, paramiko.AuthenticationException):
             raise
         except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
@@ -320,7 +328,10 @@ class SSHShell:
                 raise TimeoutError(f"command on {self.spec.destination} did not finish within {timeout} s") from None
             raise _ChannelLost(sent, exc) from exc
 
-    def _read_answer(self, timeout: Optional[float]) -> Tuple[int, bytes, bytes]:
+    #: With a ``stdout_file``, output beyond this much is written out (all but a marker's length).
+    _SPILL_AT = 4 << 20
+
+    def _read_answer(self, timeout: Optional[float], stdout_file=None) -> Tuple[int, bytes, bytes]:
         channel = self._channel
         channel.settimeout(timeout)
         marker = ("\n" + self._token + " ").encode()
@@ -336,7 +347,15 @@ class SSHShell:
                         self._receive(channel, buffer)
                     stdout = bytes(buffer[:index])
                     stderr = bytes(buffer[end + 1:end + 1 + err_size])
+                    if stdout_file is not None:
+                        stdout_file.write(stdout)
+                        stdout = b""
                     return status, stdout, stderr
+            elif stdout_file is not None and len(buffer) > self._SPILL_AT:
+                # the marker cannot start before the last len(marker) bytes: write out the rest
+                spill = len(buffer) - len(marker)
+                stdout_file.write(buffer[:spill])
+                del buffer[:spill]
             search_from = max(0, len(buffer) - len(marker))
             self._receive(channel, buffer)
 
