@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from . import config, gather, jobfiles, jobscript, plugins, results, stage
+from . import config, gather, jobfiles, jobnames, jobscript, plugins, results, stage
 from .errors import (
     ExPyReJobDiedError,
     ExPyReRemoteEnvironmentError,
@@ -45,14 +45,6 @@ _RESTART_PREFERENCE = ("succeeded", "started", "submitted", "submitting", "creat
 def _timing(message: str) -> None:
     if "EXPYRE_TIMING_VERBOSE" in os.environ:
         sys.stderr.write(f"expyre timing {time.time():.6f} {message}\n")
-
-
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"job name must be a non-empty string, not {name!r}")
-    bad = [c for c in ("/", "\\", "\0", "\n", "\r") if c in name]
-    if bad:
-        raise ValueError(f"job name {name!r} contains {bad[0]!r}, which cannot be part of a directory name")
 
 
 class ExPyRe:
@@ -97,12 +89,12 @@ class ExPyRe:
                  output_files: Sequence[str] = (), try_restart_from_prev: bool = True,
                  hash_ignore: Sequence[Union[int, str]] = (), function=None, args: Sequence = (),
                  kwargs: Optional[dict] = None, _from_db_info: Optional[dict] = None):
-        _check_name(name)
         self.name = name
         self.recreated = False
         if _from_db_info is not None:
             self._set_from_row(_from_db_info)
             return
+        jobnames.check_job_name(name)
         if function is None or not callable(function):
             raise TypeError(f"ExPyRe({name!r}): function must be a callable, not {function!r}")
         _timing(f"ExPyRe {name} create start")

@@ -63,12 +63,23 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
         log.warning("expyre ssh: permanently added %s (%s) to %s", hostname, key.get_name(), path)
 
 
+def login_command(spec: ConnectSpec) -> str:
+    """The OpenSSH command that logs in to ``spec``'s host (``[host]:port`` is not one)."""
+    port = f"-p {spec.port} " if spec.port != 22 else ""
+    user = f"{spec.user}@" if spec.user else ""
+    return f"ssh {port}{user}{spec.hostname}"
+
+
 class _RefuseUnknownPolicy(paramiko.MissingHostKeyPolicy):
+    def __init__(self, spec: Optional[ConnectSpec] = None):
+        self.spec = spec
+
     def missing_host_key(self, client, hostname, key):
+        login = login_command(self.spec) if self.spec is not None else f"ssh {hostname}"
         raise HostKeyError(
             f"host key of {hostname} is not known ({key.get_name()} {key.fingerprint}): expyre does not "
             f"connect to unknown hosts. Check the fingerprint and accept it by logging in once with "
-            f"'ssh {hostname}' (which records it in ~/.ssh/known_hosts), or set "
+            f"'{login}' (which records it in ~/.ssh/known_hosts), or set "
             f"\"ssh\": {{\"strict_host_key_checking\": \"accept-new\"}} for this system in the expyre config")
 
 
@@ -79,7 +90,7 @@ def _new_client(spec: ConnectSpec) -> paramiko.SSHClient:
         if path.is_file():
             client.load_system_host_keys(str(path))
     client.set_missing_host_key_policy(_AcceptNewPolicy(user_files[0]) if spec.accept_new_host_keys
-                                       else _RefuseUnknownPolicy())
+                                       else _RefuseUnknownPolicy(spec))
     return client
 
 
