@@ -125,6 +125,7 @@ def put(local_dir: Path, remote: Path) -> None:
         raise FileExistsError(f"job directory '{remote}' already exists; nothing was copied into it") from None
     try:
         shutil.copytree(local_dir, remote, dirs_exist_ok=True, symlinks=True, copy_function=_copy_private)
+        remote.chmod(0o700)  # copytree copied the stage directory's mode
         for root, dirs, _files in os.walk(remote):
             for name in dirs:
                 path = Path(root) / name
