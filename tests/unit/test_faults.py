@@ -246,6 +246,10 @@ def test_ssh_answer_is_spilled_to_the_file(tmp_path):
         status, stdout, stderr = shell._read_answer(None, out)
     assert (status, stdout, stderr) == (0, b"", b"err")
     assert (tmp_path / "out").read_bytes() == payload
+    # a local write error (here a full disk: /dev/full) is not taken for a lost connection
+    shell._channel = FakeChannel(payload + b"\n__expyre_tok 0 3\nerr")
+    with open("/dev/full", "wb") as full, pytest.raises(ssh._LocalWriteFailed, match="No space left"):
+        shell._read_answer(None, full)
 
 
 # --------------------------------------------------------------------------- compare-and-set (4)

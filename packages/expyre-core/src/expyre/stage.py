@@ -29,7 +29,6 @@ directory that looks like a job.
 from __future__ import annotations
 
 import base64
-import errno
 import glob
 import hashlib
 import io
@@ -48,6 +47,7 @@ from typing import Iterable, List, Sequence, Union
 import cloudpickle
 
 from . import jobfiles
+from .writes import writing
 
 TASK_MAGIC = b"EXPYRE-TASK-1\n"
 
@@ -230,26 +230,6 @@ def write_task(task: PickledTask, stage_dir: Path) -> None:
                 for buf in piece.buffers:
                     fout.write(buf)
     os.replace(tmp, stage_dir / jobfiles.TASK)
-
-
-class writing:
-    """Context manager that turns an ``OSError`` while writing into one that says what was being
-    written and where (a full disk otherwise shows only ``[Errno 28] No space left on device``)."""
-
-    def __init__(self, what: str, where: Union[str, Path]):
-        self.what, self.where = what, where
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc_type is not None and issubclass(exc_type, OSError) and not getattr(exc, "_expyre_described", False):
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            hint = " (the disk is full)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-            described = type(exc)(exc.errno, f"cannot write {self.what} to {self.where}: {reason}{hint}")
-            described._expyre_described = True
-            raise described from exc
-        return False
 
 
 # --------------------------------------------------------------------------- the stage directory

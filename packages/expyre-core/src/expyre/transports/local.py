@@ -19,6 +19,7 @@ from typing import Optional
 
 from ..hookspecs import hookimpl
 from ..hooktypes import CommandResult, command_result
+from ..writes import writing
 
 NAME = "local"
 
@@ -157,5 +158,6 @@ def transfer(transport, shell, direction, pairs):
         if direction == "put":
             put(Path(local_dir), remote)
         elif remote.is_dir():
-            _copy_changed(remote, Path(local_dir))
+            with writing("the job's results copied back", local_dir):
+                _copy_changed(remote, Path(local_dir))
     return True

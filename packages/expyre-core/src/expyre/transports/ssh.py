@@ -220,6 +220,22 @@ class _ChannelLost(Exception):
         self.cause = cause
 
 
+class _LocalWriteFailed(Exception):
+    """Writing a command's answer to the caller's ``stdout_file`` failed (a local error, such as
+    a full disk: not a lost connection, so never retried)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write_out(stdout_file, data) -> None:
+    try:
+        stdout_file.write(data)
+    except OSError as exc:
+        raise _LocalWriteFailed(exc) from exc
+
+
 class SSHShell:
     """Commands on the host through one long-lived ``bash -l`` on one channel.
 
@@ -266,6 +282,9 @@ class SSHShell:
                     return self._run_once(command, input, input_file, input_size, timeout, stdout_file)
             except HostKeyError:
                 raise
+            except _LocalWriteFailed as failed:
+                self._drop_channel()  # the rest of the answer is still on its way
+                raise failed.error from None
             except paramiko.AuthenticationException as exc:
                 raise ConnectionLostError(self.host, f"cannot log in to {self.spec.destination}: {exc}") from exc
             except _ChannelLost as lost:
@@ -331,7 +350,7 @@ class SSHShell:
                 for block in iter(lambda: input_file.read(1 << 20), b""):
                     channel.sendall(block)
             return self._read_answer(timeout, stdout_file)
-        except (HostKeyError, paramiko.AuthenticationException):
+        except (HostKeyError, paramiko.AuthenticationException, _LocalWriteFailed):
             raise
         except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
             if isinstance(exc, socket.timeout) or isinstance(exc, TimeoutError):
@@ -359,13 +378,13 @@ class SSHShell:
                     stdout = bytes(buffer[:index])
                     stderr = bytes(buffer[end + 1:end + 1 + err_size])
                     if stdout_file is not None:
-                        stdout_file.write(stdout)
+                        _write_out(stdout_file, stdout)
                         stdout = b""
                     return status, stdout, stderr
             elif stdout_file is not None and len(buffer) > self._SPILL_AT:
                 # the marker cannot start before the last len(marker) bytes: write out the rest
                 spill = len(buffer) - len(marker)
-                stdout_file.write(buffer[:spill])
+                _write_out(stdout_file, buffer[:spill])
                 del buffer[:spill]
             search_from = max(0, len(buffer) - len(marker))
             self._receive(channel, buffer)

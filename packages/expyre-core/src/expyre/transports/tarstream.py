@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, List, Optional, Sequence, Tuple, Union
 
 from ..hooktypes import CommandResult, RemoteCommandError, quote
+from ..writes import writing
 from .. import jobfiles
 
 #: Archives bigger than this are spooled to a temporary file instead of memory.
@@ -152,8 +153,10 @@ def get(shell, pairs: Sequence[Tuple[Path, str]]) -> None:
     """
     command = get_command([remote for _, remote in pairs])
     spool_dir = Path(pairs[0][0]).parent if pairs else None
-    with tempfile.TemporaryFile(dir=spool_dir if spool_dir and spool_dir.is_dir() else None) as spool:
-        status, stdout, stderr = _run_to_file(shell, command, spool)
+    spool_dir = spool_dir if spool_dir and spool_dir.is_dir() else Path(tempfile.gettempdir())
+    with tempfile.TemporaryFile(dir=spool_dir) as spool:
+        with writing("the job results copied back from the host (a temporary file)", spool_dir):
+            status, stdout, stderr = _run_to_file(shell, command, spool)
         _check(shell, command, status, stderr, "copying job results from the host")
         spool.seek(0)
         for local_dir, _ in pairs:
@@ -163,7 +166,8 @@ def get(shell, pairs: Sequence[Tuple[Path, str]]) -> None:
                                          "copying job results from the host")
             size = int(header.strip())
             start = spool.tell()
-            unpack(_Slice(spool, size) if size else b"", Path(local_dir))
+            with writing("the job's results copied back from the host", local_dir):
+                unpack(_Slice(spool, size) if size else b"", Path(local_dir))
             spool.seek(start + size)
 
 
