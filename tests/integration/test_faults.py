@@ -15,7 +15,6 @@ import textwrap
 import threading
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -2,7 +2,6 @@
 at creation, atomic and private files, compare-and-set updates, pickles a numpy 1.x job side
 can load, and messages that say what failed and where."""
 import io
-import json
 import os
 import pickle
 import signal
@@ -11,7 +10,6 @@ import subprocess
 import sys
 import tarfile
 import textwrap
-import warnings
 from pathlib import Path
 
 import numpy as np

@@ -24,9 +24,9 @@ import warnings
 from pathlib import Path
 from typing import IO, List, Optional, Sequence, Tuple, Union
 
+from .. import jobfiles
 from ..hooktypes import CommandResult, RemoteCommandError, quote
 from ..writes import writing
-from .. import jobfiles
 
 #: Archives bigger than this are spooled to a temporary file instead of memory.
 SPOOL_LIMIT = 8 * 1024 * 1024
