@@ -381,3 +381,12 @@ def test_status_failure_shows_first_line_and_scheduler_error():
     text = gather.describe_failure(exc)
     assert text == ("'squeue --noheader -j 1,2 ...' on cluster exited with status 1: slurm_load_jobs error: "
                     "Unable to contact slurm controller")
+
+
+def test_runner_pickles_results_that_numpy1_can_load():
+    """The job side's result pickle names no numpy-2-only module (numpy._core.numeric)."""
+    namespace = {"__name__": "runner"}
+    exec(compile(jobscript.RUNNER_SOURCE, "runner", "exec"), namespace)
+    data = namespace["dumps"]([np.arange(5.0), np.asfortranarray(np.ones((2, 3)))])
+    assert b"numpy._core.numeric" not in data
+    assert (pickle.loads(data)[1] == 1).all()

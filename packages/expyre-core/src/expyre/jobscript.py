@@ -65,11 +65,13 @@ def load_task(path=TASK_FILE):
 
 
 def dumps(obj):
+    # protocol 4: numpy 2's protocol-5 reduction names numpy._core.numeric, which a submitting
+    # side with numpy 1.x cannot import; protocol 4's loads there, at the same cost
     try:
         import cloudpickle
-        return cloudpickle.dumps(obj)
+        return cloudpickle.dumps(obj, protocol=4)
     except ImportError:
-        return pickle.dumps(obj)
+        return pickle.dumps(obj, protocol=4)
 
 
 def versions_note(exc):
