@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -363,9 +364,18 @@ def test_interrupted_creation_leaves_no_job_directory(direct, tmp_path):
     """))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL
-    leftovers = [p.name for p in Path(direct.local_stage_dir).iterdir()]
-    assert not [name for name in leftovers if name.startswith("run_")], leftovers
+    leftovers = [p for p in Path(direct.local_stage_dir).iterdir()]
+    assert not [p.name for p in leftovers if p.name.startswith("run_")], leftovers
     assert list(direct.db.jobs()) == []
+    # what it left under its temporary name is removed once it is clearly abandoned
+    abandoned = [p for p in leftovers if p.name.startswith("_tmp_run_killed")]
+    assert len(abandoned) == 1
+    ExPyRe("next", function=abs, args=[-1])
+    assert abandoned[0].exists()  # too recent: it might be another process's, still being written
+    old = time.time() - stage.ABANDONED_AFTER_S - 60
+    os.utime(abandoned[0], (old, old))
+    ExPyRe("later", function=abs, args=[-2])
+    assert not abandoned[0].exists()
 
 
 def test_unknown_host_advice_is_a_valid_command():

@@ -39,6 +39,7 @@ import shutil
 import struct
 import sys
 import tempfile
+import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,13 +239,37 @@ def write_task(task: PickledTask, stage_dir: Path) -> None:
 _BUILDING_PREFIX = "_tmp_"
 
 
+#: A directory still under its temporary name after this long was left by a killed process.
+ABANDONED_AFTER_S = 24 * 3600
+
+
 def new_stage_dir(stage_root: Path, name: str, arghash: str) -> Path:
     """A new, private (0700) directory to write a job's stage directory in, under a temporary
-    name; :func:`publish_stage_dir` gives it its final name ``run_<name>_<hash>_<unique>``."""
+    name; :func:`publish_stage_dir` gives it its final name ``run_<name>_<hash>_<unique>``.
+
+    Directories that a killed process left under a temporary name for more than
+    :data:`ABANDONED_AFTER_S` seconds are removed on the way.
+    """
     stage_root = Path(stage_root)
     with writing("the job's stage directory", stage_root):
         stage_root.mkdir(parents=True, exist_ok=True)
+        remove_abandoned_stage_dirs(stage_root)
         return Path(tempfile.mkdtemp(prefix=f"{_BUILDING_PREFIX}run_{name}_{arghash}_", dir=stage_root))
+
+
+def remove_abandoned_stage_dirs(stage_root: Path, older_than_s: float = ABANDONED_AFTER_S) -> List[Path]:
+    """Remove stage directories left under their temporary name (by a killed ``ExPyRe(...)``)
+    that nothing has written to for ``older_than_s`` seconds; returns what was removed."""
+    removed = []
+    now = time.time()
+    for path in Path(stage_root).glob(f"{_BUILDING_PREFIX}run_*"):
+        try:
+            if path.is_dir() and not path.is_symlink() and now - path.stat().st_mtime > older_than_s:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
 
 
 def publish_stage_dir(building: Path) -> Path:
