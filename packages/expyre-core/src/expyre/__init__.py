@@ -12,6 +12,7 @@ from .errors import (
     ExPyReRemoteEnvironmentError,
     ExPyReRemoteTraceback,
     ExPyReTimeoutError,
+    FailedSubprocessWarning,
 )
 from .hookspecs import hookimpl
 from .hooktypes import (
@@ -31,15 +32,23 @@ from .hooktypes import (
 __version__ = "0.1.0"
 
 __all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
+           "FailedSubprocessWarning",
            "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell", "CommandResult",
            "RemoteCommandError", "ConnectionLostError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
            "quote", "quote_all", "run_unchecked", "__version__"]
 
 
 def __getattr__(name):
-    # ExPyRe is imported on first use so that "import expyre" (for example by a plugin for
-    # hookimpl) does not load the config, the jobs database or the plugins.
+    # ExPyRe, the config module and its systems are imported on first use, so that "import expyre"
+    # (for example by a plugin for hookimpl) does not read the config, the jobs database or the
+    # plugins. ExPyRe 0.1.6 had expyre.config and expyre.systems at package level; so do we.
     if name == "ExPyRe":
         from .func import ExPyRe
         return ExPyRe
+    if name == "config":
+        import importlib
+        return importlib.import_module(".config", __name__)
+    if name == "systems":
+        from . import config
+        return config.systems
     raise AttributeError(f"module 'expyre' has no attribute {name!r}")

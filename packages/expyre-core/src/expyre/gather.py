@@ -19,17 +19,18 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Set
 
 from . import config, results
+from .errors import FailedSubprocessWarning
 from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, RemoteCommandError, RemoteJob
 
 #: Local statuses of jobs whose remote state is worth asking for.
 POLLED_STATUSES = ("submitted", "started")
 
 
-class StatusQueryWarning(RuntimeWarning):
+class StatusQueryWarning(FailedSubprocessWarning):
     """A scheduler status query failed; the jobs it was about are treated as still ongoing."""
 
 
-class CopyBackWarning(RuntimeWarning):
+class CopyBackWarning(FailedSubprocessWarning):
     """Copying finished jobs' files back failed (host unreachable); the next poll tries again."""
 
 
