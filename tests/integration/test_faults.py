@@ -308,6 +308,6 @@ def test_unpickling_failure_on_the_job_side_names_module_and_versions(remote, ss
     with pytest.raises(ExPyReRemoteEnvironmentError) as info:
         xpr.get_results(**FAST)
     message = str(info.value)
-    assert "job side cannot unpickle" in message
+    assert "job side cannot load the job's function and arguments (unpickling" in message
     assert "module numpy._core.numeric" in message
     assert f"numpy {np.__version__} where the job was created, 1.26" in message

@@ -94,8 +94,9 @@ def main():
     try:
         function, args, kwargs = load_task()
     except BaseException as exc:
-        fail("load", "the job side cannot unpickle the job's function and arguments (pickled where "
-             "the job was created): the remote Python %s (Python %s on %s) failed with %s: %s\n%s\n"
+        fail("load", "the job side cannot load the job's function and arguments (unpickling what "
+             "was pickled where the job was created): the remote Python %s (Python %s on %s) failed "
+             "with %s: %s\n%s\n"
              "The remote environment must provide the modules the pickle needs, in versions "
              "compatible with the local ones.\n%s"
              % (sys.executable, platform.python_version(), platform.node(), type(exc).__name__,
