@@ -132,7 +132,8 @@ def test_unknown_host_key_is_refused_and_nothing_staged(remote, sshd, isolated_h
         xpr.start(resources=SEED_RESOURCES, system_name="remote")
     message = str(info.value)
     assert f"host key of [127.0.0.1]:{sshd.port} is not known" in message
-    assert "'ssh [127.0.0.1]" in message and "accept-new" in message
+    # the advice is a command that works: 'ssh [127.0.0.1]:PORT' is not one
+    assert f"'ssh -p {sshd.port} {sshd.user}@127.0.0.1'" in message and "accept-new" in message
     assert remote.db.get(xpr.id)["status"] == "created"
     assert sshd.run_as_user("ls ~/run_expyre 2>/dev/null | wc -l").stdout.strip() in ("", "0")
 
@@ -213,12 +214,17 @@ def test_special_characters_round_trip(remote, sshd):
         Path(f"out {WEIRD}.txt").write_text(text.upper())
         return text
 
-    xpr = ExPyRe(WEIRD, function=read_and_write, input_files=[f"{WEIRD}.txt"], output_files=[f"out {WEIRD}.txt"],
+    # job names may not hold '$' or '"' (a scheduler would read them in its paths and directives)
+    with pytest.raises(ValueError, match="job name"):
+        ExPyRe(WEIRD, function=read_and_write)
+    weird_name = "we ird; 'q' (ünï)"
+    xpr = ExPyRe(weird_name, function=read_and_write, input_files=[f"{WEIRD}.txt"],
+                 output_files=[f"out {WEIRD}.txt"],
                  env_vars=[f"ODD={WEIRD}"], pre_run_commands=['test "$ODD" = "$(cat ./*.txt | head -0)$ODD"'])
     xpr.start(resources=SEED_RESOURCES, system_name="remote")
     assert xpr.get_results(**FAST)[0] == "input ünï\n"
     assert Path(f"out {WEIRD}.txt").read_text() == "INPUT ÜNÏ\n"
-    assert WEIRD in remote.db.get(xpr.id)["remote_dir"]
+    assert weird_name in remote.db.get(xpr.id)["remote_dir"]
 
 
 def test_openssh_transport_runs_seed_example(expyre_config, ssh_client_setup, sshd, isolated_home):

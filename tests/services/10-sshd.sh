@@ -62,6 +62,7 @@ fi
 # shellcheck source=tests/services/lib/account.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/account.sh"
 setup_account "$user"
+setup_numpy1_venv
 
 # --- keys -----------------------------------------------------------------------------------------
 for type in ed25519 rsa; do
@@ -182,4 +183,5 @@ log_step "ok: $user@127.0.0.1:$port, remote numpy $version"
     echo "SSHD_BIN=$sshd_bin"
     echo "SSHD_LOG=$log"
     echo "SSHD_REMOTE_PYTHON=$remote_python"
+    echo "SSHD_REMOTE_PYTHON_NUMPY1=$home/venv-numpy1/bin/python"
 } >&3

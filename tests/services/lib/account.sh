@@ -1,6 +1,7 @@
 # Sourced by the service scripts: an ordinary account that plays a cluster user.
 #
 #   setup_account USER [DIR ...]
+#   setup_numpy1_venv            (after setup_account)
 #
 # Creates USER (uid >= 1000, home /home/USER, key logins allowed), gives it its own Python
 # environment ~/venv with cloudpickle and numpy (built with Debian's python3 under a clean
@@ -42,6 +43,20 @@ setup_account() {
         as_user "$python" -m pip install --quiet --disable-pip-version-check cloudpickle numpy
     fi
     _first_on_path "\$HOME/venv/bin" "$@"
+}
+
+# A second environment ~/venv-numpy1 with numpy<2 (and cloudpickle), as wfl pins it: the jobs of
+# the numpy 1.x/2.x interoperability test run their runner with its python. Idempotent.
+setup_numpy1_venv() {
+    local python=$home/venv-numpy1/bin/python
+    if ! as_user "$python" -c 'import cloudpickle, numpy, sys; sys.exit(numpy.__version__ >= "2")' >/dev/null 2>&1; then
+        if [ ! -x "$python" ]; then
+            log_step "creating $home/venv-numpy1"
+            as_user /usr/bin/python3 -m venv "$home/venv-numpy1"
+        fi
+        log_step "installing cloudpickle and numpy<2 into $home/venv-numpy1"
+        as_user "$python" -m pip install --quiet --disable-pip-version-check cloudpickle 'numpy<2'
+    fi
 }
 
 # ~/.bashrc: Debian's returns at once for non-interactive shells, so the line goes first there;

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import plugins
-from .system import System
+from .system import System, expand_home
 from .units import mem_to_kB, time_to_sec
 
 if sys.version_info >= (3, 11):
@@ -195,7 +195,11 @@ def read_config_file(path: Path) -> dict:
     ConfigError
         naming the file and the line and column of a syntax error
     """
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{_show(path)}: not a text file (not UTF-8: byte {exc.object[exc.start]:#04x} "
+                          f"at offset {exc.start}); a config file is JSON or TOML text") from None
     try:
         if Path(path).suffix == ".toml":
             data = tomllib.loads(text)
@@ -413,7 +417,7 @@ def _build_system(name: str, entry: Any, problems: _Problems, extra: str) -> Opt
         partitions=_partitions(entry, problems),
         header=_str_list(entry, "header", problems),
         commands=_str_list(entry, "commands", problems),
-        rundir=_optional_str(entry, "rundir", problems),
+        rundir=_rundir(entry, problems),
         remsh_cmd=_optional_str(entry, "remsh_cmd", problems),
         no_default_header=_bool(entry, "no_default_header", False, problems),
         script_exec=_script_exec(entry, problems),
@@ -423,6 +427,17 @@ def _build_system(name: str, entry: Any, problems: _Problems, extra: str) -> Opt
     if len(problems.lines) > before:
         return None
     return System(name=name, rundir_extra=extra, **kwargs)
+
+
+def _rundir(entry: dict, problems: _Problems) -> Optional[str]:
+    """``rundir``, with a leading ``~`` or ``~/`` meaning the remote home (as in ExPyRe)."""
+    rundir = _optional_str(entry, "rundir", problems)
+    if rundir is not None:
+        try:
+            return expand_home(rundir)
+        except ValueError as exc:
+            problems.add(("rundir",), str(exc))
+    return rundir
 
 
 def _system_sources(name: str, sources: Sources) -> Dict[str, str]:

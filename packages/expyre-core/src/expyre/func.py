@@ -15,13 +15,12 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from . import config, gather, jobfiles, jobscript, results, stage
+from . import config, gather, jobfiles, jobnames, jobscript, results, stage
 from .errors import (
     ExPyReJobDiedError,
     ExPyReRemoteEnvironmentError,
@@ -36,6 +35,9 @@ from .units import time_to_sec
 __all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
            "ExPyReRemoteTraceback"]
 
+#: Statuses a job's outcome (succeeded, failed, died) may be recorded over; never processed or cleaned.
+_OUTCOME_FROM = ("submitted", "started", "succeeded", "failed", "died")
+
 #: Preference among earlier jobs with the same name and hash when re-attaching.
 _RESTART_PREFERENCE = ("succeeded", "started", "submitted", "submitting", "created", "died")
 #: Local statuses in which get_results asks the system about the job.
@@ -45,14 +47,6 @@ _POLLED = ("submitted", "started", "died")
 def _timing(message: str) -> None:
     if "EXPYRE_TIMING_VERBOSE" in os.environ:
         sys.stderr.write(f"expyre timing {time.time():.6f} {message}\n")
-
-
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"job name must be a non-empty string, not {name!r}")
-    bad = [c for c in ("/", "\\", "\0", "\n", "\r") if c in name]
-    if bad:
-        raise ValueError(f"job name {name!r} contains {bad[0]!r}, which cannot be part of a directory name")
 
 
 class ExPyRe:
@@ -99,12 +93,12 @@ class ExPyRe:
                  output_files: Sequence[str] = (), try_restart_from_prev: bool = True,
                  hash_ignore: Sequence[Union[int, str]] = (), function=None, args: Sequence = (),
                  kwargs: Optional[dict] = None, _from_db_info: Optional[dict] = None):
-        _check_name(name)
         self.name = name
         self.recreated = False
         if _from_db_info is not None:
             self._set_from_row(_from_db_info)
             return
+        jobnames.check_job_name(name)
         if function is None or not callable(function):
             raise TypeError(f"ExPyRe({name!r}): function must be a callable, not {function!r}")
         _timing(f"ExPyRe {name} create start")
@@ -123,9 +117,7 @@ class ExPyRe:
             _timing(f"ExPyRe {name} re-attached to {self.id}")
             return
 
-        stage_root = Path(config.local_stage_dir)
-        stage_root.mkdir(parents=True, exist_ok=True)
-        self.stage_dir = Path(tempfile.mkdtemp(prefix=f"run_{name}_{arghash}_", dir=stage_root))
+        self.stage_dir = stage.new_stage_dir(Path(config.local_stage_dir), name, arghash)
         self.status = "created"
         self.remote_id: Optional[str] = None
         self.system_name: Optional[str] = None
@@ -133,8 +125,10 @@ class ExPyRe:
         try:
             stage.write_task(task, self.stage_dir)
             stage.stage_input_files(input_pairs, self.stage_dir)
-            self._write_settings(env_lines, list(pre_run_commands), list(post_run_commands), output_specs)
-            (self.stage_dir / jobfiles.RUNNER).write_text(jobscript.RUNNER_SOURCE)
+            with stage.writing("the job's settings", self.stage_dir):
+                self._write_settings(env_lines, list(pre_run_commands), list(post_run_commands), output_specs)
+                (self.stage_dir / jobfiles.RUNNER).write_text(jobscript.RUNNER_SOURCE)
+            self.stage_dir = stage.publish_stage_dir(self.stage_dir)
             config.db.add(self.id, name=name, from_dir=str(self.stage_dir), status=self.status)
         except BaseException:
             _remove_tree(self.stage_dir)
@@ -432,12 +426,12 @@ class ExPyRe:
     def _finish(self, outcome: results.Outcome):
         stdout, stderr, job_stdout, job_stderr = results.read_outputs(self.stage_dir, self.id)
         if outcome.kind == "succeeded":
-            self._set_status("succeeded")
+            self._set_status("succeeded", if_status=_OUTCOME_FROM)
             output_files = self._settings().get("output_files", [])
             if output_files:
                 stage.copy_output_files(output_files, self.stage_dir, Path.cwd())
             return outcome.value, stdout, stderr
-        self._set_status("failed")
+        self._set_status("failed", if_status=_OUTCOME_FROM)
         if outcome.kind == "exception":
             results.raise_remote_exception(outcome, self.id)
         if outcome.kind == "load":
@@ -448,16 +442,18 @@ class ExPyRe:
                                  f"job stdout: {job_stdout}\njob stderr: {job_stderr}")
 
     def _died(self, remote_status: str) -> None:
-        self._set_status("died")
+        self._set_status("died", if_status=_OUTCOME_FROM)
         stdout, stderr, job_stdout, job_stderr = results.read_outputs(self.stage_dir, self.id)
         raise ExPyReJobDiedError(
             f"job {self.id} ended with remote status '{remote_status}' and left no result or exception "
             f"(killed, out of time, cancelled or lost)\nstdout: {stdout}\nstderr: {stderr}\n"
             f"job stdout: {job_stdout}\njob stderr: {job_stderr}")
 
-    def _set_status(self, status: str) -> None:
-        self.status = status
-        config.db.update(self.id, status=status)
+    def _set_status(self, status: str, if_status: Optional[Sequence[str]] = None) -> None:
+        """Record ``status``; with ``if_status``, only if the job's status is still one of those
+        (another process may have marked it processed meanwhile: that stays)."""
+        if config.db.update(self.id, if_status=if_status, status=status):
+            self.status = status
 
     # ------------------------------------------------------------------ after the job
 

@@ -3,13 +3,20 @@
 Used by ``ExPyRe.get_results`` (all ongoing jobs of the job's system, with ``sync_all``) and by
 ``xpr sync``. Status is asked before files are copied, so a job seen finished has all of its
 files copied in the same poll.
+
+Several processes may poll the same jobs: every database change is a compare-and-set on the
+status the row had when it was read, so a poll never undoes another process's change (a job
+``processed`` or ``cleaned`` stays so), and a job whose outcome is already here is not copied
+again. A copy-back that fails because the host cannot be reached is treated like a failed
+status query: the job stays "ongoing" (its finished remote state is not recorded), one warning
+says so, and the next poll tries again, so the caller's own timeout decides when to give up.
 """
 from __future__ import annotations
 
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Set
 
 from . import config, results
 from .errors import FailedSubprocessWarning
@@ -21,6 +28,27 @@ POLLED_STATUSES = ("submitted", "started")
 
 class StatusQueryWarning(FailedSubprocessWarning):
     """A scheduler status query failed; the jobs it was about are treated as still ongoing."""
+
+
+class CopyBackWarning(FailedSubprocessWarning):
+    """Copying finished jobs' files back failed (host unreachable); the next poll tries again."""
+
+
+#: Systems whose last copy-back failed: warned about once, until a copy-back succeeds again.
+_failing_copy_back: Set[str] = set()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short account of a failed remote operation: for a command, its first line and the
+    command's own error output, not the whole (possibly long) script."""
+    if isinstance(exc, RemoteCommandError):
+        result = exc.result
+        lines = result.command.strip().splitlines() or [""]
+        command = lines[0] + (" ..." if len(lines) > 1 else "")
+        detail = (result.stderr or "").strip() or (result.stdout or "").strip() or "no error output"
+        where = exc.host or "this machine"
+        return f"'{command}' on {where} exited with status {result.returncode}: {detail}"
+    return str(exc)
 
 
 def remote_dir_of(row: dict) -> str:
@@ -74,37 +102,62 @@ def _sync_system(system_name: str, rows: List[dict], force_fetch: bool, verbose:
         by_remote_id = system.status(jobs)
     except (RemoteCommandError, ConnectionLostError, TimeoutError, OSError) as exc:
         warnings.warn(f"status query on system '{system_name}' failed; its jobs are treated as still "
-                      f"ongoing: {exc}", StatusQueryWarning, stacklevel=3)
+                      f"ongoing: {describe_failure(exc)}", StatusQueryWarning, stacklevel=3)
         by_remote_id = {}
     states = {row["id"]: by_remote_id.get(row["remote_id"], "unknown") for row in rows}
-    _record_states(rows, states, verbose)
     finished = [(row, job) for row, job in zip(rows, jobs)
                 if force_fetch or states[row["id"]] in FINISHED_REMOTE_STATES]
-    if finished:
-        system.fetch([(Path(row["from_dir"]), job.remote_dir) for row, job in finished])
-        for row, _ in finished:
-            _record_outcome(row)
+    # a job whose outcome is already here (copied back by an earlier poll, or by another
+    # process) is not copied again: its files may be being read right now
+    to_fetch = [(row, job) for row, job in finished if results.finished_kind(Path(row["from_dir"])) is None]
+    if to_fetch and not _fetch(system, to_fetch):
+        not_fetched = {row["id"] for row, _ in to_fetch}
+        states = {job_id: "unknown" if job_id in not_fetched and state in FINISHED_REMOTE_STATES else state
+                  for job_id, state in states.items()}
+        finished = [(row, job) for row, job in finished if row["id"] not in not_fetched]
+    rows = _record_states(rows, states, verbose)
+    by_id = {row["id"]: row for row in rows}
+    for row, _ in finished:
+        _record_outcome(by_id[row["id"]])
     return states
 
 
-def _record_states(rows: List[dict], states: Dict[str, str], verbose: bool) -> None:
+def _fetch(system, to_fetch) -> bool:
+    """Copy back the jobs' directories; False (after one warning per outage) if the host is unreachable."""
+    try:
+        system.fetch([(Path(row["from_dir"]), job.remote_dir) for row, job in to_fetch])
+    except (ConnectionLostError, TimeoutError) as exc:
+        if system.name not in _failing_copy_back:
+            _failing_copy_back.add(system.name)
+            warnings.warn(f"copying back the results of {len(to_fetch)} job(s) from system '{system.name}' "
+                          f"failed; they are treated as still ongoing and the next poll tries again: "
+                          f"{describe_failure(exc)}", CopyBackWarning, stacklevel=4)
+        return False
+    _failing_copy_back.discard(system.name)
+    return True
+
+
+def _record_states(rows: List[dict], states: Dict[str, str], verbose: bool) -> List[dict]:
+    """Record each job's remote state (compare-and-set on its status); the rows as they now are."""
+    updated = []
     for row in rows:
         state = states[row["id"]]
-        if state == "unknown":
-            continue
         changes = {}
-        if state != row.get("remote_status"):
+        if state != "unknown" and state != row.get("remote_status"):
             changes["remote_status"] = state
-            if verbose:
-                import sys
-                sys.stderr.write(f"remote status of {row['id']}: {row.get('remote_status')} -> {state}\n")
         if state == "running" and row["status"] == "submitted":
             changes["status"] = "started"
-        if changes:
-            config.db.update(row["id"], **changes)
+        if changes and config.db.update(row["id"], if_status=row["status"], **changes):
+            if verbose and "remote_status" in changes:
+                import sys
+                sys.stderr.write(f"remote status of {row['id']}: {row.get('remote_status')} -> {state}\n")
+            row = dict(row, **changes)
+        updated.append(row)
+    return updated
 
 
 def _record_outcome(row: dict) -> None:
+    """Record a copied-back job's outcome, unless another process changed its status meanwhile."""
     kind = results.finished_kind(Path(row["from_dir"]))
     if kind is not None and row["status"] in POLLED_STATUSES:
-        config.db.update(row["id"], status=kind)
+        config.db.update(row["id"], if_status=row["status"], status=kind)

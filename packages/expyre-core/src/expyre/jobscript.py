@@ -44,12 +44,16 @@ def redirect_output():
     sys.stderr = open(2, "w", buffering=1, closefd=False)
 
 
+INDEX = {}
+
+
 def load_task(path=TASK_FILE):
     with open(path, "rb") as fin:
         if fin.readline() != b"EXPYRE-TASK-1\n":
             raise ValueError("%s is not an expyre task file (cleaned, or written by another version)" % path)
         (index_len,) = struct.unpack("<Q", fin.read(8))
         index = pickle.loads(fin.read(index_len))
+        INDEX.update(index)
         objects = []
         for data_len, buffer_lens in index["pieces"]:
             data = fin.read(data_len)
@@ -61,22 +65,42 @@ def load_task(path=TASK_FILE):
 
 
 def dumps(obj):
+    # protocol 4: numpy 2's protocol-5 reduction names numpy._core.numeric, which a submitting
+    # side with numpy 1.x cannot import; protocol 4's loads there, at the same cost
     try:
         import cloudpickle
-        return cloudpickle.dumps(obj)
+        return cloudpickle.dumps(obj, protocol=4)
     except ImportError:
-        return pickle.dumps(obj)
+        return pickle.dumps(obj, protocol=4)
+
+
+def versions_note(exc):
+    """Which module failed, and its package's version on both sides, where known."""
+    local = INDEX.get("versions", {})
+    module = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+    tops = [module.partition(".")[0]] if module else sorted(k for k in local if k != "python")
+    notes = ["Python %s where the job was created, %s here" % (local.get("python", "unknown"),
+                                                               platform.python_version())]
+    for top in tops:
+        try:
+            here = getattr(__import__(top), "__version__", "unknown version")
+        except BaseException:
+            here = "not installed"
+        notes.append("%s %s where the job was created, %s here" % (top, local.get(top, "unknown"), here))
+    return ("module %s; " % module if module else "") + "; ".join(notes)
 
 
 def main():
     try:
         function, args, kwargs = load_task()
     except BaseException as exc:
-        fail("load", "the remote Python %s (Python %s on %s) cannot load the job's function and "
-             "arguments: %s: %s\nThe remote environment must provide the modules the pickle "
-             "needs, in versions compatible with the local ones.\n%s"
+        fail("load", "the job side cannot load the job's function and arguments (unpickling what "
+             "was pickled where the job was created): the remote Python %s (Python %s on %s) failed "
+             "with %s: %s\n%s\n"
+             "The remote environment must provide the modules the pickle needs, in versions "
+             "compatible with the local ones.\n%s"
              % (sys.executable, platform.python_version(), platform.node(), type(exc).__name__,
-                exc, traceback.format_exc()), 3)
+                exc, versions_note(exc), traceback.format_exc()), 3)
     redirect_output()
     try:
         result = function(*args, **kwargs)

@@ -151,6 +151,12 @@ def _as_list(value: Union[str, Iterable[str], None], what: str) -> Optional[List
     return values
 
 
+def _is_read_only(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the database file (or its directory) cannot be written."""
+    text = str(exc).lower()
+    return "readonly database" in text or "read-only" in text
+
+
 def _is_locked(exc: BaseException) -> bool:
     msg = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
@@ -181,6 +187,14 @@ class UnknownStatusError(ValueError, AssertionError):
 
 class UnknownColumnError(ValueError, sqlite3.OperationalError):
     """A field that the jobs database does not have.
+
+    Also an ``sqlite3.OperationalError``, which ExPyRe raised, so that its callers' ``except``
+    clauses match.
+    """
+
+
+class ReadOnlyDatabaseError(PermissionError, sqlite3.OperationalError):
+    """The jobs database (or its directory) cannot be written; the message names the file.
 
     Also an ``sqlite3.OperationalError``, which ExPyRe raised, so that its callers' ``except``
     clauses match.
@@ -386,6 +400,10 @@ class JobsDB:
                     return result
                 except sqlite3.OperationalError as exc:
                     self._rollback(conn)
+                    if _is_read_only(exc):
+                        raise ReadOnlyDatabaseError(f"JobsDB: cannot write to the jobs database {self.db_filename}: "
+                                                    f"{exc} (check the permissions of the file and of its "
+                                                    "directory, which SQLite writes its journal to)") from exc
                     if not _is_locked(exc):
                         raise
                     last = exc
@@ -549,17 +567,26 @@ class JobsDB:
 
         self._retry(delete, write=True)
 
-    def update(self, id: str, /, **kwargs: Any) -> None:
-        """Set some fields of a job.
+    def update(self, id: str, /, *, if_status: Union[str, Sequence[str], None] = None, **kwargs: Any) -> bool:
+        """Set some fields of a job, optionally only if its status is still what the caller saw.
 
         Parameters
         ----------
         id: str
             id of the job
+        if_status: str or list(str), optional
+            compare-and-set: change the row only if its status is (one of) this, in the same
+            transaction; a process that read the row earlier cannot then overwrite another's
+            change (a poll never turns a ``processed`` job back into ``succeeded``)
         **kwargs
             column=value for any column but ``id`` (``name``, ``from_dir``, ``status``, ``system``,
             ``remote_id``, ``remote_status``, ``remote_dir``, ``creation_time``, ``status_time``).
             Setting ``status`` also sets ``status_time`` to now, unless it is given.
+
+        Returns
+        -------
+        bool
+            True if the row was changed; False only when ``if_status`` did not match
 
         Raises
         ------
@@ -573,20 +600,30 @@ class JobsDB:
         if "status" in kwargs:
             self._check_status(kwargs["status"])
             kwargs.setdefault("status_time", int(time.time()))
+        expected = None if if_status is None else [if_status] if isinstance(if_status, str) else list(if_status)
+        for status in expected or ():
+            self._check_status(status)
         columns = [c for c in _COLUMNS if c in kwargs]  # names from the known list only
         values = [_db_value(kwargs[c]) for c in columns]
 
-        def change(conn: sqlite3.Connection) -> None:
+        def change(conn: sqlite3.Connection) -> bool:
             if columns:
                 sql = "UPDATE jobs SET " + ", ".join(f"{c} = ?" for c in columns) + " WHERE id = ?"
-                count = conn.execute(sql, [*values, _db_value(id)]).rowcount
+                params = [*values, _db_value(id)]
+                if expected is not None:
+                    sql += " AND status IN (" + ", ".join("?" * len(expected)) + ")"
+                    params += expected
+                count = conn.execute(sql, params).rowcount
             else:
-                found = conn.execute("SELECT 1 FROM jobs WHERE id = ? LIMIT 1", (_db_value(id),)).fetchall()
-                count = len(found)
+                count = 0
             if count == 0:
-                raise ValueError(f"JobsDB: cannot update job {id!r}, no job with this id")
+                found = conn.execute("SELECT 1 FROM jobs WHERE id = ? LIMIT 1", (_db_value(id),)).fetchall()
+                if not found:
+                    raise ValueError(f"JobsDB: cannot update job {id!r}, no job with this id")
+                return not columns  # the job is there: its status did not match
+            return True
 
-        self._retry(change, write=bool(columns))
+        return self._retry(change, write=bool(columns))
 
     # ------------------------------------------------------------------ queries
 

@@ -1,6 +1,7 @@
 """Reading a job's outcome from the marker files in its stage directory."""
 from __future__ import annotations
 
+import importlib
 import pickle
 import sys
 from dataclasses import dataclass
@@ -9,6 +10,11 @@ from typing import Any, Optional, Tuple
 
 from . import jobfiles
 from .errors import ExPyReRemoteEnvironmentError, ExPyReRemoteTraceback
+
+
+class ExPyReUnpickleError(RuntimeError):
+    """A job's result could not be unpickled on this (the submitting) side: a module it needs
+    is missing here, or is an incompatible version."""
 
 
 @dataclass
@@ -48,10 +54,10 @@ def read_outcome(stage_dir: Path) -> Optional[Outcome]:
     succeeded = stage_dir / jobfiles.SUCCEEDED
     if succeeded.exists():
         with open(succeeded, "rb") as fin:
-            data = fin.read()
-        if data == b"CLEANED\n":
-            raise RuntimeError(f"the result in {succeeded} was cleaned")
-        return Outcome("succeeded", value=pickle.loads(data))
+            if fin.read(len(b"CLEANED\n") + 1) == b"CLEANED\n":
+                raise RuntimeError(f"the result in {succeeded} was cleaned")
+            fin.seek(0)
+            return Outcome("succeeded", value=_load_result(fin, succeeded))
     error_text = _read_text(stage_dir / jobfiles.ERROR)
     if error_text is None:
         return None
@@ -61,6 +67,32 @@ def read_outcome(stage_dir: Path) -> Optional[Outcome]:
         exc, text = _load_exception(stage_dir, rest)
         return Outcome("exception", exception=exc, traceback=text, message=rest)
     return Outcome(kind, message=rest if first.startswith("kind: ") else error_text)
+
+
+def _load_result(fin, path: Path) -> Any:
+    """Unpickle the job's result from the open file (read as it goes, not copied first); a
+    failure names this end, the module and the local version of its package."""
+    try:
+        return pickle.load(fin)
+    except Exception as exc:
+        raise ExPyReUnpickleError(
+            f"the job's result in {path} was pickled on the job side and cannot be unpickled here "
+            f"(local Python {sys.version.split()[0]}, {sys.executable}): {type(exc).__name__}: {exc}"
+            f"{_module_versions_note(exc)}. The local environment must provide the modules the result "
+            "needs, in versions compatible with the job side's") from exc
+
+
+def _module_versions_note(exc: BaseException) -> str:
+    """``; module numpy._core: package numpy 1.26.4 here`` for an import failure, else empty."""
+    module = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+    if not module:
+        return ""
+    top = module.partition(".")[0]
+    try:
+        version = getattr(importlib.import_module(top), "__version__", "unknown version")
+    except Exception:
+        version = "not installed"
+    return f"; module {module}: package {top} {version} here"
 
 
 def _load_exception(stage_dir: Path, fallback_text: str) -> Tuple[BaseException, str]:

@@ -13,16 +13,33 @@ File layout of ``_expyre_task_in.pckl``::
     for each piece (function, args..., kwarg values...): its pickle bytes, then its buffers
 
 The runner (``_expyre_script_core.py``) reads it with the standard library alone.
+
+numpy arrays are pickled by a reduction of this module's own (``numpy.ndarray(shape, dtype,
+buffer, ...)`` with the data as an out-of-band buffer) rather than numpy's protocol-5 one, which
+names ``numpy._core.numeric._frombuffer``: that module exists only in numpy 2, and job sides
+that pin ``numpy<2`` must still load arguments pickled here with numpy 2 (as they could from
+the original ExPyRe's protocol-4 pickles). The index also records the versions of Python and of
+the top-level packages the pickles refer to, so that a job side that cannot load them can say
+which versions differ.
+
+A stage directory is written under a temporary name (``_tmp_run_...``) and renamed to its
+final name (``run_...``) only when complete, so an interrupted ``ExPyRe(...)`` leaves no
+directory that looks like a job.
 """
 from __future__ import annotations
 
 import base64
 import glob
 import hashlib
+import io
 import os
 import pickle
+import platform
 import shutil
 import struct
+import sys
+import tempfile
+import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +48,7 @@ from typing import Iterable, List, Sequence, Union
 import cloudpickle
 
 from . import jobfiles
+from .writes import writing
 
 TASK_MAGIC = b"EXPYRE-TASK-1\n"
 
@@ -52,10 +70,66 @@ class PickledTask:
     kwargs: dict  # name -> Piece, in the caller's order
 
 
+def _reduce_ndarray(array) -> object:
+    """A reduction of a plain contiguous numpy array that numpy 1.x and 2.x both load:
+    ``numpy.ndarray(shape, dtype, buffer, 0, None, order)`` with the data out of band."""
+    if array.dtype.hasobject:
+        return NotImplemented
+    if array.flags.c_contiguous:
+        order = "C"
+    elif array.flags.f_contiguous:
+        order = "F"
+    else:
+        return NotImplemented
+    return type(array), (array.shape, array.dtype, pickle.PickleBuffer(array), 0, None, order)
+
+
+class _TaskPickler(cloudpickle.Pickler):
+    """cloudpickle's pickler, with numpy arrays reduced by :func:`_reduce_ndarray`."""
+
+    def reducer_override(self, obj):
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and type(obj) is numpy.ndarray:
+            reduced = _reduce_ndarray(obj)
+            if reduced is not NotImplemented:
+                return reduced
+        return super().reducer_override(obj)
+
+
 def _pickle_piece(obj: object) -> Piece:
     buffers: list = []
-    data = cloudpickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
-    return Piece(data, [b.raw() for b in buffers])
+    stream = io.BytesIO()
+    _TaskPickler(stream, protocol=5, buffer_callback=buffers.append).dump(obj)
+    return Piece(stream.getvalue(), [b.raw() for b in buffers])
+
+
+def _referenced_versions(pieces: Sequence[Piece]) -> dict:
+    """``{"python": ..., package: version}`` for the top-level packages the pickles name."""
+    versions = {"python": platform.python_version()}
+    for piece in pieces:
+        for top in _global_packages(piece.data):
+            module = sys.modules.get(top)
+            version = getattr(module, "__version__", None)
+            if isinstance(version, str):
+                versions[top] = version
+    return versions
+
+
+def _global_packages(data: bytes) -> set:
+    """Top-level package names of the globals a pickle refers to (without loading it)."""
+    import pickletools
+    names, strings = set(), []
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                strings.append(arg)
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.add(strings[-2].partition(".")[0])
+            elif opcode.name == "GLOBAL":
+                names.add(str(arg).partition(" ")[0].partition(".")[0])
+    except Exception:  # an unusual pickle: the versions are a courtesy, not needed to run
+        pass
+    return names
 
 
 def pickle_task(function, args: Sequence, kwargs: dict) -> PickledTask:
@@ -143,18 +217,66 @@ def write_task(task: PickledTask, stage_dir: Path) -> None:
     """Write the pickled task into ``stage_dir/_expyre_task_in.pckl`` (through a temporary name)."""
     pieces = [task.function] + task.args + list(task.kwargs.values())
     index = {"n_args": len(task.args), "kwarg_names": list(task.kwargs),
-             "pieces": [[len(p.data), [b.nbytes for b in p.buffers]] for p in pieces]}
+             "pieces": [[len(p.data), [b.nbytes for b in p.buffers]] for p in pieces],
+             "versions": _referenced_versions(pieces)}
     index_bytes = pickle.dumps(index, protocol=4)
     tmp = stage_dir / (jobfiles.TASK + ".tmp")
-    with open(tmp, "wb") as fout:
-        fout.write(TASK_MAGIC)
-        fout.write(struct.pack("<Q", len(index_bytes)))
-        fout.write(index_bytes)
-        for piece in pieces:
-            fout.write(piece.data)
-            for buf in piece.buffers:
-                fout.write(buf)
+    with writing("the pickled function and arguments", tmp):
+        with open(tmp, "wb") as fout:
+            fout.write(TASK_MAGIC)
+            fout.write(struct.pack("<Q", len(index_bytes)))
+            fout.write(index_bytes)
+            for piece in pieces:
+                fout.write(piece.data)
+                for buf in piece.buffers:
+                    fout.write(buf)
     os.replace(tmp, stage_dir / jobfiles.TASK)
+
+
+# --------------------------------------------------------------------------- the stage directory
+
+#: Prefix of a stage directory being written; renamed to ``run_...`` when complete.
+_BUILDING_PREFIX = "_tmp_"
+
+
+#: A directory still under its temporary name after this long was left by a killed process.
+ABANDONED_AFTER_S = 24 * 3600
+
+
+def new_stage_dir(stage_root: Path, name: str, arghash: str) -> Path:
+    """A new, private (0700) directory to write a job's stage directory in, under a temporary
+    name; :func:`publish_stage_dir` gives it its final name ``run_<name>_<hash>_<unique>``.
+
+    Directories that a killed process left under a temporary name for more than
+    :data:`ABANDONED_AFTER_S` seconds are removed on the way.
+    """
+    stage_root = Path(stage_root)
+    with writing("the job's stage directory", stage_root):
+        stage_root.mkdir(parents=True, exist_ok=True)
+        remove_abandoned_stage_dirs(stage_root)
+        return Path(tempfile.mkdtemp(prefix=f"{_BUILDING_PREFIX}run_{name}_{arghash}_", dir=stage_root))
+
+
+def remove_abandoned_stage_dirs(stage_root: Path, older_than_s: float = ABANDONED_AFTER_S) -> List[Path]:
+    """Remove stage directories left under their temporary name (by a killed ``ExPyRe(...)``)
+    that nothing has written to for ``older_than_s`` seconds; returns what was removed."""
+    removed = []
+    now = time.time()
+    for path in Path(stage_root).glob(f"{_BUILDING_PREFIX}run_*"):
+        try:
+            if path.is_dir() and not path.is_symlink() and now - path.stat().st_mtime > older_than_s:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def publish_stage_dir(building: Path) -> Path:
+    """Rename a complete stage directory from :func:`new_stage_dir` to its final name."""
+    final = building.with_name(building.name[len(_BUILDING_PREFIX):])
+    os.rename(building, final)
+    return final
 
 
 # --------------------------------------------------------------------------- input and output files
@@ -174,30 +296,42 @@ def expand_input_files(specs: Sequence[Path], cwd: Path) -> List[tuple]:
     """Expand globs in input file specs into ``(source_path, path_in_stage_dir)`` pairs.
 
     Relative specs keep their relative layout; absolute ones land at the top of the stage
-    directory under their own name. A spec that matches nothing is an error.
+    directory under their own name. A spec that names an existing file is taken literally,
+    even if it contains glob characters (``a[1].txt``). A spec that matches nothing is an
+    error, and so is a file that would take the name of one of expyre's own job files.
     """
     pairs = []
     for spec in specs:
-        pattern = str(spec) if spec.is_absolute() else str(cwd / spec)
-        matches = sorted(glob.glob(pattern, recursive=True))
+        path = spec if spec.is_absolute() else cwd / spec
+        matches = [str(path)] if os.path.lexists(path) else sorted(glob.glob(str(path), recursive=True))
         if not matches:
             raise FileNotFoundError(f"input file '{spec}' matches no file (looked in {cwd})")
         for match in matches:
             source = Path(match)
             dest = Path(source.name) if spec.is_absolute() else source.relative_to(cwd)
+            _check_not_reserved("input", str(spec), dest)
             pairs.append((source, dest))
     return pairs
+
+
+def _check_not_reserved(kind: str, spec: str, dest: Path) -> None:
+    if jobfiles.is_reserved(str(dest)):
+        matched = "" if str(dest) == spec else f" (matched by '{spec}')"
+        raise ValueError(f"{kind} file '{dest}'{matched} has the name of one of expyre's own job files "
+                         f"(names starting with '{jobfiles.PREFIX}', or job.<id>.stdout/stderr); "
+                         "rename it")
 
 
 def stage_input_files(pairs: Sequence[tuple], stage_dir: Path) -> None:
     """Copy input files and directories into the stage directory, keeping modes."""
     for source, dest in pairs:
         target = stage_dir / dest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
-        else:
-            shutil.copy2(source, target)
+        with writing(f"input file '{source}'", target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
+            else:
+                shutil.copy2(source, target)
 
 
 def check_output_file_specs(output_files: Iterable[str]) -> List[str]:
@@ -206,23 +340,46 @@ def check_output_file_specs(output_files: Iterable[str]) -> List[str]:
     for spec in specs:
         if Path(spec).is_absolute() or ".." in Path(spec).parts:
             raise ValueError(f"output file '{spec}' must be a path relative to the job directory, without '..'")
+        _check_not_reserved("output", spec, Path(spec))
     return specs
 
 
 def copy_output_files(specs: Sequence[str], stage_dir: Path, dest_dir: Path) -> List[Path]:
     """Copy the files matching ``specs`` from the stage directory into ``dest_dir``, keeping layout."""
+    from .transports import tarstream
     copied = []
     for spec in specs:
-        matches = sorted(glob.glob(str(stage_dir / spec), recursive=True))
+        literal = stage_dir / spec
+        found = [str(literal)] if os.path.lexists(literal) else sorted(glob.glob(str(literal), recursive=True))
+        # a glob such as '*' must not copy expyre's own files out of the job directory
+        matches = [m for m in found if not jobfiles.is_reserved(str(Path(m).relative_to(stage_dir)))]
         if not matches:
+            refused = [line for line in tarstream.refused_entries(stage_dir)
+                       if Path(line.partition(":")[0]).match(spec) or line.startswith(spec + ":")]
+            if refused:
+                raise FileNotFoundError(f"output file '{spec}' was not copied back from the job's directory: "
+                                        f"{'; '.join(refused)}")
             raise FileNotFoundError(f"output file '{spec}' was not produced by the job (looked in {stage_dir})")
         for match in matches:
             rel = Path(match).relative_to(stage_dir)
             target = dest_dir / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if Path(match).is_dir():
-                shutil.copytree(match, target, dirs_exist_ok=True, symlinks=True)
-            else:
-                shutil.copy2(match, target)
+            with writing(f"output file '{rel}'", target):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if Path(match).is_dir():
+                    shutil.copytree(match, target, dirs_exist_ok=True, symlinks=True)
+                else:
+                    _copy_file_atomically(Path(match), target)
             copied.append(target)
     return copied
+
+
+def _copy_file_atomically(source: Path, target: Path) -> None:
+    """Copy ``source`` to a temporary name next to ``target`` and rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        shutil.copy2(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -49,6 +49,26 @@ def pre_submit_line(words: Sequence[str]) -> str:
     return " ".join(re.sub(r"""(['" ()])""", r"\\\1", word) for word in words)
 
 
+def expand_home(rundir: str) -> str:
+    """``rundir`` with a leading ``~`` (the home directory on the host) expanded, as ExPyRe did:
+    ``~/x`` becomes ``x`` (relative paths are taken from the home directory) and ``~`` becomes
+    ``.``. Never a literal ``~`` directory, which invites a later ``rm -rf ~``.
+
+    Raises
+    ------
+    ValueError
+        for ``~user/...``, whose home on the host cannot be known here
+    """
+    if rundir == "~":
+        return "."
+    if rundir.startswith("~/"):
+        return rundir[2:].lstrip("/") or "."
+    if rundir.startswith("~"):
+        raise ValueError(f"rundir {rundir!r}: '~user' is not expanded; give the directory as an absolute "
+                         "path, or relative to the home directory")
+    return rundir
+
+
 #: Default remote run directory (relative to the remote home) for systems with a host.
 DEFAULT_REMOTE_RUNDIR = "run_expyre"
 
@@ -122,7 +142,7 @@ class System:
         if self.rundir is None and self.host is not None:
             self.rundir = DEFAULT_REMOTE_RUNDIR
         if self.rundir is not None:
-            self.rundir = self.rundir.rstrip("/") or "/"
+            self.rundir = expand_home(self.rundir).rstrip("/") or "/"
         self._shell: Optional[Shell] = None
         self._shell_lock = threading.Lock()
         #: when this system's jobs may next be polled, shared by every caller in the process

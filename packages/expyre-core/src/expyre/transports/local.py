@@ -3,17 +3,23 @@
 Commands run as ``bash -c`` subprocesses started in the home directory (as a login over SSH
 would start), and transfers are file copies. Remote paths that are relative are taken relative
 to the home directory, as for a remote host.
+
+As on a remote host, job directories (and the parents created for them) are private (0700) and
+their files lose every permission bit for group and others; files copied back are written to
+a temporary name and renamed into place.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 from ..hookspecs import hookimpl
 from ..hooktypes import CommandResult, command_result
+from ..writes import writing
 
 NAME = "local"
 
@@ -43,7 +49,12 @@ def resolve(remote_dir: str) -> Path:
 
 
 def _copy_changed(src_dir: Path, dest_dir: Path) -> None:
-    """Copy files of ``src_dir`` into ``dest_dir`` unless size and mtime already match."""
+    """Copy files of ``src_dir`` into ``dest_dir`` unless size and mtime already match.
+
+    Each file is copied to a temporary name and renamed into place, the outcome markers last.
+    """
+    from .. import jobfiles
+    markers = []
     for root, _dirs, files in os.walk(src_dir):
         rel = Path(root).relative_to(src_dir)
         target_root = dest_dir / rel
@@ -57,18 +68,70 @@ def _copy_changed(src_dir: Path, dest_dir: Path) -> None:
                     continue
             except FileNotFoundError:
                 pass
-            shutil.copy2(src, dest)
+            if rel == Path(".") and name in jobfiles.OUTCOME:
+                markers.append((src, dest))
+            else:
+                _copy_atomically(src, dest)
+    markers.sort(key=lambda pair: pair[0].name != jobfiles.EXCEPTION)
+    for src, dest in markers:
+        _copy_atomically(src, dest)
+
+
+def _copy_atomically(src: Path, dest: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".copy", dir=dest.parent)
+    os.close(fd)
+    try:
+        if src.is_symlink():
+            _copy_link(src, Path(tmp))
+        else:
+            shutil.copy2(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _copy_link(src: Path, tmp: Path) -> None:
+    tmp.unlink()
+    os.symlink(os.readlink(src), tmp)
+
+
+def _make_private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents with mode 0700; existing ones are left as they are."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+
+
+def _copy_private(src: str, dest: str, *, follow_symlinks: bool = True) -> str:
+    """``shutil.copy2`` with the copy's group and other permission bits cleared."""
+    shutil.copy2(src, dest, follow_symlinks=follow_symlinks)
+    if not os.path.islink(dest):
+        os.chmod(dest, os.stat(dest).st_mode & 0o700)
+    return dest
 
 
 def put(local_dir: Path, remote: Path) -> None:
     """Create ``remote`` (which must not exist) and copy the contents of ``local_dir`` into it."""
-    remote.parent.mkdir(parents=True, exist_ok=True)
+    _make_private_dirs(remote.parent)
     try:
-        remote.mkdir()
+        remote.mkdir(mode=0o700)
     except FileExistsError:
         raise FileExistsError(f"job directory '{remote}' already exists; nothing was copied into it") from None
     try:
-        shutil.copytree(local_dir, remote, dirs_exist_ok=True, symlinks=True)
+        shutil.copytree(local_dir, remote, dirs_exist_ok=True, symlinks=True, copy_function=_copy_private)
+        remote.chmod(0o700)  # copytree copied the stage directory's mode
+        for root, dirs, _files in os.walk(remote):
+            for name in dirs:
+                path = Path(root) / name
+                if not path.is_symlink():
+                    path.chmod(path.stat().st_mode & 0o700)
     except BaseException:
         shutil.rmtree(remote, ignore_errors=True)
         raise
@@ -95,5 +158,6 @@ def transfer(transport, shell, direction, pairs):
         if direction == "put":
             put(Path(local_dir), remote)
         elif remote.is_dir():
-            _copy_changed(remote, Path(local_dir))
+            with writing("the job's results copied back", local_dir):
+                _copy_changed(remote, Path(local_dir))
     return True

@@ -39,13 +39,21 @@ class OpenSSHShell:
         return command_result(self.host, command, returncode, stdout, stderr, check)
 
     def run_bytes(self, command: str, *, input: Optional[bytes] = None, input_file=None, input_size: int = 0,
-                  timeout: Optional[float] = None, idempotent: bool = True):
-        """Run ``command``; its standard input is ``input`` or ``input_size`` bytes of ``input_file``."""
+                  timeout: Optional[float] = None, idempotent: bool = True, stdout_file=None):
+        """Run ``command``; its standard input is ``input`` or ``input_size`` bytes of ``input_file``.
+        With ``stdout_file``, standard output goes straight to that file (and stdout is empty)."""
         if input_file is not None:
             input_file.seek(0)
             input = input_file.read(input_size)
-        proc = subprocess.run(self.argv(command), input=input if input is not None else b"", capture_output=True,
-                              timeout=timeout)
+        if stdout_file is not None:
+            stdout_file.seek(0)
+            stdout_file.truncate()
+        proc = subprocess.run(self.argv(command), input=input if input is not None else b"",
+                              stdout=stdout_file if stdout_file is not None else subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout)
+        if stdout_file is not None:
+            stdout_file.seek(0, 2)
+            proc.stdout = b""
         if proc.returncode == SSH_FAILED and b"\n" not in proc.stdout:
             message = proc.stderr.decode(errors="replace").strip()
             if not idempotent:

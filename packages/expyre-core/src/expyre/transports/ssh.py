@@ -63,12 +63,23 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
         log.warning("expyre ssh: permanently added %s (%s) to %s", hostname, key.get_name(), path)
 
 
+def login_command(spec: ConnectSpec) -> str:
+    """The OpenSSH command that logs in to ``spec``'s host (``[host]:port`` is not one)."""
+    port = f"-p {spec.port} " if spec.port != 22 else ""
+    user = f"{spec.user}@" if spec.user else ""
+    return f"ssh {port}{user}{spec.hostname}"
+
+
 class _RefuseUnknownPolicy(paramiko.MissingHostKeyPolicy):
+    def __init__(self, spec: Optional[ConnectSpec] = None):
+        self.spec = spec
+
     def missing_host_key(self, client, hostname, key):
+        login = login_command(self.spec) if self.spec is not None else f"ssh {hostname}"
         raise HostKeyError(
             f"host key of {hostname} is not known ({key.get_name()} {key.fingerprint}): expyre does not "
             f"connect to unknown hosts. Check the fingerprint and accept it by logging in once with "
-            f"'ssh {hostname}' (which records it in ~/.ssh/known_hosts), or set "
+            f"'{login}' (which records it in ~/.ssh/known_hosts), or set "
             f"\"ssh\": {{\"strict_host_key_checking\": \"accept-new\"}} for this system in the expyre config")
 
 
@@ -79,7 +90,7 @@ def _new_client(spec: ConnectSpec) -> paramiko.SSHClient:
         if path.is_file():
             client.load_system_host_keys(str(path))
     client.set_missing_host_key_policy(_AcceptNewPolicy(user_files[0]) if spec.accept_new_host_keys
-                                       else _RefuseUnknownPolicy())
+                                       else _RefuseUnknownPolicy(spec))
     return client
 
 
@@ -209,6 +220,22 @@ class _ChannelLost(Exception):
         self.cause = cause
 
 
+class _LocalWriteFailed(Exception):
+    """Writing a command's answer to the caller's ``stdout_file`` failed (a local error, such as
+    a full disk: not a lost connection, so never retried)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write_out(stdout_file, data) -> None:
+    try:
+        stdout_file.write(data)
+    except OSError as exc:
+        raise _LocalWriteFailed(exc) from exc
+
+
 class SSHShell:
     """Commands on the host through one long-lived ``bash -l`` on one channel.
 
@@ -233,8 +260,13 @@ class SSHShell:
         return command_result(self.host, command, returncode, stdout, stderr, check)
 
     def run_bytes(self, command: str, *, input: Optional[bytes] = None, input_file=None, input_size: int = 0,
-                  timeout: Optional[float] = None, idempotent: bool = True) -> Tuple[int, bytes, bytes]:
-        """Run ``command``; its standard input is ``input`` or ``input_size`` bytes of ``input_file``."""
+                  timeout: Optional[float] = None, idempotent: bool = True,
+                  stdout_file=None) -> Tuple[int, bytes, bytes]:
+        """Run ``command``; its standard input is ``input`` or ``input_size`` bytes of ``input_file``.
+
+        With ``stdout_file`` (a binary file), the command's standard output is written there as
+        it arrives, and the returned stdout is empty: large answers never sit in memory.
+        """
         if input is not None:
             input_size = len(input)
         tries, wait = retry_settings()
@@ -242,11 +274,17 @@ class SSHShell:
         for attempt in range(tries):
             if input_file is not None:
                 input_file.seek(0)
+            if stdout_file is not None:
+                stdout_file.seek(0)
+                stdout_file.truncate()
             try:
                 with self._lock:
-                    return self._run_once(command, input, input_file, input_size, timeout)
+                    return self._run_once(command, input, input_file, input_size, timeout, stdout_file)
             except HostKeyError:
                 raise
+            except _LocalWriteFailed as failed:
+                self._drop_channel()  # the rest of the answer is still on its way
+                raise failed.error from None
             except paramiko.AuthenticationException as exc:
                 raise ConnectionLostError(self.host, f"cannot log in to {self.spec.destination}: {exc}") from exc
             except _ChannelLost as lost:
@@ -291,7 +329,7 @@ class SSHShell:
                 pass
             self._channel = None
 
-    def _run_once(self, command, input, input_file, input_size, timeout) -> Tuple[int, bytes, bytes]:
+    def _run_once(self, command, input, input_file, input_size, timeout, stdout_file=None) -> Tuple[int, bytes, bytes]:
         sent = False
         try:
             if self._channel is None or self._channel.closed or not self.connection.is_active:
@@ -311,8 +349,8 @@ class SSHShell:
             if input_file is not None:
                 for block in iter(lambda: input_file.read(1 << 20), b""):
                     channel.sendall(block)
-            return self._read_answer(timeout)
-        except (HostKeyError, paramiko.AuthenticationException):
+            return self._read_answer(timeout, stdout_file)
+        except (HostKeyError, paramiko.AuthenticationException, _LocalWriteFailed):
             raise
         except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
             if isinstance(exc, socket.timeout) or isinstance(exc, TimeoutError):
@@ -320,7 +358,10 @@ class SSHShell:
                 raise TimeoutError(f"command on {self.spec.destination} did not finish within {timeout} s") from None
             raise _ChannelLost(sent, exc) from exc
 
-    def _read_answer(self, timeout: Optional[float]) -> Tuple[int, bytes, bytes]:
+    #: With a ``stdout_file``, output beyond this much is written out (all but a marker's length).
+    _SPILL_AT = 4 << 20
+
+    def _read_answer(self, timeout: Optional[float], stdout_file=None) -> Tuple[int, bytes, bytes]:
         channel = self._channel
         channel.settimeout(timeout)
         marker = ("\n" + self._token + " ").encode()
@@ -336,7 +377,15 @@ class SSHShell:
                         self._receive(channel, buffer)
                     stdout = bytes(buffer[:index])
                     stderr = bytes(buffer[end + 1:end + 1 + err_size])
+                    if stdout_file is not None:
+                        _write_out(stdout_file, stdout)
+                        stdout = b""
                     return status, stdout, stderr
+            elif stdout_file is not None and len(buffer) > self._SPILL_AT:
+                # the marker cannot start before the last len(marker) bytes: write out the rest
+                spill = len(buffer) - len(marker)
+                _write_out(stdout_file, buffer[:spill])
+                del buffer[:spill]
             search_from = max(0, len(buffer) - len(marker))
             self._receive(channel, buffer)
 

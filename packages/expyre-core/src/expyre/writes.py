@@ -1,0 +1,34 @@
+"""Local writes that say what was being written, and where, when they fail.
+
+A full disk otherwise shows only ``[Errno 28] No space left on device``, with no hint of which
+of expyre's files (a stage directory, a copied-back result, an output file) could not be written.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Union
+
+
+class writing:
+    """Context manager that turns an ``OSError`` raised inside it into one of the same type and
+    errno whose message says what was being written and where.
+
+    Example: ``with writing("the pickled function and arguments", path): ...``
+    """
+
+    def __init__(self, what: str, where: Union[str, Path]):
+        self.what, self.where = what, where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None and issubclass(exc_type, OSError) and not getattr(exc, "_expyre_described", False):
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            hint = " (the disk is full)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+            described = OSError(exc.errno, f"cannot write {self.what} to {self.where}: {reason}{hint}")
+            described._expyre_described = True
+            raise described from exc
+        return False
