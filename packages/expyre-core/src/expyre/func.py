@@ -29,7 +29,7 @@ from .errors import (
     ExPyReTimeoutError,
 )
 from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, JobSpec, RemoteJob, quote
-from .progress import Progress
+from .progress import Progress, interrupted_error
 from .resources import Resources
 from .units import time_to_HMS, time_to_sec
 
@@ -435,6 +435,9 @@ class ExPyRe:
                 progress.update(remote_status or self.status)
                 time.sleep(wait if deadline is None else max(0.0, min(wait, deadline - time.monotonic() + 0.01)))
                 wait = min(wait * 2, check_interval)
+        except KeyboardInterrupt:
+            progress.finish()
+            raise interrupted_error(self.id, self.system_name) from None
         finally:
             progress.finish()
 

@@ -82,7 +82,7 @@ def _sync_system(system_name: str, rows: List[dict], force_fetch: bool, verbose:
     if finished:
         system.fetch([(Path(row["from_dir"]), job.remote_dir) for row, job in finished])
         for row, _ in finished:
-            _record_outcome(row)
+            _record_outcome(row, states[row["id"]])
     return states
 
 
@@ -96,14 +96,26 @@ def _record_states(rows: List[dict], states: Dict[str, str], verbose: bool) -> N
             changes["remote_status"] = state
             if verbose:
                 import sys
-                sys.stderr.write(f"remote status of {row['id']}: {row.get('remote_status')} -> {state}\n")
+                before = row.get("remote_status")
+                change = f"{before} -> {state}" if before else f"{state} (first seen)"
+                sys.stderr.write(f"remote status of {row['id']}: {change}\n")
         if state == "running" and row["status"] == "submitted":
             changes["status"] = "started"
         if changes:
             config.db.update(row["id"], **changes)
 
 
-def _record_outcome(row: dict) -> None:
+def _record_outcome(row: dict, state: str) -> None:
+    """Record the local status of a job whose files were just copied back.
+
+    A job the scheduler reports finished that left no marker (cancelled, killed, out of time)
+    becomes ``died``, so that it leaves the ``ongoing`` group; ``get_results`` still looks at
+    it once more and raises ExPyReJobDiedError with what it printed.
+    """
+    if row["status"] not in POLLED_STATUSES:
+        return
     kind = results.finished_kind(Path(row["from_dir"]))
-    if kind is not None and row["status"] in POLLED_STATUSES:
+    if kind is None and state in FINISHED_REMOTE_STATES:
+        kind = "died"
+    if kind is not None:
         config.db.update(row["id"], status=kind)
