@@ -457,15 +457,13 @@ class ExPyRe:
         row = config.db.get(self.id)
         raise ExPyReJobDiedError(f"job {self.id} failed outside the function (remote status "
                                  f"{row['remote_status'] if row else None}): {outcome.message.strip()}\n"
-                                 f"job stdout: {job_stdout}\njob stderr: {job_stderr}")
+                                 + results.describe_outputs(self.stage_dir, self.id))
 
     def _died(self, remote_status: str) -> None:
         self._set_status("died")
-        stdout, stderr, job_stdout, job_stderr = results.read_outputs(self.stage_dir, self.id)
         raise ExPyReJobDiedError(
             f"job {self.id} ended with remote status '{remote_status}' and left no result or exception "
-            f"(killed, out of time, cancelled or lost)\nstdout: {stdout}\nstderr: {stderr}\n"
-            f"job stdout: {job_stdout}\njob stderr: {job_stderr}")
+            f"(killed, out of time, cancelled or lost)\n" + results.describe_outputs(self.stage_dir, self.id))
 
     def _set_status(self, status: str) -> None:
         self.status = status

@@ -64,11 +64,15 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
 
 
 class _RefuseUnknownPolicy(paramiko.MissingHostKeyPolicy):
+    def __init__(self, login_command: str = ""):
+        self.login_command = login_command
+
     def missing_host_key(self, client, hostname, key):
+        login = self.login_command or f"ssh {hostname}"
         raise HostKeyError(
             f"host key of {hostname} is not known ({key.get_name()} {key.fingerprint}): expyre does not "
             f"connect to unknown hosts. Check the fingerprint and accept it by logging in once with "
-            f"'ssh {hostname}' (which records it in ~/.ssh/known_hosts), or set "
+            f"'{login}' (which records it in ~/.ssh/known_hosts), or set "
             f"\"ssh\": {{\"strict_host_key_checking\": \"accept-new\"}} for this system in the expyre config")
 
 
@@ -79,7 +83,7 @@ def _new_client(spec: ConnectSpec) -> paramiko.SSHClient:
         if path.is_file():
             client.load_system_host_keys(str(path))
     client.set_missing_host_key_policy(_AcceptNewPolicy(user_files[0]) if spec.accept_new_host_keys
-                                       else _RefuseUnknownPolicy())
+                                       else _RefuseUnknownPolicy(spec.login_command))
     return client
 
 
@@ -200,6 +204,10 @@ def close_all() -> None:
 
 # --------------------------------------------------------------------------- the shell
 
+class _NotTransient(Exception):
+    """A failure that trying again cannot mend (name resolution, authentication)."""
+
+
 class _ChannelLost(Exception):
     """The channel or connection broke; ``sent`` says whether the command had been sent."""
 
@@ -247,8 +255,11 @@ class SSHShell:
                     return self._run_once(command, input, input_file, input_size, timeout)
             except HostKeyError:
                 raise
+            except _NotTransient as exc:
+                raise ConnectionLostError(self.host, str(exc)) from None
             except paramiko.AuthenticationException as exc:
-                raise ConnectionLostError(self.host, f"cannot log in to {self.spec.destination}: {exc}") from exc
+                raise ConnectionLostError(self.host, f"cannot log in to {self.spec.destination}: {exc} "
+                                                     "(not tried again: check the user and key)") from exc
             except _ChannelLost as lost:
                 self._drop_channel()
                 last = lost.cause
@@ -314,7 +325,16 @@ class SSHShell:
             return self._read_answer(timeout)
         except (HostKeyError, paramiko.AuthenticationException):
             raise
-        except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
+        except socket.gaierror as exc:
+            # a name that does not resolve will not resolve on the next try either
+            via = f" (HostName of '{self.spec.alias}' in ~/.ssh/config)" if self.spec.alias != self.spec.hostname else ""
+            raise _NotTransient(f"cannot resolve the host name '{self.spec.hostname}'{via}: {exc}. Not tried "
+                                "again: check the name, or define it as a Host in ~/.ssh/config") from None
+        except paramiko.SSHException as exc:
+            if "authentication" in str(exc).lower():  # "No authentication methods available"
+                raise _NotTransient(f"cannot log in to {self.spec.destination}: {exc}") from None
+            raise _ChannelLost(sent, exc) from exc
+        except (OSError, EOFError, socket.timeout) as exc:
             if isinstance(exc, socket.timeout) or isinstance(exc, TimeoutError):
                 self._drop_channel()
                 raise TimeoutError(f"command on {self.spec.destination} did not finish within {timeout} s") from None
