@@ -384,6 +384,8 @@ def cli_systems():
         sources = sorted(set(system.sources.values()))
         if sources:
             click.echo(f"  from: {', '.join(sources)}")
+        elif config.is_builtin(system):
+            click.echo("  built in (a system named 'local' in a config file replaces it)")
         rows = [[key, str(p.get("partition", key)), str(p["num_cores"]), _or_dash(p.get("max_time")),
                  _or_dash(p.get("max_mem"))] for key, p in system.partitions.items()]
         table = format_table(["partition", "scheduler name", "cores/node", "max_time (s)", "max_mem (kB)"], rows)

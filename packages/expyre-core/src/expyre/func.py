@@ -556,15 +556,14 @@ def _system(system_name: Optional[str]):
     if system_name is None:
         system_name = os.environ.get("EXPYRE_SYS")
     if system_name is None:
-        if len(systems) == 1:
-            return next(iter(systems.values()))
+        sole = config.sole_system()
+        if sole is not None:
+            return sole
         raise ValueError(f"no system given (system_name or EXPYRE_SYS); configured systems: {', '.join(systems)}")
     try:
         return systems[system_name]
     except KeyError:
-        files = ", ".join(str(f) for f in config.config_files) or "no config file found; built-in default"
-        raise ValueError(f"system '{system_name}' is not configured; configured systems: "
-                         f"{', '.join(systems) or 'none'} (from {files})") from None
+        raise ValueError(config.unknown_system_message(system_name)) from None
 
 
 def _env_header_extra() -> List[str]:
