@@ -274,7 +274,8 @@ class ExPyRe:
         max_time = resources.max_time
         hms = time_to_HMS(max_time) if max_time is not None else None
         node_dict = dict(node_dict, partition=actual_partition, queue=actual_partition, id=self.id,
-                         max_time=hms, max_time_HMS=hms, max_time_s=max_time)
+                         max_time=hms, max_time_HMS=hms, max_time_s=max_time,
+                         mem_per_node_kB=resources.mem_per_node_kB(partition, node_dict))
         header_lines = (list(system.header) + list(partition.get("header", [])) + header_extra
                         + _env_header_extra())
         return JobSpec(id=self.id, name=self.name, remote_dir=system.job_remote_dir(self.stage_dir),

@@ -244,6 +244,28 @@ class Resources:
                              f"needs {num_cores} cores and partition '{key}' has {per_node} per node")
         return {"num_nodes": num_nodes, "num_cores": num_cores, "num_cores_per_node": num_cores}
 
+    def mem_per_node_kB(self, partition: dict, node_dict: Dict[str, int]) -> Optional[int]:
+        """Memory (kB) to request on each node: what this job asked for (``max_mem_tot`` spread
+        over its nodes, or ``max_mem_per_core`` times its cores per node), else its share of the
+        partition's ``max_mem`` (all of it for whole nodes); None when neither is known.
+
+        Parameters
+        ----------
+        partition: dict
+            the selected partition's spec (``num_cores``, ``max_mem``)
+        node_dict: dict
+            as :meth:`find_nodes` returned it for that partition
+        """
+        if self.max_mem is not None:
+            wanted, kind = self.max_mem
+            if kind == "tot":
+                return -(-wanted // node_dict["num_nodes"])
+            return wanted * node_dict["num_cores_per_node"]
+        node_mem = partition.get("max_mem")
+        if node_mem is None:
+            return None
+        return node_mem * node_dict["num_cores_per_node"] // partition["num_cores"]
+
     def describe(self) -> str:
         """The request in the user's own terms: ``num_cores=1, max_time='1h', partitions='regular'``."""
         given = getattr(self, "_given", None)
