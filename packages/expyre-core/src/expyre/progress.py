@@ -88,7 +88,7 @@ def fit_status_line(job_id: str, state: str, waited: str, width: int) -> str:
             head = (keep + 1) // 2
             text = line(job_id[:head] + "..." + job_id[len(job_id) - (keep - head):])
         else:
-            text = line(job_id[:4] + "..." + job_id[-4:])
+            text = f"expyre: {state}, waited {waited}"
     return text[:max(width, 1)]
 
 
