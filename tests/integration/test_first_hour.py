@@ -166,7 +166,7 @@ def test_reset_status_help_does_not_break_words():
                           env=dict(os.environ, COLUMNS="80"))
     assert proc.stdout.startswith("Usage: xpr reset_status [OPTIONS] NEW_STATUS\n")
     assert all(len(line) <= 80 for line in proc.stdout.splitlines())
-    assert "succeeded, failed, died" in proc.stdout.replace("\n", " ").replace("  ", " ")
+    assert "succeeded, failed, died" in " ".join(proc.stdout.split())
 
 
 def test_sync_verbose_says_first_seen_not_none(cfg):
@@ -233,7 +233,7 @@ def test_waiting_line_fits_80_columns_and_updates_in_place(wait_script):
     for update in updates:
         line = update.rstrip("\r\n")
         assert len(line) <= 79, line  # never reaches the last column, so it never wraps
-        assert line.startswith(f"expyre: job {name}") and "waited" in line
+        assert line.startswith("expyre: job a_job_with_a_name") and "waited" in line
     job_id = stdout.split()[0]
     assert job_id[-9:] in updates[-1]  # the unique end of the id is kept
     assert terminal.count("\n") <= 1  # one line, rewritten, closed when the wait ends
