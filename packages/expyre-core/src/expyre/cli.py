@@ -69,6 +69,7 @@ def _confirm(prompt: str, yes: bool) -> bool:
     try:
         return click.confirm(prompt, default=False)
     except click.Abort:
+        click.echo()  # end the prompt's line
         raise click.ClickException(
             "no answer to the confirmation question (standard input is closed); "
             "pass -y to go ahead without asking") from None
