@@ -85,7 +85,8 @@ def resource_lines(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
         lines.append(f"#PBS -l nodes={nodes}:ppn={ppn}")
     mem = node_dict.get("mem_per_node_kB")
     if mem and nodes and not given & set(MEMORY_RESOURCES):
-        lines.append(f"#PBS -l mem={mem * nodes}kb")
+        # whole megabytes, rounded up: every PBS (and Slurm's qsub wrapper) reads "mb"
+        lines.append(f"#PBS -l mem={-(-mem * nodes // 1024)}mb")
     return lines
 
 
