@@ -13,7 +13,6 @@ import sys
 import termios
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 from conftest import direct_system

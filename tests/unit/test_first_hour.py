@@ -120,8 +120,8 @@ def test_outputs_lists_only_what_exists(tmp_path):
     assert "printed nothing" in results.describe_outputs(tmp_path, job_id)
     assert results.describe_outputs(tmp_path, job_id, say_if_none=False) == ""
     from expyre import jobfiles
-    (tmp_path / jobfiles.job_stderr(job_id)).write_text("".join(f"line {i}\n" for i in range(20)) +
-                                                         "slurmstepd: error: *** JOB 7 CANCELLED DUE TO TIME LIMIT ***\n")
+    killed = "slurmstepd: error: *** JOB 7 CANCELLED DUE TO TIME LIMIT ***\n"
+    (tmp_path / jobfiles.job_stderr(job_id)).write_text("".join(f"line {i}\n" for i in range(20)) + killed)
     (tmp_path / jobfiles.STDOUT).write_text("")
     text = results.describe_outputs(tmp_path, job_id)
     assert "None" not in text and "function stdout" not in text

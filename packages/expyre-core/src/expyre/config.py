@@ -340,7 +340,8 @@ def _check_top_level(data: dict, sources: Sources, problems: List[str]) -> None:
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             warnings.warn(f"{_show(sources.get((key,)))}: unknown top-level key '{key}' is ignored"
-                          f"{_did_you_mean(key, TOP_LEVEL_KEYS)}; known keys: {', '.join(TOP_LEVEL_KEYS)}", UserWarning, stacklevel=3)
+                          f"{_did_you_mean(key, TOP_LEVEL_KEYS)}; known keys: {', '.join(TOP_LEVEL_KEYS)}",
+                          UserWarning, stacklevel=3)
     host = data.get("remote_rundir_submit_hostname")
     if host is not None and (not isinstance(host, str) or not host):
         problems.append(f"{_show(sources.get(('remote_rundir_submit_hostname',)))}: "

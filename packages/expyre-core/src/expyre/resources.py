@@ -103,7 +103,8 @@ class Resources:
         regexps
     """
 
-    def __init__(self, max_time: Union[int, str, None] = _MISSING, num_nodes: Optional[int] = None,  # type: ignore[assignment]
+    def __init__(self, max_time: Union[int, str, None] = _MISSING,  # type: ignore[assignment]
+                 num_nodes: Optional[int] = None,
                  num_cores: Optional[int] = None, max_mem_tot: Union[int, str, None] = None,
                  max_mem_per_core: Union[int, str, None] = None,
                  partitions: Union[str, Sequence[str], None] = None,

@@ -327,7 +327,8 @@ class SSHShell:
             raise
         except socket.gaierror as exc:
             # a name that does not resolve will not resolve on the next try either
-            via = f" (HostName of '{self.spec.alias}' in ~/.ssh/config)" if self.spec.alias != self.spec.hostname else ""
+            via = (f" (HostName of '{self.spec.alias}' in ~/.ssh/config)"
+                   if self.spec.alias != self.spec.hostname else "")
             raise _NotTransient(f"cannot resolve the host name '{self.spec.hostname}'{via}: {exc}. Not tried "
                                 "again: check the name, or define it as a Host in ~/.ssh/config") from None
         except paramiko.SSHException as exc:
