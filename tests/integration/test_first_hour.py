@@ -16,6 +16,7 @@ import time
 
 import pytest
 from conftest import direct_system
+from sshd_fixtures import ssh_client_setup, sshd  # noqa: F401  (pytest fixtures)
 
 from expyre.func import ExPyRe
 
@@ -333,6 +334,25 @@ def test_unresolvable_host_fails_at_once(expyre_config, monkeypatch):
     with pytest.raises(ConnectionLostError, match="cannot resolve the host name 'no-such-host.invalid'"):
         job.start(resources=RES, system_name="bad")
     assert time.monotonic() - start < 5
+
+
+def test_refused_login_fails_at_once(expyre_config, ssh_client_setup, isolated_home, tmp_path, monkeypatch):  # noqa: F811
+    """A key the real sshd does not accept: not tried again (EXPYRE_RETRY would wait 5 + 10 s)."""
+    monkeypatch.setenv("EXPYRE_RETRY", "3 5")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
+    ssh_config = isolated_home / ".ssh" / "config"
+    ssh_config.write_text(re.sub(r"IdentityFile .*", f"IdentityFile {tmp_path / 'stranger'}", ssh_config.read_text()))
+    from expyre import ConnectionLostError
+    from expyre.transports import ssh as ssh_transport
+    ssh_transport.close_all()
+    expyre_config({"cluster": {"host": ssh_client_setup, "scheduler": "direct",
+                               "partitions": {"regular": {"num_cores": 1}}}})
+    job = ExPyRe("refused", function=abs, args=[-1])
+    start = time.monotonic()
+    with pytest.raises(ConnectionLostError, match="cannot log in to"):
+        job.start(resources=RES, system_name="cluster")
+    assert time.monotonic() - start < 5
+    ssh_transport.close_all()
 
 
 def test_local_stays_and_typos_get_did_you_mean(cfg):
