@@ -223,8 +223,9 @@ def cli_rm(ctx, id, name, status, system, yes, clean):
     for xpr in ExPyRe.from_jobsdb(jobs):
         unreachable = None
         if clean:
-            xpr.cancel()
             unreachable = _remote_side_unreachable(xpr)
+            if unreachable is None:
+                xpr.cancel()
         xpr.clean(wipe=True, dry_run=not clean)
         config.db.remove(xpr.id)
         click.echo(f"removed {xpr.id}", err=True)
@@ -236,7 +237,8 @@ def _remote_side_unreachable(xpr) -> Optional[str]:
     """Why the remote directory of ``xpr`` cannot be cleaned, or None if it can (or has none)."""
     if xpr.system_name is None or xpr.system_name in config.systems or not xpr.remote_dir:
         return None
-    return (f"its remote directory {xpr.remote_dir} on system '{xpr.system_name}' was NOT deleted: "
+    still = " and the job was not cancelled" if xpr.status in _CANCELLABLE else ""
+    return (f"its remote directory {xpr.remote_dir} on system '{xpr.system_name}' was NOT deleted{still}: "
             f"system '{xpr.system_name}' is no longer in the config (configured: "
             f"{', '.join(config.systems) or 'none'}); delete that directory by hand")
 
