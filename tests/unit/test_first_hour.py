@@ -261,6 +261,7 @@ def test_pbs_default_header_requests_nodes_and_memory(expyre_config):
                        "partitions": {"standard": {"num_cores": 2, "max_mem": "1GB"}}}}
     lines = _rendered_header(expyre_config, systems, "pbs", {"max_time": "1h", "num_nodes": 2})
     assert "#PBS -l nodes=2:ppn=2" in lines and "#PBS -l mem=2048mb" in lines
-    systems["pbs"]["header"] = ["#PBS -l select={num_nodes}:ncpus={num_cores_per_node}:mem=1gb"]
-    lines = _rendered_header(expyre_config, systems, "pbs", {"max_time": "1h", "num_nodes": 2})
-    assert not [line for line in lines if "nodes=" in line or "-l mem" in line]
+    for select in ("select={num_nodes}:ncpus={num_cores_per_node}:mem=1gb", "select={num_nodes}:ncpus=2"):
+        systems["pbs"]["header"] = [f"#PBS -l {select}"]
+        lines = _rendered_header(expyre_config, systems, "pbs", {"max_time": "1h", "num_nodes": 2})
+        assert not [line for line in lines if "nodes=" in line or "-l mem" in line]

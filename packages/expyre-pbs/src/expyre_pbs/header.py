@@ -84,7 +84,8 @@ def resource_lines(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
     if nodes and ppn and not given & set(NODE_RESOURCES):
         lines.append(f"#PBS -l nodes={nodes}:ppn={ppn}")
     mem = node_dict.get("mem_per_node_kB")
-    if mem and nodes and not given & set(MEMORY_RESOURCES):
+    # PBS Professional refuses a job-wide "-l mem" next to a select: memory belongs in its chunks
+    if mem and nodes and not given & set(MEMORY_RESOURCES) and "select" not in given:
         # whole megabytes, rounded up: every PBS (and Slurm's qsub wrapper) reads "mb"
         lines.append(f"#PBS -l mem={-(-mem * nodes // 1024)}mb")
     return lines
