@@ -105,7 +105,13 @@ def test_cancel_then_sync(cfg):
     row = cfg.db.get(job.id)
     assert (row["status"], row["remote_status"]) == ("died", "failed")
     assert job.id not in xpr("sync").output
-    out = xpr("sync", "-s", "died", "-a").output
+    # copying back all files of the died job while the process still stops keeps it failed
+    deadline = time.time() + 20
+    out = ""
+    while time.time() < deadline and f"{job.id}: failed" not in out:
+        out = xpr("sync", "-s", "died", "-a").output
+        assert cfg.db.get(job.id)["remote_status"] == "failed"
+        time.sleep(0.3)
     assert f"{job.id}: failed" in out
 
 

@@ -91,6 +91,8 @@ def _record_states(rows: List[dict], states: Dict[str, str], verbose: bool) -> N
         state = states[row["id"]]
         if state == "unknown":
             continue
+        if row["status"] == "died" and state not in FINISHED_REMOTE_STATES:
+            continue  # cancelled: the scheduler may show it running while it stops; it will not run on
         changes = {}
         if state != row.get("remote_status"):
             changes["remote_status"] = state
