@@ -23,7 +23,10 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx_click",
+    # the scheduler plugins' READMEs (Markdown) are pages of this site: docs/plugins/*.rst
+    "myst_parser",
 ]
+myst_heading_anchors = 3
 
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
@@ -34,6 +37,10 @@ autodoc_typehints = "none"  # the numpy docstrings already give the types
 
 exclude_patterns = ["_build", "README.md", "examples/**/README.md", "examples/**/*.egg-info"]
 html_theme = "alabaster"
+# alabaster's fixed 940 px page cuts off the config examples (100-character lines) even on wide
+# screens: let the page use the window, up to a readable maximum, with a smaller code font.
+html_theme_options = {"page_width": "min(1400px, 96%)", "body_max_width": "none",
+                      "code_font_size": "0.8em"}
 html_static_path = []
 # Numpy docstrings name types in prose ("list(str)", "dict"); they are not cross-reference targets.
 nitpicky = False

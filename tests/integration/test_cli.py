@@ -101,14 +101,18 @@ def test_cancel_then_sync(cfg):
     job = ExPyRe("tocancel", function=time.sleep, args=[60])
     job.start(resources=RES, system_name="remote")
     xpr("cancel", "-y", "-n", "tocancel")
+    # a cancelled job will not run any more: died locally, out of the ongoing group that sync polls
+    row = cfg.db.get(job.id)
+    assert (row["status"], row["remote_status"]) == ("died", "failed")
+    assert job.id not in xpr("sync").output
+    # copying back all files of the died job while the process still stops keeps it failed
     deadline = time.time() + 20
-    state = None
-    while time.time() < deadline and state != "failed":
-        out = xpr("sync").output
-        state = out.split(": ")[-1].strip() if job.id in out else state
+    out = ""
+    while time.time() < deadline and f"{job.id}: failed" not in out:
+        out = xpr("sync", "-s", "died", "-a").output
+        assert cfg.db.get(job.id)["remote_status"] == "failed"
         time.sleep(0.3)
-    assert state == "failed"
-    assert cfg.db.get(job.id)["remote_status"] == "failed"
+    assert f"{job.id}: failed" in out
 
 
 def test_sync_copies_back_finished_jobs(cfg):

@@ -140,9 +140,10 @@ def test_seed_example_end_to_end(remote, site):
     # the front end ignores #PBS -o/-e: its own output file names, not job.<id>.stdout
     assert f"_expyre_job.sh.o{row['remote_id']}" in listing and f"job.{xpr.id}.stdout" not in listing
     script = site.run(f"cat {remote_dir}/_expyre_job.sh").stdout.splitlines()
-    assert script[1:9] == [f"#PBS -N {expyre_pbs.names.job_name(xpr.id)}", f"#PBS -q {site.queue}",
+    assert script[1:10] == [f"#PBS -N {expyre_pbs.names.job_name(xpr.id)}", f"#PBS -q {site.queue}",
                            "#PBS -l walltime=1:00:00", f"#PBS -o job.{xpr.id}.stdout",
                            f"#PBS -e job.{xpr.id}.stderr", "#PBS -S /bin/bash", "#PBS -r n",
+                           "#PBS -l mem=1024mb",  # the partition's max_mem: no memory line configured
                            "#PBS -l nodes=1:ppn=2"]
     assert row["remote_status"] == "other"  # finished; the front end tells no exit status
     assert ssh_transport.connections_opened - opened == 1

@@ -157,12 +157,13 @@ def test_seed_example_end_to_end(cluster):
     assert row["status"] == "processed" and row["remote_id"].isdigit()
     # the header the seed documents, as Slurm took it
     script = (xpr.stage_dir / "_expyre_job.sh").read_text().splitlines()
-    assert script[:8] == ["#!/bin/bash -l",
+    assert script[:9] == ["#!/bin/bash -l",
                           f"#SBATCH --job-name={xpr.id}",
                           "#SBATCH --partition=standard",
                           "#SBATCH --time=1:00:00",
                           f"#SBATCH --output=job.{xpr.id}.stdout",
                           f"#SBATCH --error=job.{xpr.id}.stderr",
+                          "#SBATCH --mem=1048576K",  # the partition's max_mem, as no line sets --mem
                           "#SBATCH --nodes=1",
                           f"#SBATCH --ntasks-per-node={cluster.cpus}"]
     job = cluster.scontrol(row["remote_id"])

@@ -104,7 +104,7 @@ def test_stage_dir_created_private(isolated_home):
 def test_nothing_read_at_import_and_first_use_reads(isolated_home):
     home_config(isolated_home, {"systems": {"remote": REMOTE}})
     assert "systems" not in vars(config)
-    assert list(config.systems) == ["remote"]
+    assert list(config.systems) == ["remote", "local"]  # the built-in local stays
     # init made them real module globals
     assert "systems" in vars(config) and "db" in vars(config)
     assert config.config_files == [isolated_home / ".expyre" / "config.json"]
@@ -128,7 +128,7 @@ def test_init_again_rereads(isolated_home):
     assert list(config.systems) == ["local"]
     home_config(isolated_home, {"systems": {"remote": REMOTE}})
     config.init()
-    assert list(config.systems) == ["remote"]
+    assert list(config.systems) == ["remote", "local"]
 
 
 # =========================================================================== discovery and merging
@@ -155,7 +155,7 @@ def test_discovery_order_and_override(three_levels):
     home_file, proj_file, sub_file = three_levels
     config.init()
     assert config.config_files == [home_file, proj_file, sub_file]
-    assert sorted(config.systems) == ["other", "remote"]
+    assert sorted(config.systems) == ["local", "other", "remote"]
     remote = config.systems["remote"]
     assert remote.host == "login2.my-cluster"
     assert remote.scheduler == "sge"
@@ -231,14 +231,14 @@ def test_delete_keyword_removes_a_system_in_toml(isolated_home):
     home_config(isolated_home, {"systems": {"remote": REMOTE, "other": REMOTE}})
     write_toml(isolated_home / "work" / "_expyre", '[systems]\nother = "_DELETE_"\n')
     config.init()
-    assert list(config.systems) == ["remote"]
+    assert list(config.systems) == ["remote", "local"]
 
 
 def test_null_system_is_removed(isolated_home):
     home_config(isolated_home, {"systems": {"remote": REMOTE, "other": REMOTE}})
     write_json(isolated_home / "work" / "_expyre", {"systems": {"other": None}})
     config.init()
-    assert list(config.systems) == ["remote"]
+    assert list(config.systems) == ["remote", "local"]
 
 
 def test_null_value_inside_a_system_is_kept(isolated_home):
@@ -253,7 +253,7 @@ def test_new_system_in_project(isolated_home):
     write_json(isolated_home / "work" / "_expyre", {"systems": {"mine": {
         "scheduler": "slurm", "host": "h", "queues": {"q": {"num_cores": 4}}}}})
     config.init()
-    assert sorted(config.systems) == ["mine", "remote"]
+    assert sorted(config.systems) == ["local", "mine", "remote"]
     assert config.systems["mine"].partitions["q"]["num_cores"] == 4
 
 
@@ -266,7 +266,7 @@ def test_expyre_root_reads_only_that_dir(isolated_home, tmp_path, monkeypatch):
     root_file = write_json(root, {"systems": {"root_sys": REMOTE}})
     monkeypatch.setenv("EXPYRE_ROOT", str(root))
     config.init()
-    assert list(config.systems) == ["root_sys"]
+    assert list(config.systems) == ["root_sys", "local"]
     assert config.config_files == [root_file]
     assert config.local_stage_dir == root
 
@@ -275,7 +275,7 @@ def test_expyre_root_at_sign_searches(isolated_home, monkeypatch):
     home_config(isolated_home, {"systems": {"home_sys": REMOTE}})
     monkeypatch.setenv("EXPYRE_ROOT", "@")
     config.init()
-    assert list(config.systems) == ["home_sys"]
+    assert list(config.systems) == ["home_sys", "local"]
 
 
 def test_expyre_root_not_a_directory(tmp_path, monkeypatch):
@@ -290,7 +290,7 @@ def test_init_root_dir_argument_wins_over_env(isolated_home, tmp_path, monkeypat
     write_json(tmp_path / "arg_root", {"systems": {"arg_sys": REMOTE}})
     monkeypatch.setenv("EXPYRE_ROOT", str(tmp_path / "env_root"))
     config.init(str(tmp_path / "arg_root"))
-    assert list(config.systems) == ["arg_sys"]
+    assert list(config.systems) == ["arg_sys", "local"]
     config.init("@")
     assert list(config.systems) == ["local"]
 
@@ -369,7 +369,7 @@ def test_json_and_toml_give_identical_systems(tmp_path):
     from_json = config.systems
     config.init(tmp_path / "t" / ".expyre")
     from_toml = config.systems
-    assert list(from_json) == list(from_toml) == ["remote"]
+    assert list(from_json) == list(from_toml) == ["remote", "local"]
 
     def fields(system):
         data = dataclasses.asdict(system)

@@ -24,7 +24,6 @@ from expyre.hooktypes import CommandResult, RemoteCommandError
 from expyre.jobsdb import JobsDB
 from expyre.system import System
 from expyre.transports import local, ssh, tarstream
-from expyre.transports.sshconfig import ConnectSpec
 
 
 @pytest.fixture
@@ -376,12 +375,6 @@ def test_interrupted_creation_leaves_no_job_directory(direct, tmp_path):
     os.utime(abandoned[0], (old, old))
     ExPyRe("later", function=abs, args=[-2])
     assert not abandoned[0].exists()
-
-
-def test_unknown_host_advice_is_a_valid_command():
-    spec = ConnectSpec(alias="cluster", hostname="127.0.0.1", port=2223, user="me")
-    assert ssh.login_command(spec) == "ssh -p 2223 me@127.0.0.1"
-    assert ssh.login_command(ConnectSpec(alias="c", hostname="h")) == "ssh h"
 
 
 def test_status_failure_shows_first_line_and_scheduler_error():

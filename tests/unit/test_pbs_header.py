@@ -106,7 +106,7 @@ def test_job_without_wall_time_or_partition():
                   node_dict={"num_nodes": 1, "num_cores": 1, "num_cores_per_node": 1, "id": "j=1_x",
                              "max_time": None}, max_time=None)
     assert render(job) == ["#PBS -N N_j+3D1_x", "#PBS -o job.j=1_x.stdout", "#PBS -e job.j=1_x.stderr",
-                           "#PBS -S /bin/bash", "#PBS -r n"]
+                           "#PBS -S /bin/bash", "#PBS -r n", "#PBS -l nodes=1:ppn=1"]
 
 
 def test_bad_template_line_is_named():

@@ -40,7 +40,7 @@ def test_unknown_scheduler_names_what_is_installed():
         plugins.check_scheduler("slurmish")
     message = str(info.value)
     assert "scheduler 'slurmish' is not available" in message
-    assert "direct" in message and "pip install expyre-slurmish" in message
+    assert "direct" in message and "pip install ./packages/expyre-slurmish" in message
 
 
 def test_unknown_transport_in_a_hook_call():

@@ -56,6 +56,7 @@ def test_seed_example_header_line_by_line():
         "#SBATCH --time=1:00:00",
         f"#SBATCH --output=job.{SEED_ID}.stdout",
         f"#SBATCH --error=job.{SEED_ID}.stderr",
+        "#SBATCH --nodes=1",  # the default request; the configured --ntasks-per-node replaces its own
         "#SBATCH --ntasks-per-node=16",
     ]
 
@@ -95,7 +96,7 @@ def test_no_max_time_leaves_out_the_time_line():
     system = dict(SEED_SYSTEM, partitions={"regular": {"num_cores": 16, "max_time": None}})
     job = job_spec(system, {"max_time": None, "num_nodes": 1, "partitions": "regular"})
     assert not [line for line in render(job) if "--time" in line]
-    assert len(render(job)) == 5
+    assert len(render(job)) == 6
 
 
 def test_unknown_template_key_names_the_line():

@@ -18,9 +18,9 @@ os.chdir(project)
 config.init()
 remote = config.systems['remote']
 print([str(p.relative_to(home)) for p in config.config_files])
-print(sorted(config.systems))        # "kerberos" was removed by the project's null
+print(sorted(config.systems))        # "kerberos" was removed by the project's null; "local" is built in
 print(remote.commands)               # replaced as a whole: lists are not merged
 print(sorted(remote.partitions))     # "large-mem" was removed with "_DELETE_"
 print(remote.header)                 # still the user's
-assert sorted(config.systems) == ['remote'] and list(remote.partitions) == ['regular']
+assert sorted(config.systems) == ['local', 'remote'] and list(remote.partitions) == ['regular']
 print(json.dumps(config.describe_systems()[0]['sources'], indent=1)[:300])

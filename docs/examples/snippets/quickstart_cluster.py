@@ -16,5 +16,6 @@ try:
 except TimeoutError:
     print('job did not run in the allotted time')
 else:
-    # record that the results were used, so that a restarted script re-attaches cheaply
+    # the result was used: `xpr rm -c -s processed` may now delete the job's files. A processed
+    # job is not re-attached: running this script again submits a new job (see restart rules)
     xpr.mark_processed()

@@ -63,10 +63,74 @@ def _require_selection(ctx, **selection) -> None:
 
 
 def _confirm(prompt: str, yes: bool) -> bool:
-    return yes or click.confirm(prompt, default=False)
+    """Ask ``prompt`` once; refuse with a sentence (not a bare error) when nobody can answer."""
+    if yes:
+        return True
+    try:
+        return click.confirm(prompt, default=False)
+    except click.Abort:
+        click.echo()  # end the prompt's line
+        raise click.ClickException(
+            "no answer to the confirmation question (standard input is closed); "
+            "pass -y to go ahead without asking") from None
+
+
+def _describe_selection(jobs: List[dict]) -> str:
+    """``3 jobs (2 on cluster, 1 on local)``: how many jobs a command acts on, and where."""
+    counts: Dict[str, int] = {}
+    for job in jobs:
+        where = job.get("system") or "no system"
+        counts[where] = counts.get(where, 0) + 1
+    places = ", ".join(f"{n} on {where}" for where, n in sorted(counts.items()))
+    return f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} ({places})"
+
+
+def foreign_expyre_warning() -> Optional[str]:
+    """A warning when the unrelated PyPI distribution named ``expyre`` is installed here too.
+
+    That project (a wrapper over ``atd``) also ships a top-level ``expyre`` module, so
+    installing it next to expyre-core overwrites or shadows our files.
+    """
+    from importlib.metadata import PackageNotFoundError, distribution
+    try:
+        foreign = distribution("expyre")
+    except PackageNotFoundError:
+        return None
+    return (f"the distribution 'expyre' {foreign.version} is installed in this environment: it is an "
+            "unrelated PyPI project (not part of expyre-core) that also ships a top-level 'expyre' "
+            "module and can overwrite this one. Remove it with 'pip uninstall expyre', then reinstall "
+            "expyre-core from the checkout: pip install --force-reinstall ./packages/expyre-core")
+
+
+def _print_version(ctx, _param, value) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(version_text())
+    ctx.exit()
+
+
+def version_text() -> str:
+    """expyre-core's version, then each plugin distribution's version and what it provides."""
+    from . import __version__
+    lines = [f"expyre-core {__version__}"]
+    by_distribution: Dict[tuple, List[str]] = {}
+    for info in plugins.list_plugins():
+        if info.distribution == "expyre-core":
+            continue
+        provides = [f"scheduler {n}" for n in info.schedulers] + [f"transport {n}" for n in info.transports]
+        by_distribution.setdefault((info.distribution, info.version), []).extend(provides)
+    for (distribution, version), provides in by_distribution.items():
+        lines.append(f"{distribution} {version or '(no version)'}: "
+                     f"{', '.join(provides) or 'no schedulers or transports'}")
+    warning = foreign_expyre_warning()
+    if warning:
+        lines.append(f"WARNING: {warning}")
+    return "\n".join(lines)
 
 
 @click.group("xpr", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="print the versions of expyre-core and of each installed plugin, and exit")
 @click.option("--dbfile", type=click.Path(dir_okay=False, path_type=Path),
               help="jobs database file to use instead of the configured one")
 @click.pass_context
@@ -86,8 +150,16 @@ def cli(ctx, dbfile):
 # --------------------------------------------------------------------------- ls
 
 def _short_id(job: dict) -> str:
-    keep = len(job["name"]) + 10
-    return job["id"] if len(job["id"]) <= keep + 3 else job["id"][:keep] + "..."
+    """The id shortened in the middle: ``<name>_<start of hash>...<unique suffix>``.
+
+    The unique suffix at the end is what tells apart the jobs of one name and arguments, so
+    it is always kept.
+    """
+    job_id = job["id"]
+    head, tail = len(job["name"]) + 7, 9
+    if len(job_id) <= head + 3 + tail:
+        return job_id
+    return job_id[:head] + "..." + job_id[-tail:]
 
 
 def format_table(headers: List[str], rows: List[List[str]]) -> str:
@@ -100,10 +172,14 @@ def format_table(headers: List[str], rows: List[List[str]]) -> str:
 @cli.command("ls")
 @selection_options()
 @click.option("--long-output", "-l", is_flag=True, help="full ids, names, creation times and stage directories")
+@click.option("--json", "as_json", is_flag=True, help="print the jobs' database rows as a JSON list")
 @domain_errors
-def cli_ls(id, name, status, system, long_output):
+def cli_ls(id, name, status, system, long_output, as_json):
     """List jobs (all jobs unless selected)."""
     jobs = select_jobs(id, name, status, system)
+    if as_json:
+        click.echo(json.dumps(jobs, indent=1, default=str))
+        return
     if not jobs:
         click.echo(f"No matching jobs in {config.db.db_filename}")
         return
@@ -139,16 +215,36 @@ def cli_rm(ctx, id, name, status, system, yes, clean):
     jobs = select_jobs(id, name, status, system)
     if not jobs:
         click.echo("No matching jobs", err=True)
+        return
+    what = "cancel, delete the local and remote directories of, and remove" if clean else "remove"
+    if not _confirm(f"{what} {_describe_selection(jobs)}?", yes):
+        click.echo(f"kept {len(jobs)} job{'s' if len(jobs) != 1 else ''}", err=True)
+        return
     for xpr in ExPyRe.from_jobsdb(jobs):
-        what = "cancel, delete the directories of, and remove" if clean else "remove"
-        if not _confirm(f"{what} job {xpr.id} ({xpr.status}, {xpr.stage_dir})?", yes):
-            click.echo(f"kept {xpr.id}", err=True)
-            continue
+        unreachable = None
         if clean:
-            xpr.cancel()
+            unreachable = _remote_side_unreachable(xpr)
+            if unreachable is None:
+                xpr.cancel()
         xpr.clean(wipe=True, dry_run=not clean)
         config.db.remove(xpr.id)
         click.echo(f"removed {xpr.id}", err=True)
+        if unreachable:
+            click.echo(f"  {unreachable}", err=True)
+
+
+def _remote_side_unreachable(xpr) -> Optional[str]:
+    """Why the remote directory of ``xpr`` cannot be cleaned, or None if it can (or has none)."""
+    if xpr.system_name is None or xpr.system_name in config.systems or not xpr.remote_dir:
+        return None
+    still = " and the job was not cancelled" if xpr.status in _CANCELLABLE else ""
+    return (f"its remote directory {xpr.remote_dir} on system '{xpr.system_name}' was NOT deleted{still}: "
+            f"system '{xpr.system_name}' is no longer in the config (configured: "
+            f"{', '.join(config.systems) or 'none'}); delete that directory by hand")
+
+
+#: Local statuses of jobs that a cancel stops (other jobs are left as they are).
+_CANCELLABLE = ("submitting", "submitted", "started")
 
 
 def _scheduler_command(action: str, past: str, help_text: str):
@@ -158,12 +254,18 @@ def _scheduler_command(action: str, past: str, help_text: str):
     @domain_errors
     def command(id, name, status, system, yes):
         from .func import ExPyRe
-        for xpr in ExPyRe.from_jobsdb(select_jobs(id, name, status, system)):
-            if xpr.remote_id is None:
-                continue
-            if _confirm(f"{action} job {xpr.id} ({xpr.remote_id} on {xpr.system_name})?", yes):
-                getattr(xpr, action)()
-                click.echo(f"{past} {xpr.id}", err=True)
+        jobs = [row for row in select_jobs(id, name, status, system) if row["remote_id"] is not None]
+        if not jobs:
+            click.echo("No matching jobs", err=True)
+            return
+        if not _confirm(f"{action} {_describe_selection(jobs)}?", yes):
+            return
+        for xpr in ExPyRe.from_jobsdb(jobs):
+            getattr(xpr, action)()
+            if action == "cancel" and xpr.status in _CANCELLABLE:
+                # the job will not run any more: it leaves the ongoing group (see docs/restart.rst)
+                config.db.update(xpr.id, status="died", remote_status="failed")
+            click.echo(f"{past} {xpr.id}", err=True)
     return command
 
 
@@ -208,11 +310,16 @@ def cli_db_unlock():
 
 @cli.command("reset_status")
 @selection_options(status_default="*")
-@click.argument("new_status", type=click.Choice(["created", "submitting", "submitted", "started", "succeeded",
-                                                 "failed", "died", "processed", "cleaned"]))
+@click.argument("new_status", metavar="NEW_STATUS",
+                type=click.Choice(["created", "submitting", "submitted", "started", "succeeded",
+                                   "failed", "died", "processed", "cleaned"]))
 @domain_errors
 def cli_reset_status(id, name, status, system, new_status):
-    """Set the local status of jobs (for example back to 'started' to gather them again)."""
+    """Set the local status of jobs (for example back to 'started' to gather them again).
+
+    NEW_STATUS is one of: created, submitting, submitted, started, succeeded, failed, died,
+    processed, cleaned.
+    """
     jobs = select_jobs(id, name, status, system)
     for job in jobs:
         config.db.update(job["id"], status=new_status)
@@ -249,9 +356,13 @@ def cli_create_job(from_dir, system, job_id, name):
 def cli_fail_job(ctx, id, name, status, system, yes):
     """Mark jobs as failed: get_results() then raises RuntimeError('xpr fail_job')."""
     _require_selection(ctx, id=id, name=name, status=status, system=system)
-    for job in select_jobs(id, name, status, system):
-        if not _confirm(f"fail job {job['id']}?", yes):
-            continue
+    jobs = select_jobs(id, name, status, system)
+    if not jobs:
+        click.echo("No matching jobs", err=True)
+        return
+    if not _confirm(f"fail {_describe_selection(jobs)}?", yes):
+        return
+    for job in jobs:
         stage_dir = Path(job["from_dir"])
         (stage_dir / jobfiles.SUCCEEDED).unlink(missing_ok=True)
         with open(stage_dir / jobfiles.EXCEPTION, "wb") as fout:
@@ -276,6 +387,8 @@ def cli_systems():
         sources = sorted(set(system.sources.values()))
         if sources:
             click.echo(f"  from: {', '.join(sources)}")
+        elif config.is_builtin(system):
+            click.echo("  built in (a system named 'local' in a config file replaces it)")
         rows = [[key, str(p.get("partition", key)), str(p["num_cores"]), _or_dash(p.get("max_time")),
                  _or_dash(p.get("max_mem"))] for key, p in system.partitions.items()]
         table = format_table(["partition", "scheduler name", "cores/node", "max_time (s)", "max_mem (kB)"], rows)
@@ -301,6 +414,9 @@ def cli_plugins(as_json):
     click.echo(format_table(["plugin", "distribution", "version", "schedulers", "transports"], rows))
     for b in broken:
         click.echo(f"BROKEN: {b.name} ({b.value}) from {b.distribution}: {b.error}", err=True)
+    warning = foreign_expyre_warning()
+    if warning:
+        click.echo(f"WARNING: {warning}", err=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -24,12 +24,15 @@ Top-level keys: ``systems``; ``local_stage_dir`` (a relative path is relative to
 the file that sets it; default the deepest directory found); ``remote_rundir_submit_hostname``
 (the hostname used in each project's remote subdirectory instead of this machine's).
 
-With no config file at all there is one system, ``local``: the ``direct`` scheduler on this
-machine with one partition ``regular`` of all its cores and memory.
+There is always a system ``local``: the ``direct`` scheduler on this machine with one
+partition ``regular`` of all its cores and memory. A config file adds its systems to it; a
+system of its own named ``local`` replaces it. When a job names no system (and ``EXPYRE_SYS``
+is not set), the one configured system is used, or ``local`` when the config defines none.
 """
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import os
 import socket
@@ -102,10 +105,10 @@ def init(root_dir: Union[str, os.PathLike, None] = None, verbose: bool = False) 
                          f"files {[str(f) for f in files]}\n")
 
     stage_dir = _local_stage_dir(data, sources, dirs)
-    if files:
-        new_systems = build_systems(data, sources, rundir_extra(stage_dir, data))
-    else:
-        new_systems = {DEFAULT_SYSTEM: default_system(rundir_extra(stage_dir, data))}
+    new_systems = build_systems(data, sources, rundir_extra(stage_dir, data)) if files else {}
+    if DEFAULT_SYSTEM not in new_systems:
+        # the built-in system stays usable after a config file is added (quickstart step 1)
+        new_systems[DEFAULT_SYSTEM] = default_system(rundir_extra(stage_dir, data))
     stage_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     from .jobsdb import JobsDB
@@ -117,6 +120,39 @@ def init(root_dir: Union[str, os.PathLike, None] = None, verbose: bool = False) 
     g["db"] = JobsDB(stage_dir / "jobs.db")
     if verbose:
         sys.stderr.write(f"expyre config: local_stage_dir {stage_dir}, systems {list(new_systems)}\n")
+
+
+def is_builtin(system: System) -> bool:
+    """Whether ``system`` is the built-in ``local`` system rather than one from a config file."""
+    return system.name == DEFAULT_SYSTEM and not system.sources
+
+
+def sole_system() -> Optional[System]:
+    """The system a job runs on when it names none: the only one the config files define, or
+    the built-in ``local`` when they define none; None when there is a choice to make."""
+    all_systems = sys.modules[__name__].systems
+    configured = [s for s in all_systems.values() if not is_builtin(s)]
+    if len(configured) == 1:
+        return configured[0]
+    if not configured:
+        return all_systems.get(DEFAULT_SYSTEM)
+    return None
+
+
+def unknown_system_message(name: str) -> str:
+    """The error for a system name that is not configured, with a "did you mean" when one is close."""
+    module = sys.modules[__name__]
+    names = list(module.systems)
+    close = difflib.get_close_matches(name, names, n=1)
+    suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+    files = ", ".join(_show(f) for f in module.config_files) or "no config file found"
+    return (f"system '{name}' is not configured{suggestion}; configured systems: {', '.join(names) or 'none'} "
+            f"(from {files}; 'local' is built in)")
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _forget() -> None:
@@ -335,8 +371,9 @@ def rundir_extra(stage_dir: Path, data: Optional[dict] = None) -> str:
 def _check_top_level(data: dict, sources: Sources, problems: List[str]) -> None:
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            warnings.warn(f"{_show(sources.get((key,)))}: unknown top-level key '{key}' is ignored; "
-                          f"known keys: {', '.join(TOP_LEVEL_KEYS)}", UserWarning, stacklevel=3)
+            warnings.warn(f"{_show(sources.get((key,)))}: unknown top-level key '{key}' is ignored"
+                          f"{_did_you_mean(key, TOP_LEVEL_KEYS)}; known keys: {', '.join(TOP_LEVEL_KEYS)}",
+                          UserWarning, stacklevel=3)
     host = data.get("remote_rundir_submit_hostname")
     if host is not None and (not isinstance(host, str) or not host):
         problems.append(f"{_show(sources.get(('remote_rundir_submit_hostname',)))}: "
@@ -449,7 +486,7 @@ def _system_sources(name: str, sources: Sources) -> Dict[str, str]:
 def _unknown_keys(table: dict, allowed: Tuple[str, ...], at: Tuple[str, ...], problems: _Problems) -> None:
     for key in table:
         if key not in allowed:
-            problems.add(at + (key,), f"unknown key (value {table[key]!r}); "
+            problems.add(at + (key,), f"unknown key (value {table[key]!r}){_did_you_mean(key, allowed)}; "
                                       f"allowed keys: {', '.join(allowed)}")
 
 
@@ -509,8 +546,9 @@ def _plugin_name(entry: dict, key: str, installed: Callable[[], List[str]], prob
         return None
     names = installed()
     if value not in names:
-        problems.add((key,), f"unknown {key} {value!r}; installed {key}s: {', '.join(names) or 'none'} "
-                             f"(install the plugin that provides it, e.g. pip install expyre-{value})")
+        problems.add((key,), f"unknown {key} {value!r}{_did_you_mean(value, names)}; installed {key}s: "
+                             f"{', '.join(names) or 'none'} (install the plugin that provides it, e.g. from "
+                             f"a checkout: pip install ./packages/expyre-{value})")
         return None
     return value
 

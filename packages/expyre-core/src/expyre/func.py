@@ -28,7 +28,7 @@ from .errors import (
     ExPyReTimeoutError,
 )
 from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, JobSpec, RemoteJob
-from .progress import Progress
+from .progress import Progress, interrupted_error
 from .resources import Resources
 from .units import time_to_sec
 
@@ -420,6 +420,9 @@ class ExPyRe:
                 if deadline is not None:
                     wait = min(wait, max(0.0, deadline - time.monotonic()))
                 time.sleep(max(wait, 0.01))
+        except KeyboardInterrupt:
+            progress.finish()
+            raise interrupted_error(self.id, self.system_name) from None
         finally:
             progress.finish()
 
@@ -439,15 +442,13 @@ class ExPyRe:
         row = config.db.get(self.id)
         raise ExPyReJobDiedError(f"job {self.id} failed outside the function (remote status "
                                  f"{row['remote_status'] if row else None}): {outcome.message.strip()}\n"
-                                 f"job stdout: {job_stdout}\njob stderr: {job_stderr}")
+                                 + results.describe_outputs(self.stage_dir, self.id))
 
     def _died(self, remote_status: str) -> None:
         self._set_status("died", if_status=_OUTCOME_FROM)
-        stdout, stderr, job_stdout, job_stderr = results.read_outputs(self.stage_dir, self.id)
         raise ExPyReJobDiedError(
             f"job {self.id} ended with remote status '{remote_status}' and left no result or exception "
-            f"(killed, out of time, cancelled or lost)\nstdout: {stdout}\nstderr: {stderr}\n"
-            f"job stdout: {job_stdout}\njob stderr: {job_stderr}")
+            f"(killed, out of time, cancelled or lost)\n" + results.describe_outputs(self.stage_dir, self.id))
 
     def _set_status(self, status: str, if_status: Optional[Sequence[str]] = None) -> None:
         """Record ``status``; with ``if_status``, only if the job's status is still one of those
@@ -541,15 +542,14 @@ def _system(system_name: Optional[str]):
     if system_name is None:
         system_name = os.environ.get("EXPYRE_SYS")
     if system_name is None:
-        if len(systems) == 1:
-            return next(iter(systems.values()))
+        sole = config.sole_system()
+        if sole is not None:
+            return sole
         raise ValueError(f"no system given (system_name or EXPYRE_SYS); configured systems: {', '.join(systems)}")
     try:
         return systems[system_name]
     except KeyError:
-        files = ", ".join(str(f) for f in config.config_files) or "no config file found; built-in default"
-        raise ValueError(f"system '{system_name}' is not configured; configured systems: "
-                         f"{', '.join(systems) or 'none'} (from {files})") from None
+        raise ValueError(config.unknown_system_message(system_name)) from None
 
 
 def _deadline(timeout: Union[int, float, str, None]) -> Optional[float]:

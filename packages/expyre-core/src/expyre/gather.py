@@ -13,6 +13,7 @@ says so, and the next poll tries again, so the caller's own timeout decides when
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -118,7 +119,7 @@ def _sync_system(system_name: str, rows: List[dict], force_fetch: bool, verbose:
     rows = _record_states(rows, states, verbose)
     by_id = {row["id"]: row for row in rows}
     for row, _ in finished:
-        _record_outcome(by_id[row["id"]])
+        _record_outcome(by_id[row["id"]], states[row["id"]])
     return states
 
 
@@ -142,6 +143,10 @@ def _record_states(rows: List[dict], states: Dict[str, str], verbose: bool) -> L
     updated = []
     for row in rows:
         state = states[row["id"]]
+        if row["status"] == "died" and state not in FINISHED_REMOTE_STATES:
+            # cancelled: the scheduler may show it running while it stops; it will not run on
+            updated.append(row)
+            continue
         changes = {}
         if state != "unknown" and state != row.get("remote_status"):
             changes["remote_status"] = state
@@ -149,15 +154,26 @@ def _record_states(rows: List[dict], states: Dict[str, str], verbose: bool) -> L
             changes["status"] = "started"
         if changes and config.db.update(row["id"], if_status=row["status"], **changes):
             if verbose and "remote_status" in changes:
-                import sys
-                sys.stderr.write(f"remote status of {row['id']}: {row.get('remote_status')} -> {state}\n")
+                before = row.get("remote_status")
+                change = f"{before} -> {state}" if before else f"{state} (first seen)"
+                sys.stderr.write(f"remote status of {row['id']}: {change}\n")
             row = dict(row, **changes)
         updated.append(row)
     return updated
 
 
-def _record_outcome(row: dict) -> None:
-    """Record a copied-back job's outcome, unless another process changed its status meanwhile."""
+def _record_outcome(row: dict, state: str) -> None:
+    """Record the local status of a job whose files were just copied back, unless another process
+    changed its status meanwhile (compare-and-set).
+
+    A job the scheduler reports finished that left no marker (cancelled, killed, out of time)
+    becomes ``died``, so that it leaves the ``ongoing`` group; ``get_results`` still looks at
+    it once more and raises ExPyReJobDiedError with what it printed.
+    """
+    if row["status"] not in POLLED_STATUSES:
+        return
     kind = results.finished_kind(Path(row["from_dir"]))
-    if kind is not None and row["status"] in POLLED_STATUSES:
+    if kind is None and state in FINISHED_REMOTE_STATES:
+        kind = "died"
+    if kind is not None:
         config.db.update(row["id"], if_status=row["status"], status=kind)

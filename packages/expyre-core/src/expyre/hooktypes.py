@@ -45,8 +45,9 @@ class JobSpec:
         name of the partition (queue) to submit to, as the scheduler knows it
     node_dict: dict
         values the header templates may use: ``num_nodes``, ``num_cores``, ``num_cores_per_node``,
-        ``partition``, ``id``, ``max_time`` (``H:MM:SS``), ``max_time_HMS`` (same) and
-        ``max_time_s`` (seconds, or None)
+        ``partition``, ``id``, ``max_time`` (``H:MM:SS``), ``max_time_HMS`` (same),
+        ``max_time_s`` (seconds, or None) and ``mem_per_node_kB`` (memory to request per node:
+        what the job asked for, else its share of the partition's ``max_mem``; or None)
     max_time: int or None
         wall time in seconds, None for no limit
     header_lines: list(str)

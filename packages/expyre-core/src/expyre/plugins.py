@@ -187,7 +187,7 @@ def _call_one(plugin: object, hook_name: str) -> List[str]:
 def _missing(kind: str, name: str, installed: Sequence[str]) -> PluginNotFoundError:
     message = (f"{kind} '{name}' is not available; installed {kind}s: "
                f"{', '.join(installed) or 'none'}. Install the plugin that provides it "
-               f"(for example: pip install expyre-{name}).")
+               f"(for example, from a checkout of expyre: pip install ./packages/expyre-{name}).")
     if broken_plugins:
         message += " Plugins that failed to load: " + ", ".join(
             f"{b.name} from {b.distribution} ({b.error})" for b in broken_plugins)

@@ -6,6 +6,7 @@ to ``{'num_cores': int, 'max_time': seconds or None, 'max_mem': kB or None, ...}
 """
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -17,6 +18,28 @@ class NoMatchingPartitionError(ValueError, RuntimeError):
 
     A ValueError; also a RuntimeError, which is what ExPyRe used to raise here.
     """
+
+
+class UnknownResourceKeyError(TypeError, ValueError):
+    """A resources dict has a key :class:`Resources` does not know (a TypeError, as an unknown
+    keyword argument was before, and a ValueError, like the other bad-resources errors)."""
+
+
+#: The keys a resources dict may have (the arguments of :class:`Resources`).
+RESOURCE_KEYS = ("max_time", "num_nodes", "num_cores", "max_mem_tot", "max_mem_per_core", "partitions", "queues")
+
+_MISSING = object()
+
+
+def _check_keys(unknown: dict) -> None:
+    if not unknown:
+        return
+    problems = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), RESOURCE_KEYS, n=1)
+        problems.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    raise UnknownResourceKeyError(f"unknown resources key{'s' if len(problems) > 1 else ''} "
+                                  f"{', '.join(problems)}; allowed keys: {', '.join(RESOURCE_KEYS)}")
 
 
 def _count(value: object, name: str) -> int:
@@ -80,11 +103,20 @@ class Resources:
         regexps
     """
 
-    def __init__(self, max_time: Union[int, str, None], num_nodes: Optional[int] = None,
+    def __init__(self, max_time: Union[int, str, None] = _MISSING,  # type: ignore[assignment]
+                 num_nodes: Optional[int] = None,
                  num_cores: Optional[int] = None, max_mem_tot: Union[int, str, None] = None,
                  max_mem_per_core: Union[int, str, None] = None,
                  partitions: Union[str, Sequence[str], None] = None,
-                 queues: Union[str, Sequence[str], None] = None):
+                 queues: Union[str, Sequence[str], None] = None, **unknown):
+        _check_keys(unknown)
+        if max_time is _MISSING:
+            raise ValueError("resources: max_time is required (seconds, a time such as '1h' or "
+                             "'2-00:00:00', or None for no limit)")
+        self._given = {key: value for key, value in (
+            ("max_time", max_time), ("num_nodes", num_nodes), ("num_cores", num_cores),
+            ("max_mem_tot", max_mem_tot), ("max_mem_per_core", max_mem_per_core),
+            ("partitions", partitions), ("queues", queues)) if value is not None}
         _one_of("num_nodes", num_nodes, "num_cores", num_cores, required=True)
         _one_of("max_mem_tot", max_mem_tot, "max_mem_per_core", max_mem_per_core, required=False)
         _one_of("partitions", partitions, "queues", queues, required=False)
@@ -149,7 +181,8 @@ class Resources:
                 rejected.append(f"  {key}: {reason}")
         if not eligible:
             raise NoMatchingPartitionError(
-                f"no partition fits {self!r} (exact_fit={exact_fit}, partial_node={partial_node}):\n"
+                f"no partition fits the resources {self.describe()} "
+                f"(exact_fit={exact_fit}, partial_node={partial_node}); one reason per partition:\n"
                 + ("\n".join(rejected) if rejected else "  (no partitions defined)"))
 
         key = min(eligible, key=lambda k: self._excess_cores(partitions[k]))
@@ -177,8 +210,13 @@ class Resources:
             return f"max_time {time_to_HMS(self.max_time)} > {time_to_HMS(limit)}"
         per_node = spec["num_cores"]
         if exact_fit and self.n[1] == "cores" and self.n[0] % per_node != 0:
+            if self.n[0] < per_node:
+                advice = "to run on part of one node, pass partial_node=True to start()"
+            else:
+                advice = (f"ask for a multiple of {per_node} cores, or pass exact_fit=False to start() "
+                          "to take whole nodes and leave some cores idle")
             return (f"num_cores {self.n[0]} is not a multiple of its {per_node} cores per node "
-                    "(exact_fit=True)")
+                    f"(exact_fit=True): {advice}")
         return self._memory_rejection(spec)
 
     def _memory_rejection(self, spec: dict) -> Optional[str]:
@@ -203,9 +241,38 @@ class Resources:
             return {"num_nodes": num_nodes, "num_cores": num_nodes * per_node,
                     "num_cores_per_node": per_node}
         if num_cores > per_node:
-            raise ValueError(f"partial_node=True needs a job that fits in one node, but {self!r} "
+            raise ValueError(f"partial_node=True needs a job that fits in one node, but {self.describe()} "
                              f"needs {num_cores} cores and partition '{key}' has {per_node} per node")
         return {"num_nodes": num_nodes, "num_cores": num_cores, "num_cores_per_node": num_cores}
+
+    def mem_per_node_kB(self, partition: dict, node_dict: Dict[str, int]) -> Optional[int]:
+        """Memory (kB) to request on each node: what this job asked for (``max_mem_tot`` spread
+        over its nodes, or ``max_mem_per_core`` times its cores per node), else its share of the
+        partition's ``max_mem`` (all of it for whole nodes); None when neither is known.
+
+        Parameters
+        ----------
+        partition: dict
+            the selected partition's spec (``num_cores``, ``max_mem``)
+        node_dict: dict
+            as :meth:`find_nodes` returned it for that partition
+        """
+        if self.max_mem is not None:
+            wanted, kind = self.max_mem
+            if kind == "tot":
+                return -(-wanted // node_dict["num_nodes"])
+            return wanted * node_dict["num_cores_per_node"]
+        node_mem = partition.get("max_mem")
+        if node_mem is None:
+            return None
+        return node_mem * node_dict["num_cores_per_node"] // partition["num_cores"]
+
+    def describe(self) -> str:
+        """The request in the user's own terms: ``num_cores=1, max_time='1h', partitions='regular'``."""
+        given = getattr(self, "_given", None)
+        if given is None:  # built by code that bypassed __init__
+            return repr(self)
+        return "{" + ", ".join(f"{key}={value!r}" for key, value in given.items()) + "}"
 
     def __repr__(self) -> str:
         return (f"Resources(max_time={self.max_time}, n={self.n}, max_mem={self.max_mem}, "

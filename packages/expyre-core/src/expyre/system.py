@@ -204,7 +204,8 @@ class System:
         max_time = resources.max_time
         hms = time_to_HMS(max_time) if max_time is not None else None
         node_dict = dict(node_dict, partition=actual_partition, queue=actual_partition, id=job_id,
-                         max_time=hms, max_time_HMS=hms, max_time_s=max_time)
+                         max_time=hms, max_time_HMS=hms, max_time_s=max_time,
+                         mem_per_node_kB=resources.mem_per_node_kB(partition, node_dict))
         header_lines = (list(self.header) + list(partition.get("header", [])) + list(header_extra)
                         + env_header_extra())
         return JobSpec(id=job_id, name=name, remote_dir=self.job_remote_dir(stage_dir), partition=actual_partition,

@@ -1,7 +1,8 @@
 """The ``#PBS`` header of a job script and the job's ``EXPYRE_NUM_*`` variables from PBS."""
 from __future__ import annotations
 
-from typing import List
+import re
+from typing import Iterable, List, Set
 
 from expyre import JobSpec
 from expyre.header import format_header_lines
@@ -48,22 +49,67 @@ def default_header(job: JobSpec) -> List[str]:
     return lines
 
 
+_RESOURCE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+#: ``-l`` resources that already say how many nodes or cores a job gets, and how much memory.
+NODE_RESOURCES = ("nodes", "select", "ncpus", "procs", "nodect")
+MEMORY_RESOURCES = ("mem", "pmem", "vmem", "pvmem")
+
+
+def requested_resources(lines: Iterable[str]) -> Set[str]:
+    """The ``-l`` resources (``nodes``, ``select``, ``mem`` ...) the ``#PBS`` lines among ``lines``
+    ask for, including those inside a ``select`` chunk (``select=2:ncpus=8:mem=4gb``)."""
+    found: Set[str] = set()
+    for line in lines:
+        stripped = line.strip()
+        if not stripped.startswith("#PBS"):
+            continue
+        words = stripped[len("#PBS"):].split()
+        for i, word in enumerate(words):
+            if word == "-l" and i + 1 < len(words):
+                found.update(_RESOURCE.findall(words[i + 1].replace(":", ",")))
+            elif word.startswith("-l") and len(word) > 2:
+                found.update(_RESOURCE.findall(word[2:].replace(":", ",")))
+    return found
+
+
+def resource_lines(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
+    """The lines that ask for what partition selection computed: ``-l nodes=N:ppn=P`` (Torque's
+    form, which PBS Professional converts to a ``select`` by itself) and ``-l mem=`` for the
+    whole job when its memory per node is known (``mem_per_node_kB``). A line is left out when
+    ``given`` (the resources the configured lines ask for) already covers it."""
+    node_dict = job.node_dict
+    lines = []
+    nodes, ppn = node_dict.get("num_nodes"), node_dict.get("num_cores_per_node")
+    if nodes and ppn and not given & set(NODE_RESOURCES):
+        lines.append(f"#PBS -l nodes={nodes}:ppn={ppn}")
+    mem = node_dict.get("mem_per_node_kB")
+    # PBS Professional refuses a job-wide "-l mem" next to a select: memory belongs in its chunks
+    if mem and nodes and not given & set(MEMORY_RESOURCES) and "select" not in given:
+        # whole megabytes, rounded up: every PBS (and Slurm's qsub wrapper) reads "mb"
+        lines.append(f"#PBS -l mem={-(-mem * nodes // 1024)}mb")
+    return lines
+
+
 def render_header(job: JobSpec) -> List[str]:
     """The job script's header lines (after the ``#!`` line).
 
     The default lines (unless ``job.no_default_header``), then ``job.header_lines`` (the system's
     ``header``, the partition's ``header``, ``header_extra`` and ``EXPYRE_HEADER_EXTRA``, in that
-    order) formatted with ``job.node_dict``: sites write their node request there, for example
-    ``#PBS -l select={num_nodes}:ncpus={num_cores_per_node}`` (PBS Professional / OpenPBS) or
-    ``#PBS -l nodes={num_nodes}:ppn={num_cores_per_node}`` (Torque).
+    order) formatted with ``job.node_dict``. Unless those lines ask for nodes or memory
+    themselves (a site's ``#PBS -l select={num_nodes}:ncpus={num_cores_per_node}`` for PBS
+    Professional, say), the default lines include the node and memory request of
+    :func:`resource_lines`.
 
     Raises
     ------
     expyre.header.HeaderTemplateError
         a configured line uses a key the node dict does not have; the message names the line
     """
-    lines = [] if job.no_default_header else default_header(job)
-    return lines + format_header_lines(job.header_lines, job.node_dict)
+    configured = format_header_lines(job.header_lines, job.node_dict)
+    if job.no_default_header:
+        return configured
+    return default_header(job) + resource_lines(job, requested_resources(configured)) + configured
 
 
 #: Shell lines (POSIX sh) run in the job after core's own ``EXPYRE_NUM_*`` exports, which stay

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import warnings
 from typing import List, Sequence, Set, Tuple
 
 from expyre import JobSpec
@@ -92,6 +93,33 @@ def default_header(job: JobSpec) -> List[Tuple[Tuple[str, ...], str]]:
     return lines
 
 
+#: Whether this process already warned about a multi-core job without a parallel environment.
+_warned_no_pe = False
+
+
+class NoParallelEnvironmentWarning(UserWarning):
+    """A job asks for more than one core, but its header has no ``-pe`` line: Grid Engine gives it one slot."""
+
+
+def warn_if_no_parallel_environment(job: JobSpec, given: Set[str]) -> None:
+    """Warn once per process when a job wants more than one core and no ``#$ -pe`` line asks for them.
+
+    The parallel environment's name is site-specific (``qconf -spl`` lists them), so expyre does
+    not guess it; the warning names the config key that adds it.
+    """
+    global _warned_no_pe
+    cores = job.node_dict.get("num_cores") or 0
+    if _warned_no_pe or cores <= 1 or "-pe" in given:
+        return
+    _warned_no_pe = True
+    warnings.warn(
+        f"Grid Engine job {job.id} asks for {cores} cores, but its header has no '-pe' line, so Grid "
+        "Engine gives it one slot. Add the site's parallel environment (qconf -spl lists them) to the "
+        "system's \"header\" in the expyre config, e.g. \"header\": [\"#$ -pe smp {num_cores}\"] "
+        "(or to the partition's \"header\"). This warning is shown once.",
+        NoParallelEnvironmentWarning, stacklevel=2)
+
+
 def render_header(job: JobSpec) -> List[str]:
     """The job script's header lines (after the ``#!`` line).
 
@@ -112,9 +140,10 @@ def render_header(job: JobSpec) -> List[str]:
         a configured line uses a key the node dict does not have; the message names the line
     """
     configured = format_header_lines(job.header_lines, job.node_dict)
+    given = directive_options(configured)
+    warn_if_no_parallel_environment(job, given)
     if job.no_default_header:
         return configured
-    given = directive_options(configured)
     defaults = [line for options, line in default_header(job) if not any(o in given for o in options)]
     return configured + defaults
 

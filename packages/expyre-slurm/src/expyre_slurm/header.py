@@ -1,7 +1,8 @@
 """The ``#SBATCH`` header of a job script and the job's ``EXPYRE_NUM_*`` variables from Slurm."""
 from __future__ import annotations
 
-from typing import List
+import shlex
+from typing import Iterable, List, Set
 
 from expyre import JobSpec
 from expyre.header import format_header_lines
@@ -20,8 +21,53 @@ DEFAULT_HEADER = (
 )
 
 
-def default_header(job: JobSpec) -> List[str]:
-    """The default lines: job name (the expyre id), partition, wall time, stdout and stderr files."""
+#: Options that already say how many nodes, tasks or cores, or how much memory, a job gets; a
+#: configured line with one of them replaces the matching default line (configs written for
+#: ExPyRe carry ``#SBATCH --nodes={num_nodes}``-style lines of their own).
+NODE_OPTIONS = ("--nodes", "-N")
+TASK_OPTIONS = ("--ntasks", "-n", "--ntasks-per-node", "--tasks-per-node", "--cpus-per-task", "-c",
+                "--exclusive")
+MEMORY_OPTIONS = ("--mem", "--mem-per-cpu", "--mem-per-gpu")
+
+
+def directive_options(lines: Iterable[str]) -> Set[str]:
+    """The options (``--nodes``, ``-n`` ...) that the ``#SBATCH`` lines among ``lines`` set."""
+    options: Set[str] = set()
+    for line in lines:
+        stripped = line.strip()
+        if not stripped.startswith("#SBATCH"):
+            continue
+        try:
+            words = shlex.split(stripped[len("#SBATCH"):])
+        except ValueError:
+            words = stripped[len("#SBATCH"):].split()
+        for word in words:
+            if word.startswith("--"):
+                options.add(word.split("=", 1)[0])
+            elif word.startswith("-") and len(word) >= 2:
+                options.add(word[:2])
+    return options
+
+
+def resource_lines(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
+    """The lines that ask for what partition selection computed: nodes, tasks per node (one task
+    per core, as MPI programs expect), and memory per node when it is known (``mem_per_node_kB``:
+    what the job asked for, else its share of the partition's ``max_mem``). A line is left out
+    when ``given`` (the options the configured lines set) already covers it."""
+    node_dict = job.node_dict
+    lines = []
+    if node_dict.get("num_nodes") and not given & set(NODE_OPTIONS):
+        lines.append(f"#SBATCH --nodes={node_dict['num_nodes']}")
+    if node_dict.get("num_cores_per_node") and not given & set(TASK_OPTIONS):
+        lines.append(f"#SBATCH --ntasks-per-node={node_dict['num_cores_per_node']}")
+    if node_dict.get("mem_per_node_kB") and not given & set(MEMORY_OPTIONS):
+        lines.append(f"#SBATCH --mem={node_dict['mem_per_node_kB']}K")
+    return lines
+
+
+def default_header(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
+    """The default lines: job name (the expyre id), partition, wall time, stdout and stderr
+    files, then nodes, tasks per node and memory (see :func:`resource_lines`)."""
     lines = [f"#SBATCH --job-name={job_name(job.id)}"]
     partition = job.node_dict.get("partition", job.partition)
     if partition:
@@ -31,7 +77,7 @@ def default_header(job: JobSpec) -> List[str]:
         lines.append(f"#SBATCH --time={max_time}")
     lines.append(f"#SBATCH --output={directive_path(job.stdout_file)}")
     lines.append(f"#SBATCH --error={directive_path(job.stderr_file)}")
-    return lines
+    return lines + resource_lines(job, given)
 
 
 def render_header(job: JobSpec) -> List[str]:
@@ -40,15 +86,17 @@ def render_header(job: JobSpec) -> List[str]:
     The default lines (unless ``job.no_default_header``), then ``job.header_lines`` (the
     system's ``header``, the partition's ``header``, ``header_extra`` and ``EXPYRE_HEADER_EXTRA``,
     in that order, as core collected them) formatted with ``job.node_dict``. Slurm lets a later
-    directive override an earlier one, so the configured lines can override the defaults.
+    directive override an earlier one, so the configured lines can override the defaults; the
+    node, task and memory lines are not written at all when a configured line sets those options.
 
     Raises
     ------
     expyre.header.HeaderTemplateError
         a configured line uses a key the node dict does not have; the message names the line
     """
-    lines = [] if job.no_default_header else default_header(job)
-    return lines + format_header_lines(job.header_lines, job.node_dict)
+    configured = format_header_lines(job.header_lines, job.node_dict)
+    lines = [] if job.no_default_header else default_header(job, directive_options(configured))
+    return lines + configured
 
 
 #: Shell lines (POSIX sh) run in the job after core's own ``EXPYRE_NUM_*`` exports: they take

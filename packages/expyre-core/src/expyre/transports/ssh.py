@@ -63,19 +63,12 @@ class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
         log.warning("expyre ssh: permanently added %s (%s) to %s", hostname, key.get_name(), path)
 
 
-def login_command(spec: ConnectSpec) -> str:
-    """The OpenSSH command that logs in to ``spec``'s host (``[host]:port`` is not one)."""
-    port = f"-p {spec.port} " if spec.port != 22 else ""
-    user = f"{spec.user}@" if spec.user else ""
-    return f"ssh {port}{user}{spec.hostname}"
-
-
 class _RefuseUnknownPolicy(paramiko.MissingHostKeyPolicy):
-    def __init__(self, spec: Optional[ConnectSpec] = None):
-        self.spec = spec
+    def __init__(self, login_command: str = ""):
+        self.login_command = login_command
 
     def missing_host_key(self, client, hostname, key):
-        login = login_command(self.spec) if self.spec is not None else f"ssh {hostname}"
+        login = self.login_command or f"ssh {hostname}"
         raise HostKeyError(
             f"host key of {hostname} is not known ({key.get_name()} {key.fingerprint}): expyre does not "
             f"connect to unknown hosts. Check the fingerprint and accept it by logging in once with "
@@ -90,7 +83,7 @@ def _new_client(spec: ConnectSpec) -> paramiko.SSHClient:
         if path.is_file():
             client.load_system_host_keys(str(path))
     client.set_missing_host_key_policy(_AcceptNewPolicy(user_files[0]) if spec.accept_new_host_keys
-                                       else _RefuseUnknownPolicy(spec))
+                                       else _RefuseUnknownPolicy(spec.login_command))
     return client
 
 
@@ -211,6 +204,10 @@ def close_all() -> None:
 
 # --------------------------------------------------------------------------- the shell
 
+class _NotTransient(Exception):
+    """A failure that trying again cannot mend (name resolution, authentication)."""
+
+
 class _ChannelLost(Exception):
     """The channel or connection broke; ``sent`` says whether the command had been sent."""
 
@@ -285,8 +282,11 @@ class SSHShell:
             except _LocalWriteFailed as failed:
                 self._drop_channel()  # the rest of the answer is still on its way
                 raise failed.error from None
+            except _NotTransient as exc:
+                raise ConnectionLostError(self.host, str(exc)) from None
             except paramiko.AuthenticationException as exc:
-                raise ConnectionLostError(self.host, f"cannot log in to {self.spec.destination}: {exc}") from exc
+                raise ConnectionLostError(self.host, f"cannot log in to {self.spec.destination}: {exc} "
+                                                     "(not tried again: check the user and key)") from exc
             except _ChannelLost as lost:
                 self._drop_channel()
                 last = lost.cause
@@ -352,7 +352,17 @@ class SSHShell:
             return self._read_answer(timeout, stdout_file)
         except (HostKeyError, paramiko.AuthenticationException, _LocalWriteFailed):
             raise
-        except (OSError, EOFError, paramiko.SSHException, socket.timeout) as exc:
+        except socket.gaierror as exc:
+            # a name that does not resolve will not resolve on the next try either
+            via = (f" (HostName of '{self.spec.alias}' in ~/.ssh/config)"
+                   if self.spec.alias != self.spec.hostname else "")
+            raise _NotTransient(f"cannot resolve the host name '{self.spec.hostname}'{via}: {exc}. Not tried "
+                                "again: check the name, or define it as a Host in ~/.ssh/config") from None
+        except paramiko.SSHException as exc:
+            if "authentication" in str(exc).lower():  # "No authentication methods available"
+                raise _NotTransient(f"cannot log in to {self.spec.destination}: {exc}") from None
+            raise _ChannelLost(sent, exc) from exc
+        except (OSError, EOFError, socket.timeout) as exc:
             if isinstance(exc, socket.timeout) or isinstance(exc, TimeoutError):
                 self._drop_channel()
                 raise TimeoutError(f"command on {self.spec.destination} did not finish within {timeout} s") from None

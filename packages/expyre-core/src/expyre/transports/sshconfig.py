@@ -62,6 +62,8 @@ class ConnectSpec:
     server_alive_interval: float = DEFAULT_SERVER_ALIVE_INTERVAL
     accept_new_host_keys: bool = False
     known_hosts_files: List[str] = field(default_factory=list)
+    #: the OpenSSH command that logs in to this host as expyre does (for advice in messages)
+    login_command: str = ""
 
     @property
     def destination(self) -> str:
@@ -110,11 +112,14 @@ def resolve(host: str, options: Optional[dict] = None, ssh_config: Optional[para
     key_files = options.get("key_file", found.get("identityfile", []))
     if isinstance(key_files, str):
         key_files = [key_files]
+    final_port = int(port or options.get("port") or found.get("port", 22))
+    final_user = user or options.get("user") or found.get("user")
     return ConnectSpec(
         alias=alias,
         hostname=found.get("hostname", alias),
-        port=int(port or options.get("port") or found.get("port", 22)),
-        user=user or options.get("user") or found.get("user"),
+        port=final_port,
+        user=final_user,
+        login_command=_login_command(alias, final_user, final_port, found),
         key_files=[os.path.expanduser(k) for k in key_files],
         identities_only=found.get("identitiesonly", "no").lower() == "yes",
         proxy_jump=options.get("proxy_jump", _none_if_none(found.get("proxyjump"))),
@@ -126,6 +131,16 @@ def resolve(host: str, options: Optional[dict] = None, ssh_config: Optional[para
                                           found.get("stricthostkeychecking", "yes")).lower() == "accept-new"),
         known_hosts_files=[os.path.expanduser(p) for p in found.get("userknownhostsfile", "").split()],
     )
+
+
+def _login_command(alias: str, user: Optional[str], port: int, found: dict) -> str:
+    """``ssh [-p PORT] [user@]alias``: ~/.ssh/config supplies what it defines for ``alias``, the
+    command adds what came from elsewhere (the destination or the expyre config)."""
+    words = ["ssh"]
+    if port != int(found.get("port", 22)):
+        words += ["-p", str(port)]
+    target = f"{user}@{alias}" if user and user != found.get("user") else alias
+    return " ".join(words + [shlex.quote(target)])
 
 
 def _none_if_none(value: Optional[str]) -> Optional[str]:
