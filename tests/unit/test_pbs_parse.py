@@ -588,19 +588,6 @@ def test_find_submitted_raises_when_the_lookup_fails(pbs):
         expyre_pbs.find_submitted("pbs", _job(), shell_for(pbs, answer(stdout=f"{END_MARKER} record 1\n")))
 
 
-def test_hooks_answer_only_for_pbs():
-    shell = ReplayShell(answer())
-    assert expyre_pbs.status("slurm", jobs_for("1"), shell) is None
-    assert expyre_pbs.submit("sge", _job(), "x", shell) is None
-    assert expyre_pbs.cancel("direct", jobs_for("1"), shell) is None
-    assert expyre_pbs.render_header("slurm", _job()) is None
-    assert expyre_pbs.job_environment("sge", _job()) is None
-    assert expyre_pbs.find_submitted("slurm", _job(), shell) is None
-    assert expyre_pbs.hold("slurm", jobs_for("1"), shell) is None
-    assert expyre_pbs.release("slurm", jobs_for("1"), shell) is None
-    assert shell.commands == []
-    assert expyre_pbs.status("pbs", [], shell) == {}
-
 
 def test_status_command_forms():
     ids = ["1.s", "2[3].s", "1.s"]

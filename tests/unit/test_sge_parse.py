@@ -117,18 +117,6 @@ def test_submit_timeout_is_an_unknown_outcome():
         expyre_sge.submit("sge", spec(), "_expyre_job.sh", ReplayShell(hang))
 
 
-def test_other_schedulers_are_not_answered():
-    shell = ReplayShell(answer())
-    assert expyre_sge.submit("slurm", spec(), "s", shell) is None
-    assert expyre_sge.status("slurm", [], shell) is None
-    assert expyre_sge.render_header("pbs", spec()) is None
-    assert expyre_sge.job_environment("direct", spec()) is None
-    assert expyre_sge.cancel("slurm", [], shell) is None
-    assert expyre_sge.hold("slurm", [], shell) is None
-    assert expyre_sge.release("slurm", [], shell) is None
-    assert expyre_sge.find_submitted("slurm", spec(), shell) is None
-    assert shell.commands == []
-
 
 # --------------------------------------------------------------------------- qstat
 

@@ -464,6 +464,8 @@ def _plugin_name(entry: dict, key: str, installed: Callable[[], List[str]], prob
         problems.add((key,), f"must be a string, got {value!r}")
         return None
     names = installed()
+    if value not in names and plugins.broken_plugins:
+        return value  # maybe the broken plugin's: the system reports it when it is used
     if value not in names:
         problems.add((key,), f"unknown {key} {value!r}; installed {key}s: {', '.join(names) or 'none'} "
                              f"(install the plugin that provides it, e.g. pip install expyre-{value})")

@@ -60,15 +60,11 @@ def expyre_schedulers() -> List[str]:
 
 @hookimpl
 def render_header(scheduler: str, job: JobSpec) -> Optional[List[str]]:
-    if scheduler != NAME:
-        return None
     return header.render_header(job)
 
 
 @hookimpl
 def job_environment(scheduler: str, job: JobSpec) -> Optional[List[str]]:
-    if scheduler != NAME:
-        return None
     return list(header.JOB_ENVIRONMENT)
 
 
@@ -103,8 +99,6 @@ def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> Optional[
     the failed try left no job behind. A qsub that succeeded but printed no readable id is
     resolved by looking the job up by name, so that a job PBS took is never left unrecorded.
     """
-    if scheduler != NAME:
-        return None
     from expyre.retry import retry_settings
 
     command = commands.submit_command(job.remote_dir, script)
@@ -139,8 +133,6 @@ def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> Optional[List[
     """Jobs PBS has for ``job``: the id qsub recorded in the job's directory, and this user's
     jobs named :func:`expyre_pbs.names.job_name` of the job's id. Raises if the lookup by name
     fails (an empty answer would make core submit a second copy)."""
-    if scheduler != NAME:
-        return None
     pbs = host_dialect(shell)
     name = names.job_name(job.id)
     result = commands.run(shell, commands.find_command(pbs, job.remote_dir, name), STATUS_TIMEOUT)
@@ -200,8 +192,6 @@ def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[
     Torque name each one). Any other job is ``unknown``. PBS Pro JSON that cannot be read is
     asked again as text (JSON is then left off for this shell).
     """
-    if scheduler != NAME:
-        return None
     if not jobs:
         return {}
     pbs = host_dialect(shell)
@@ -248,22 +238,16 @@ def _control(shell: Shell, program: str, jobs: Sequence[RemoteJob], options: Seq
 @hookimpl
 def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
     """``qdel`` all ``jobs`` at once; jobs that are already over (or gone) are not an error."""
-    if scheduler != NAME:
-        return None
     return _control(shell, "qdel", jobs, over_is_ok=True)
 
 
 @hookimpl
 def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
     """``qhold -h u`` (a user hold) on all ``jobs`` at once."""
-    if scheduler != NAME:
-        return None
     return _control(shell, "qhold", jobs, options=("-h", "u"))
 
 
 @hookimpl
 def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
     """``qrls`` all ``jobs`` at once."""
-    if scheduler != NAME:
-        return None
     return _control(shell, "qrls", jobs)

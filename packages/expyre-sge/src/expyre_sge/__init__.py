@@ -45,15 +45,11 @@ def expyre_schedulers() -> List[str]:
 
 @hookimpl
 def render_header(scheduler: str, job: JobSpec) -> Optional[List[str]]:
-    if scheduler != NAME:
-        return None
     return header.render_header(job)
 
 
 @hookimpl
 def job_environment(scheduler: str, job: JobSpec) -> Optional[List[str]]:
-    if scheduler != NAME:
-        return None
     return list(header.JOB_ENVIRONMENT)
 
 
@@ -66,8 +62,6 @@ def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> Optional[
     Not retried: a qsub whose answer is lost raises :class:`expyre.ConnectionLostError`, and
     core then asks :func:`find_submitted`.
     """
-    if scheduler != NAME:
-        return None
     result = commands.run(shell, commands.submit_command(job, script), SUBMIT_TIMEOUT)
     if result.returncode == -1:
         raise ConnectionLostError(shell.host, f"qsub for job {job.id} did not answer within "
@@ -89,8 +83,6 @@ def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> Optional[List[
 
     Accounting is not searched by name: a job run again with ``force_rerun`` keeps its name,
     and qacct would offer the earlier, finished run."""
-    if scheduler != NAME:
-        return None
     name = names.job_name(job.id)
     what = f"looking for Grid Engine jobs named {name}"
     result = commands.run(shell, commands.find_command(job), STATUS_TIMEOUT)
@@ -117,8 +109,6 @@ def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> Optional[List[
 @hookimpl
 def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[Dict[str, str]]:
     """States of ``jobs`` from one command (see the module's description)."""
-    if scheduler != NAME:
-        return None
     if not jobs:
         return {}
     command, looked_up = commands.status_command(jobs)
@@ -198,22 +188,16 @@ def _control(shell: Shell, program: str, jobs: Sequence[RemoteJob], marker: Opti
 def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
     """``qdel`` ``jobs`` (jobs already over are not an error); each job's directory is marked
     first, so that a job deleted before it ran is known to be over at once."""
-    if scheduler != NAME:
-        return None
     return _control(shell, "qdel", jobs, marker=commands.CANCELLED_FILE)
 
 
 @hookimpl
 def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
     """``qhold`` ``jobs``: queued jobs stay queued, reported ``held``, until released."""
-    if scheduler != NAME:
-        return None
     return _control(shell, "qhold", jobs)
 
 
 @hookimpl
 def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
     """``qrls`` ``jobs``."""
-    if scheduler != NAME:
-        return None
     return _control(shell, "qrls", jobs)

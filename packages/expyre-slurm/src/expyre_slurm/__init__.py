@@ -55,15 +55,11 @@ def expyre_schedulers() -> List[str]:
 
 @hookimpl
 def render_header(scheduler: str, job: JobSpec) -> Optional[List[str]]:
-    if scheduler != NAME:
-        return None
     return header.render_header(job)
 
 
 @hookimpl
 def job_environment(scheduler: str, job: JobSpec) -> Optional[List[str]]:
-    if scheduler != NAME:
-        return None
     return list(header.JOB_ENVIRONMENT)
 
 
@@ -79,8 +75,6 @@ def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> Optional[
     :class:`expyre.ConnectionLostError` is raised: core keeps the job as ``submitting`` and asks
     again (``find_submitted``) before it submits anything.
     """
-    if scheduler != NAME:
-        return None
     from expyre import ConnectionLostError
 
     def already_submitted(failure: str) -> Optional[str]:
@@ -124,8 +118,6 @@ def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> Optional[List[
     """Jobs Slurm has for ``job``: the id sbatch recorded in the job's directory, and jobs of
     this user whose name is the job's name. Raises if squeue fails (an empty answer would make
     core submit a second copy)."""
-    if scheduler != NAME:
-        return None
     name = parse.job_name(job.id)
     name_filter = f"--name={quote(name)} " if "," not in name else ""
     record = f"{job.remote_dir}/{SUBMIT_RECORD}"
@@ -231,8 +223,6 @@ def _resolve_unlisted(shell: Shell, jobs: Sequence[RemoteJob]) -> Dict[str, str]
 @hookimpl
 def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[Dict[str, str]]:
     """States of ``jobs``: one squeue for all, then scontrol/sacct only for jobs it no longer lists."""
-    if scheduler != NAME:
-        return None
     if not jobs:
         return {}
     listed = _squeue(shell, jobs)
@@ -275,8 +265,6 @@ def _control(shell: Shell, verb: str, jobs: Sequence[RemoteJob], build) -> bool:
 @hookimpl
 def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
     """``scancel`` all ``jobs`` (one command per cluster); jobs already over are not an error."""
-    if scheduler != NAME:
-        return None
     return _control(shell, "scancel", jobs, lambda cluster, ids: (
         f"scancel {cluster_option(cluster)}{' '.join(quote(i) for i in ids)}"))
 
@@ -284,8 +272,6 @@ def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[
 @hookimpl
 def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
     """Hold queued ``jobs`` (``scontrol hold``): they stay queued, reported ``held``, until released."""
-    if scheduler != NAME:
-        return None
     return _control(shell, "scontrol hold", jobs, lambda cluster, ids: (
         f"scontrol {cluster_option(cluster)}hold {quote(','.join(ids))}"))
 
@@ -293,7 +279,5 @@ def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bo
 @hookimpl
 def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
     """Release held ``jobs`` (``scontrol release``)."""
-    if scheduler != NAME:
-        return None
     return _control(shell, "scontrol release", jobs, lambda cluster, ids: (
         f"scontrol {cluster_option(cluster)}release {quote(','.join(ids))}"))

@@ -74,15 +74,11 @@ def expyre_schedulers():
 
 @hookimpl
 def render_header(scheduler, job):
-    if scheduler != NAME:
-        return None
     return format_header_lines(job.header_lines, job.node_dict)
 
 
 @hookimpl
 def job_environment(scheduler, job):
-    if scheduler != NAME:
-        return None
     return []
 
 
@@ -103,8 +99,6 @@ def launch_command(job, script: str) -> str:
 
 @hookimpl
 def submit(scheduler, job, script, shell):
-    if scheduler != NAME:
-        return None
     result = shell.run(launch_command(job, script))
     pid = result.stdout.strip()
     if not pid.isdigit():
@@ -132,8 +126,6 @@ def parse_status(output: str, jobs) -> dict:
 
 @hookimpl
 def status(scheduler, jobs, shell):
-    if scheduler != NAME:
-        return None
     args = " ".join(f"{quote(job.remote_id)} {quote(job.remote_dir)}" for job in jobs)
     result = shell.run(f"bash -c {quote(_STATUS)} expyre-status {args}")
     return parse_status(result.stdout, jobs)
@@ -141,8 +133,6 @@ def status(scheduler, jobs, shell):
 
 @hookimpl
 def cancel(scheduler, jobs, shell):
-    if scheduler != NAME:
-        return None
     commands = []
     for job in jobs:
         pid = quote(job.remote_id)
@@ -156,8 +146,6 @@ def cancel(scheduler, jobs, shell):
 
 @hookimpl
 def find_submitted(scheduler, job, shell):
-    if scheduler != NAME:
-        return None
     result = shell.run(f"cat {quote(job.remote_dir + '/' + PID_FILE)} 2>/dev/null || true")
     pid = result.stdout.strip()
     return [pid] if pid.isdigit() else []

@@ -81,15 +81,11 @@ def expyre_transports():
 
 @hookimpl
 def open_shell(transport, system):
-    if transport != NAME:
-        return None
     return LocalShell()
 
 
 @hookimpl
 def transfer(transport, shell, direction, pairs):
-    if transport != NAME:
-        return None
     for local_dir, remote_dir in pairs:
         remote = resolve(remote_dir)
         if direction == "put":
