@@ -45,6 +45,11 @@ def header_number(name: str) -> str:
     return re.search(r"command: \S+ (?:-j )?(\d+)", header(name)).group(1)
 
 
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("EXPYRE_RETRY", "3 0")
+
+
 def answer(stdout="", stderr="", rc=0):
     return lambda command: CommandResult(command, rc, stdout, stderr)
 
@@ -525,7 +530,7 @@ def test_find_submitted_when_nothing_was_submitted_and_when_qstat_fails():
 
 
 def test_sections_split():
-    out = "a\nb\n\n@@expyre-sge@@ one 0\nc\n@@expyre-sge@@ two 3\n"
+    out = f"a\nb\n\n{parse.SECTION_MARKER} one 0\nc\n{parse.SECTION_MARKER} two 3\n"
     assert parse.split_sections(out) == {"one": (0, "a\nb\n"), "two": (3, "c")}
     assert parse.split_sections("cut short\n") == {}
 

@@ -120,19 +120,26 @@ def section(command: str, name: str) -> str:
 
 def sections_command(commands: Mapping[str, str], preamble: str = "") -> str:
     """One shell command that runs ``{name: command}`` in turn, each as a section; exit status 0
-    unless ``preamble`` (run first, e.g. to set up the scheduler's environment) exits."""
-    return "\n".join([preamble] * bool(preamble) + [section(c, n) for n, c in commands.items()] + ["exit 0"])
+    unless ``preamble`` (run first, e.g. to set up the scheduler's environment) exits.
+
+    A name starting with ``+`` marks shell code that writes sections of its own (any number,
+    each ended with ``_xpr_end NAME STATUS``); it gets no marker and is not required to answer.
+    """
+    parts = [preamble] * bool(preamble) + [f"_xpr_end() {{ echo; echo {SECTION_MARKER} \"$1\" \"$2\"; }}"]
+    parts += [c if n.startswith("+") else section(c, n) for n, c in commands.items()]
+    return "\n".join(parts + ["exit 0"])
 
 
 def split_sections(output: str) -> Sections:
-    """The sections of a combined command's output (see :func:`sections_command`)."""
+    """The sections of a combined command's output (see :func:`sections_command`); the newline
+    written before each marker is removed again."""
     sections: Sections = {}
     start = 0
     for match in _SECTION_END.finditer(output):
         text = output[start:match.start()]
         text = text[:-1] if text.endswith("\n") else text
-        text = text[:-1] if text.endswith("\n") else text
-        sections[match.group(1)] = (int(match.group(2)), text.lstrip("\n") if start else text)
+        text = text[1:] if start and text.startswith("\n") else text
+        sections[match.group(1)] = (int(match.group(2)), text)
         start = match.end()
     return sections
 
@@ -247,6 +254,8 @@ class BatchScheduler:
     transient: Sequence[str] = ()
     #: regular expression matching what cancel/hold/release print for a job that is already over
     already_over: str = r"(?!)"
+    #: regular expression matching the lines of their output that complain (others are ignored)
+    complaint: str = r"\S"
     #: shell code run before every command (e.g. to set up the scheduler's environment)
     preamble: str = ""
     #: the characters the scheduler takes in a job name, a prefix and the longest name
@@ -325,7 +334,7 @@ class BatchScheduler:
         arrive and be :meth:`answered`. Raises :class:`BatchError`."""
         def complete(result: CommandResult) -> Optional[str]:
             sections = split_sections(result.stdout)
-            for name in commands:
+            for name in (n for n in commands if not n.startswith("+")):
                 if name not in sections:
                     return f"{name}: output cut short"
                 rc, text = sections[name]
@@ -343,7 +352,7 @@ class BatchScheduler:
         command = self.submit_command(job, script)
         tries, wait = retry_settings()
         for attempt in range(1, tries + 1):
-            result = run_unchecked(shell, submit_wrapper(job.remote_dir, self._with_preamble(command), attempt > 1),
+            result = run_unchecked(shell, self._with_preamble(submit_wrapper(job.remote_dir, command, attempt > 1)),
                                    self.submit_timeout)
             if result.returncode in (-1, LOCK_TAKEN):
                 raise ConnectionLostError(shell.host, f"{self.name}: the submission of job {job.id} did not "
@@ -418,7 +427,12 @@ class BatchScheduler:
         unlisted = [job for job in jobs if job.remote_id not in states]
         if unlisted:
             states.update(self.resolve_unlisted(shell, unlisted))
-        return {job.remote_id: states.get(job.remote_id, "unknown") for job in jobs}
+        states = {job.remote_id: states.get(job.remote_id, "unknown") for job in jobs}
+        self.after_status(shell, sections, jobs, states)
+        return states
+
+    def after_status(self, shell: Shell, sections: Sections, jobs: Sequence[RemoteJob], states: Dict[str, str]) -> None:
+        """Called with every status answer (for example to note why a job is stuck); by default nothing."""
 
     def resolve_unlisted(self, shell: Shell, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
         """States of jobs the status answer left out, from a second look (for example accounting);
@@ -430,10 +444,10 @@ class BatchScheduler:
         if not jobs:
             return True
         lines = ["_xpr_rc=0", *(f"{c} || _xpr_rc=$?" for c in self.control_commands(action, jobs)), "exit $_xpr_rc"]
-        over = re.compile(self.already_over)
+        over, complaint = re.compile(self.already_over), re.compile(self.complaint)
 
         def only_over(result: CommandResult) -> bool:
-            said = [line for line in f"{result.stderr}\n{result.stdout}".splitlines() if line.strip()]
+            said = [line for line in f"{result.stderr}\n{result.stdout}".splitlines() if complaint.search(line)]
             return result.returncode > 0 and bool(said) and all(over.search(line) for line in said)
 
         run_retrying(shell, self._with_preamble("\n".join(lines)), timeout=self.control_timeout,
