@@ -36,15 +36,15 @@ Core then does the rest, the same way for every scheduler:
 A plugin module exposes the hooks of one instance::
 
     SCHEDULER = MyScheduler()
-    (expyre_schedulers, render_header, job_environment, submit, status, find_submitted,
-     cancel, hold, release) = SCHEDULER.hooks()
+    (expyre_schedulers, check_options, render_header, job_environment, submit, status,
+     find_submitted, cancel, hold, release) = SCHEDULER.hooks()
 """
 from __future__ import annotations
 
 import hashlib
 import re
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import jobfiles
 from .hookspecs import hookimpl
@@ -458,16 +458,33 @@ class BatchScheduler:
     def _with_preamble(self, command: str) -> str:
         return f"{self.preamble}\n{command}" if self.preamble else command
 
+    # ------------------------------------------------------------------ per system
+
+    def check(self, options: Mapping[str, object]) -> List[Tuple[str, object, str]]:
+        """Problems in the system's settings table for this scheduler (``"<name>": {...}``), as
+        ``(key, value, problem)``; by default the scheduler has no settings."""
+        return [(key, value, f"unknown {self.name} setting") for key, value in options.items()]
+
+    def bound(self, shell: Shell, system: Optional[Any]) -> "BatchScheduler":
+        """The scheduler to run ``system``'s commands with: by default this one. A plugin that
+        must learn about the host first (PBS: its dialect) returns a copy that knows, kept in
+        ``system.plugin_state`` so that it is learnt once per system."""
+        return self
+
     # ------------------------------------------------------------------ the hooks
 
     def hooks(self) -> Tuple[Callable, ...]:
         """The hook implementations, for a plugin module to expose (see the module's description)."""
-        return (self.expyre_schedulers, self.render_header, self.job_environment, self.submit, self.status,
-                self.find_submitted, self.cancel, self.hold, self.release)
+        return (self.expyre_schedulers, self.check_options, self.render_header, self.job_environment, self.submit,
+                self.status, self.find_submitted, self.cancel, self.hold, self.release)
 
     @hookimpl
     def expyre_schedulers(self) -> List[str]:
         return [self.name]
+
+    @hookimpl
+    def check_options(self, name: str, options: dict) -> List[Tuple[str, object, str]]:
+        return self.check(options)
 
     @hookimpl
     def render_header(self, scheduler: str, job: JobSpec) -> List[str]:
@@ -478,28 +495,29 @@ class BatchScheduler:
         return list(self.environment(job))
 
     @hookimpl
-    def submit(self, scheduler: str, job: JobSpec, script: str, shell: Shell) -> str:
-        return self.submit_job(job, script, shell)
+    def submit(self, scheduler: str, job: JobSpec, script: str, shell: Shell, system: Optional[Any] = None) -> str:
+        return self.bound(shell, system).submit_job(job, script, shell)
 
     @hookimpl
-    def status(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Dict[str, str]:
-        return self.query_status(jobs, shell)
+    def status(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell,
+               system: Optional[Any] = None) -> Dict[str, str]:
+        return self.bound(shell, system).query_status(jobs, shell)
 
     @hookimpl
-    def find_submitted(self, scheduler: str, job: JobSpec, shell: Shell) -> List[str]:
-        return self.find_jobs(job, shell)
+    def find_submitted(self, scheduler: str, job: JobSpec, shell: Shell, system: Optional[Any] = None) -> List[str]:
+        return self.bound(shell, system).find_jobs(job, shell)
 
     @hookimpl
-    def cancel(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> bool:
-        return self.control("cancel", jobs, shell)
+    def cancel(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Optional[Any] = None) -> bool:
+        return self.bound(shell, system).control("cancel", jobs, shell)
 
     @hookimpl
-    def hold(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> bool:
-        return self.control("hold", jobs, shell)
+    def hold(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Optional[Any] = None) -> bool:
+        return self.bound(shell, system).control("hold", jobs, shell)
 
     @hookimpl
-    def release(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> bool:
-        return self.control("release", jobs, shell)
+    def release(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Optional[Any] = None) -> bool:
+        return self.bound(shell, system).control("release", jobs, shell)
 
 
 def _first_line(*texts: str) -> str:

@@ -25,7 +25,7 @@ a command must be quoted (:func:`expyre.quote`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import pluggy
 
@@ -61,6 +61,29 @@ def expyre_transports() -> List[str]:
     -------
     list(str)
         transport names, as a system's config selects them with ``"transport": NAME``
+    """
+
+
+@hookspec(firstresult=True)
+def check_options(name: str, options: dict) -> List[Tuple[str, object, str]]:
+    """Check a system's settings table for this plugin's scheduler or transport.
+
+    Called when the config is read, for a system whose table named after its scheduler (such as
+    ``"pbs": {"dialect": "torque"}``) or named ``ssh`` (the ``ssh`` transport's settings) is not
+    empty. Core reports every problem with the file, the system, the key and the value, and the
+    table reaches the plugin as ``system.scheduler_options`` (or ``system.options``).
+
+    Parameters
+    ----------
+    name: str
+        the scheduler or transport name the table is for
+    options: dict
+        the table, as the config gives it
+
+    Returns
+    -------
+    list(tuple(str, object, str))
+        ``(key, value, problem)`` for each problem; empty if the table is fine
     """
 
 
@@ -114,7 +137,8 @@ def job_environment(scheduler: str, job: JobSpec) -> List[str]:
 
 
 @hookspec(firstresult=True)
-def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> str:
+def submit(scheduler: str, job: JobSpec, script: str, shell: Shell,
+           system: Optional[System] = None) -> str:
     """Submit a job script that is already in place on the host.
 
     Called once per job by ``ExPyRe.start``, after the job's files were copied to
@@ -131,6 +155,10 @@ def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> str:
         file name of the job script, relative to ``job.remote_dir``
     shell: expyre.Shell
         command runner on the system's host
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
@@ -141,7 +169,8 @@ def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> str:
 
 
 @hookspec(firstresult=True)
-def status(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> Dict[str, str]:
+def status(scheduler: str, jobs: List[RemoteJob], shell: Shell,
+           system: Optional[System] = None) -> Dict[str, str]:
     """Report the state of many jobs with as few scheduler queries as possible (one, ideally).
 
     Called by ``ExPyRe.get_results`` and ``xpr sync`` once per system per poll.
@@ -154,6 +183,10 @@ def status(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> Dict[str, str
         the jobs to report on
     shell: expyre.Shell
         command runner on the system's host
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
@@ -165,7 +198,8 @@ def status(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> Dict[str, str
 
 
 @hookspec(firstresult=True)
-def cancel(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> bool:
+def cancel(scheduler: str, jobs: List[RemoteJob], shell: Shell,
+           system: Optional[System] = None) -> bool:
     """Cancel jobs (queued or running).
 
     Called by ``ExPyRe.cancel``, ``xpr cancel`` and ``xpr rm -c``.
@@ -175,6 +209,10 @@ def cancel(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> bool:
     scheduler: str
     jobs: list(expyre.RemoteJob)
     shell: expyre.Shell
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
@@ -184,7 +222,8 @@ def cancel(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> bool:
 
 
 @hookspec(firstresult=True)
-def hold(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> bool:
+def hold(scheduler: str, jobs: List[RemoteJob], shell: Shell,
+         system: Optional[System] = None) -> bool:
     """Hold queued jobs: they stay in the queue and do not start until released.
 
     Called by ``ExPyRe.hold`` and ``xpr hold``.
@@ -194,6 +233,10 @@ def hold(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> bool:
     scheduler: str
     jobs: list(expyre.RemoteJob)
     shell: expyre.Shell
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
@@ -203,7 +246,8 @@ def hold(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> bool:
 
 
 @hookspec(firstresult=True)
-def release(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> bool:
+def release(scheduler: str, jobs: List[RemoteJob], shell: Shell,
+            system: Optional[System] = None) -> bool:
     """Release held jobs, so that they can start.
 
     Called by ``ExPyRe.release`` and ``xpr release``.
@@ -213,6 +257,10 @@ def release(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> bool:
     scheduler: str
     jobs: list(expyre.RemoteJob)
     shell: expyre.Shell
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
@@ -222,7 +270,8 @@ def release(scheduler: str, jobs: List[RemoteJob], shell: Shell) -> bool:
 
 
 @hookspec(firstresult=True)
-def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> List[str]:
+def find_submitted(scheduler: str, job: JobSpec, shell: Shell,
+                   system: Optional[System] = None) -> List[str]:
     """Find the scheduler's ids of jobs already submitted for ``job``.
 
     Called when a job's database row says ``submitting``: the process that submitted it
@@ -235,6 +284,10 @@ def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> List[str]:
     job: expyre.JobSpec
         the job (``id``, ``remote_dir`` and ``name`` are set; ``node_dict`` may be empty)
     shell: expyre.Shell
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------

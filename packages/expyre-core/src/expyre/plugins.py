@@ -240,21 +240,22 @@ def check_transport(name: str) -> None:
     _provider("transport", name)
 
 
-def _call(kind: str, name: str, hook_name: str, required: bool = True, **kwargs: Any) -> Any:
-    """Call hook ``hook_name`` of the plugin that declared ``name`` (and of no other plugin).
+def _call(kind: str, provided: str, hook_name: str, required: bool = True, **kwargs: Any) -> Any:
+    """Call hook ``hook_name`` of the plugin that declared ``provided`` (and of no other plugin).
 
     The plugin's implementation is called with the arguments it accepts (pluggy lets an
     implementation take fewer than the spec lists). A plugin that does not implement an optional
     hook (``required`` False) answers None.
     """
-    plugin_name = _provider(kind, name)
+    plugin_name = _provider(kind, provided)
     pm = load_plugins()
     plugin = pm.get_plugin(plugin_name)
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         if impl.plugin is plugin:
-            return impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            wanted = (*impl.argnames, *impl.kwargnames)  # kwargnames: arguments with defaults, like system
+            return impl.function(**{arg: kwargs[arg] for arg in wanted if arg in kwargs})
     if required:
-        raise PluginNotFoundError(f"{kind} '{name}' does not implement the '{hook_name}' hook")
+        raise PluginNotFoundError(f"{kind} '{provided}' does not implement the '{hook_name}' hook")
     return None
 
 
@@ -268,33 +269,39 @@ def job_environment(scheduler: str, job: JobSpec) -> List[str]:
     return list(_call("scheduler", scheduler, "job_environment", False, scheduler=scheduler, job=job) or [])
 
 
-def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> str:
-    return str(_call("scheduler", scheduler, "submit", scheduler=scheduler, job=job, script=script, shell=shell))
+def submit(scheduler: str, job: JobSpec, script: str, shell: Shell, system: Any = None) -> str:
+    return str(_call("scheduler", scheduler, "submit", scheduler=scheduler, job=job, script=script, shell=shell, system=system))
 
 
-def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Dict[str, str]:
+def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> Dict[str, str]:
     if not jobs:
         return {}
-    return dict(_call("scheduler", scheduler, "status", scheduler=scheduler, jobs=list(jobs), shell=shell))
+    return dict(_call("scheduler", scheduler, "status", scheduler=scheduler, jobs=list(jobs), shell=shell, system=system))
 
 
-def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> None:
+def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> None:
     if jobs:
-        _call("scheduler", scheduler, "cancel", scheduler=scheduler, jobs=list(jobs), shell=shell)
+        _call("scheduler", scheduler, "cancel", scheduler=scheduler, jobs=list(jobs), shell=shell, system=system)
 
 
-def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> None:
+def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> None:
     if jobs:
-        _call("scheduler", scheduler, "hold", scheduler=scheduler, jobs=list(jobs), shell=shell)
+        _call("scheduler", scheduler, "hold", scheduler=scheduler, jobs=list(jobs), shell=shell, system=system)
 
 
-def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> None:
+def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> None:
     if jobs:
-        _call("scheduler", scheduler, "release", scheduler=scheduler, jobs=list(jobs), shell=shell)
+        _call("scheduler", scheduler, "release", scheduler=scheduler, jobs=list(jobs), shell=shell, system=system)
 
 
-def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> List[str]:
-    return list(_call("scheduler", scheduler, "find_submitted", scheduler=scheduler, job=job, shell=shell))
+def find_submitted(scheduler: str, job: JobSpec, shell: Shell, system: Any = None) -> List[str]:
+    return list(_call("scheduler", scheduler, "find_submitted", scheduler=scheduler, job=job, shell=shell, system=system))
+
+
+def check_options(kind: str, name: str, options: dict) -> List[Tuple[str, Any, str]]:
+    """Problems in a system's settings table for the scheduler or transport ``name``, as
+    ``(key, value, problem)``; a plugin without a ``check_options`` hook accepts any table."""
+    return list(_call(kind, name, "check_options", False, name=name, options=options) or [])
 
 
 def open_shell(transport: str, system: Any) -> Shell:

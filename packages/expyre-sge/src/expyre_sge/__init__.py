@@ -89,5 +89,5 @@ class GridEngine(BatchScheduler):
 
 
 SCHEDULER = GridEngine()
-(expyre_schedulers, render_header, job_environment, submit, status, find_submitted,
+(expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()

@@ -114,7 +114,7 @@ class Slurm(BatchScheduler):
 
 
 SCHEDULER = Slurm()
-(expyre_schedulers, render_header, job_environment, submit, status, find_submitted,
+(expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()
 
 

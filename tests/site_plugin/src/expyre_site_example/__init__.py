@@ -106,7 +106,7 @@ class SiteSlurm(BatchScheduler):
 
 
 SCHEDULER = SiteSlurm()
-(expyre_schedulers, render_header, job_environment, submit, status, find_submitted,
+(expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()
 
 

@@ -354,8 +354,14 @@ class SSHShell:
 # --------------------------------------------------------------------------- hooks
 
 @hookimpl
-def expyre_transports():
+def expyre_transports() -> List[str]:
     return [NAME]
+
+
+@hookimpl
+def check_options(name: str, options: dict) -> List[Tuple[str, object, str]]:
+    """The system's ``ssh`` table: known settings of the right types (see :mod:`.sshconfig`)."""
+    return sshconfig.check_ssh_options(options)
 
 
 @hookimpl
