@@ -92,7 +92,6 @@ def pbs_host(ssh_client_setup, sshd, site, isolated_home, monkeypatch):
                       f"    UserKnownHostsFile {known_hosts}\n")
     monkeypatch.setenv("EXPYRE_RETRY", "4 0.5")
     ssh_transport.close_all()
-    expyre_pbs.dialect.forget()
     yield HOST
     ssh_transport.close_all()
     site.clean()

@@ -125,7 +125,8 @@ def sections_command(commands: Mapping[str, str], preamble: str = "") -> str:
     A name starting with ``+`` marks shell code that writes sections of its own (any number,
     each ended with ``_xpr_end NAME STATUS``); it gets no marker and is not required to answer.
     """
-    parts = [preamble] * bool(preamble) + [f"_xpr_end() {{ echo; echo {SECTION_MARKER} \"$1\" \"$2\"; }}"]
+    own = any(n.startswith("+") for n in commands)
+    parts = [preamble] * bool(preamble) + [f"_xpr_end() {{ echo; echo {SECTION_MARKER} \"$1\" \"$2\"; }}"] * own
     parts += [c if n.startswith("+") else section(c, n) for n, c in commands.items()]
     return "\n".join(parts + ["exit 0"])
 
@@ -256,6 +257,8 @@ class BatchScheduler:
     already_over: str = r"(?!)"
     #: regular expression matching the lines of their output that complain (others are ignored)
     complaint: str = r"\S"
+    #: a non-zero exit status without any complaint means the jobs are already over
+    already_over_silently: bool = False
     #: shell code run before every command (e.g. to set up the scheduler's environment)
     preamble: str = ""
     #: the characters the scheduler takes in a job name, a prefix and the longest name
@@ -336,7 +339,7 @@ class BatchScheduler:
             sections = split_sections(result.stdout)
             for name in (n for n in commands if not n.startswith("+")):
                 if name not in sections:
-                    return f"{name}: output cut short"
+                    return f"{name}: no complete answer (output cut short)"
                 rc, text = sections[name]
                 if name != "record" and not self.answered(name, rc, f"{text}\n{result.stderr}"):
                     return f"{name} exited with status {rc}: {_first_line(text, result.stderr)}"
@@ -443,12 +446,15 @@ class BatchScheduler:
         """Run ``action`` on ``jobs``; jobs already over (:attr:`already_over`) are not an error."""
         if not jobs:
             return True
-        lines = ["_xpr_rc=0", *(f"{c} || _xpr_rc=$?" for c in self.control_commands(action, jobs)), "exit $_xpr_rc"]
+        commands = self.control_commands(action, jobs)
+        lines = commands if len(commands) == 1 else ["_xpr_rc=0", *(f"{c} || _xpr_rc=$?" for c in commands),
+                                                      "exit $_xpr_rc"]
         over, complaint = re.compile(self.already_over), re.compile(self.complaint)
 
         def only_over(result: CommandResult) -> bool:
             said = [line for line in f"{result.stderr}\n{result.stdout}".splitlines() if complaint.search(line)]
-            return result.returncode > 0 and bool(said) and all(over.search(line) for line in said)
+            return result.returncode > 0 and (bool(said) or self.already_over_silently) and \
+                all(over.search(line) for line in said)
 
         run_retrying(shell, self._with_preamble("\n".join(lines)), timeout=self.control_timeout,
                      what=f"{action} of {self.name} jobs {', '.join(job.remote_id for job in jobs)}",
