@@ -276,17 +276,25 @@ class BatchScheduler:
 
     # ------------------------------------------------------------------ plugin supplies
 
+    #: ``render_header(job) -> lines`` (as a ``staticmethod``), or override :meth:`header`
+    render_header_lines: Optional[Callable[[JobSpec], List[str]]] = None
+    #: shell lines that set ``EXPYRE_NUM_*`` from the scheduler's environment
+    environment_lines: Sequence[str] = ()
+
     def header(self, job: JobSpec) -> List[str]:
-        """The job script's header lines (plugin supplies)."""
-        raise NotImplementedError
+        """The job script's header lines (plugin supplies :attr:`render_header_lines`, or this)."""
+        if self.render_header_lines is None:
+            raise NotImplementedError(f"{type(self).__name__} renders no header")
+        return self.render_header_lines(job)
 
     def environment(self, job: JobSpec) -> List[str]:
         """Shell lines that set ``EXPYRE_NUM_*`` from the scheduler's environment (optional)."""
-        return []
+        return list(self.environment_lines)
 
     def submit_command(self, job: JobSpec, script: str) -> str:
-        """The command that submits ``script``, run in the job's directory (plugin supplies)."""
-        raise NotImplementedError
+        """The command that submits ``script``, run in the job's directory: by default
+        :attr:`submit_program` with the script's name."""
+        return f"{self.submit_program} {quote(script)}"
 
     def parse_submit(self, stdout: str) -> str:
         """The remote id from the submit command's output; :class:`OutputError` if there is none

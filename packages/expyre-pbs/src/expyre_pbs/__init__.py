@@ -29,6 +29,8 @@ class PBS(BatchScheduler):
     """PBS's commands and what they print; :attr:`dialect` is set per system by :meth:`bound`."""
 
     name = NAME
+    render_header_lines = staticmethod(header.render_header)
+    environment_lines = header.JOB_ENVIRONMENT
     submit_program = "qsub"
     _dialect: Optional[Dialect] = None
     configured: Optional[str] = None
@@ -69,15 +71,6 @@ class PBS(BatchScheduler):
     @dialect.setter
     def dialect(self, value: Dialect) -> None:
         self._dialect = value
-
-    def header(self, job: JobSpec) -> List[str]:
-        return header.render_header(job)
-
-    def environment(self, job: JobSpec) -> List[str]:
-        return list(header.JOB_ENVIRONMENT)
-
-    def submit_command(self, job: JobSpec, script: str) -> str:
-        return f"qsub {quote(script)}"
 
     def parse_submit(self, stdout: str) -> str:
         return parse.parse_qsub_output(stdout)

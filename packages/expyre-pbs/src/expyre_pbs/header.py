@@ -55,15 +55,10 @@ def render_header(job: JobSpec) -> List[str]:
     ``header``, the partition's ``header``, ``header_extra`` and ``EXPYRE_HEADER_EXTRA``, in that
     order) formatted with ``job.node_dict``: sites write their node request there, for example
     ``#PBS -l select={num_nodes}:ncpus={num_cores_per_node}`` (PBS Professional / OpenPBS) or
-    ``#PBS -l nodes={num_nodes}:ppn={num_cores_per_node}`` (Torque).
-
-    Raises
-    ------
-    expyre.header.HeaderTemplateError
-        a configured line uses a key the node dict does not have; the message names the line
+    ``#PBS -l nodes={num_nodes}:ppn={num_cores_per_node}`` (Torque). A configured line that uses a
+    key the node dict lacks raises :class:`expyre.header.HeaderTemplateError`, naming the line.
     """
-    lines = [] if job.no_default_header else default_header(job)
-    return lines + format_header_lines(job.header_lines, job.node_dict)
+    return ([] if job.no_default_header else default_header(job)) + format_header_lines(job.header_lines, job.node_dict)
 
 
 #: Shell lines (POSIX sh) run in the job after core's own ``EXPYRE_NUM_*`` exports, which stay

@@ -14,32 +14,20 @@ from expyre.batch import BatchScheduler, Sections
 from . import commands, header, names, parse
 from .commands import SGECommandError
 
+NAME = "sge"
 __version__ = "0.1.0"
 __all__ = ["NAME", "GridEngine", "SGECommandError", "__version__"]
-
-NAME = "sge"
 
 
 class GridEngine(BatchScheduler):
     """Grid Engine's commands and what they print, for :class:`expyre.batch.BatchScheduler`."""
 
-    name = NAME
-    submit_program = "qsub"
-    preamble = commands.SGE_ENVIRONMENT
+    name, submit_program, preamble = NAME, "qsub", commands.SGE_ENVIRONMENT
+    name_safe, name_prefix, name_max = names.SAFE_CHARACTERS, names.NAME_PREFIX, names.MAX_NAME_LENGTH
     transient = ("unable to contact qmaster", "unable to send message to qmaster", "connection refused",
                  "failed receiving gdi request", "try again later")
-    complaint = r"(?i)error|denied"
-    already_over = r"does not exist|not found"
-    name_safe, name_prefix, name_max = names.SAFE_CHARACTERS, names.NAME_PREFIX, names.MAX_NAME_LENGTH
-
-    def header(self, job: JobSpec) -> List[str]:
-        return header.render_header(job)
-
-    def environment(self, job: JobSpec) -> List[str]:
-        return list(header.JOB_ENVIRONMENT)
-
-    def submit_command(self, job: JobSpec, script: str) -> str:
-        return f"qsub {quote(script)}"
+    complaint, already_over = r"(?i)error|denied", r"does not exist|not found"
+    render_header_lines, environment_lines = staticmethod(header.render_header), header.JOB_ENVIRONMENT
 
     def parse_submit(self, stdout: str) -> str:
         return parse.parse_qsub_output(stdout).job_number

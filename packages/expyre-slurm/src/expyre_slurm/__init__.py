@@ -33,17 +33,13 @@ class Slurm(BatchScheduler):
     """Slurm's commands and what they print, for :class:`expyre.batch.BatchScheduler`."""
 
     name = NAME
+    render_header_lines = staticmethod(header.render_header)
+    environment_lines = header.JOB_ENVIRONMENT
     submit_program = "sbatch"
     transient = parse.TRANSIENT_PATTERNS
     already_over = (f"{INVALID_JOB_ID}|already completing or completed|Job has already finished|"
                     "already finished")
     name_safe = parse.NAME_SAFE
-
-    def header(self, job: JobSpec) -> List[str]:
-        return header.render_header(job)
-
-    def environment(self, job: JobSpec) -> List[str]:
-        return list(header.JOB_ENVIRONMENT)
 
     def submit_command(self, job: JobSpec, script: str) -> str:
         return f"{UNSET_JOB_ENVIRONMENT}\nexec sbatch {quote(script)}"
