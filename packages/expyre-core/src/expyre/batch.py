@@ -41,6 +41,7 @@ A plugin module exposes the hooks of one instance::
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import time
@@ -52,7 +53,7 @@ from .hooktypes import (CommandResult, ConnectionLostError, JobSpec, RemoteComma
                         quote, run_unchecked)
 from .retry import retry_settings
 
-__all__ = ["BatchScheduler", "BatchError", "OutputError", "Sections", "job_name", "digest",
+__all__ = ["BatchScheduler", "BatchError", "OutputError", "Sections", "job_name", "digest", "one_id",
            "sections_command", "split_sections", "run_retrying", "SECTION_MARKER"]
 
 
@@ -100,6 +101,16 @@ def job_name(expyre_id: str, safe: str = "A-Za-z0-9_.=+-", prefix: str = "", max
         return name
     tail = "_" + digest(expyre_id)
     return (prefix + unsafe.sub("_", expyre_id))[:max_length - len(tail)] + tail
+
+
+def one_id(found: Sequence[Any], program: str, output: str, key: Callable[[Any], str] = str) -> Any:
+    """The one job ``program`` reported among ``found`` (duplicates by ``key`` count once);
+    :class:`OutputError` quoting ``output`` when there is none or more than one."""
+    ids = list(dict.fromkeys(map(key, found)))
+    if len(ids) == 1:
+        return found[0]
+    what = f"several job ids ({', '.join(ids)})" if ids else "no job id"
+    raise OutputError(f"{program} printed {what}; its output was:\n{output.strip() or '(nothing)'}")
 
 
 # --------------------------------------------------------------------------- sections
@@ -474,16 +485,35 @@ class BatchScheduler:
 
     # ------------------------------------------------------------------ per system
 
-    def check(self, options: Mapping[str, object]) -> List[Tuple[str, object, str]]:
-        """Problems in the system's settings table for this scheduler (``"<name>": {...}``), as
-        ``(key, value, problem)``; by default the scheduler has no settings."""
-        return [(key, value, f"unknown {self.name} setting") for key, value in options.items()]
+    #: the scheduler's own settings (the system's table named after it): key -> a check that raises
+    #: ValueError for a bad value
+    settings: Mapping[str, Callable[[Any], Any]] = {}
+    #: for a scheduler bound to a system (:meth:`bound`): the system's shell and settings table
+    shell: Optional[Shell] = None
+    options: Mapping[str, Any] = {}
+
+    def check(self, options: Mapping[str, Any]) -> List[Tuple[str, object, str]]:
+        """Problems in the system's settings table for this scheduler, as ``(key, value, problem)``."""
+        problems = []
+        for key, value in options.items():
+            try:
+                if key not in self.settings:
+                    raise ValueError(f"unknown {self.name} setting; known: {', '.join(self.settings) or 'none'}")
+                self.settings[key](value)
+            except ValueError as exc:
+                problems.append((key, value, str(exc)))
+        return problems
 
     def bound(self, shell: Shell, system: Optional[Any]) -> "BatchScheduler":
-        """The scheduler to run ``system``'s commands with: by default this one. A plugin that
-        must learn about the host first (PBS: its dialect) returns a copy that knows, kept in
-        ``system.plugin_state`` so that it is learnt once per system."""
-        return self
+        """The scheduler to run ``system``'s commands with: a copy of this one, kept in
+        ``system.plugin_state`` (so what it learns about the host is learnt once per system, and
+        nothing is kept at module level), with :attr:`shell` and :attr:`options` set."""
+        state = getattr(system, "plugin_state", {})
+        if self.name not in state:
+            state[self.name] = copy.copy(self)
+            state[self.name].options = dict(getattr(system, "scheduler_options", None) or {})
+        state[self.name].shell = shell
+        return state[self.name]
 
     # ------------------------------------------------------------------ the hooks
 

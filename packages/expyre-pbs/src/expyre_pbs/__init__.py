@@ -1,16 +1,13 @@
-"""expyre's PBS plugin (``"scheduler": "pbs"``), built on :mod:`expyre.batch`.
-
-One plugin for PBS Professional / OpenPBS and Torque-style servers (:mod:`expyre_pbs.dialect`):
-``qsub`` in the job's directory (the id is the whole id line); one ``qstat -f`` per poll
-(``-x -F json`` on PBS Pro); ``qdel``, ``qhold -h u``, ``qrls``; jobs by name with ``qselect``
-(PBS Pro) or ``qstat -f`` (Torque). The dialect is kept in ``system.plugin_state``.
+"""expyre's PBS plugin (``"scheduler": "pbs"``) for PBS Pro / OpenPBS and Torque-style servers, on
+:mod:`expyre.batch`: ``qsub`` in the job's directory; one ``qstat -f`` per poll (``-x -F json`` on
+PBS Pro); ``qdel``, ``qhold -h u``, ``qrls``; jobs by name with ``qselect`` or ``qstat -f``.
 """
 from __future__ import annotations
 
-import copy
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from functools import cached_property
+from typing import Dict, List, Optional, Sequence
 
-from expyre import CommandResult, JobSpec, RemoteJob, Shell, quote, quote_all
+from expyre import CommandResult, JobSpec, RemoteJob, Shell, quote_all
 from expyre.batch import BatchError, BatchScheduler, Sections
 
 from . import commands, dialect, header, names, parse
@@ -26,14 +23,13 @@ _QSTAT_ANSWERS = (0, 35, 153)
 
 
 class PBS(BatchScheduler):
-    """PBS's commands and what they print; :attr:`dialect` is set per system by :meth:`bound`."""
+    """PBS's commands and what they print, in the :attr:`dialect` of the system it is bound to."""
 
     name = NAME
     render_header_lines = staticmethod(header.render_header)
     environment_lines = header.JOB_ENVIRONMENT
     submit_program = "qsub"
-    _dialect: Optional[Dialect] = None
-    configured: Optional[str] = None
+    settings = {"dialect": dialect.for_name}
     transient = ("cannot connect to server", "connection refused", "connection timed out", "end of file",
                  "try again", "temporarily unavailable", "communication failure", "unable to contact",
                  "socket timed out", "pbs_iff", "server is busy")
@@ -44,33 +40,10 @@ class PBS(BatchScheduler):
     already_over_silently = True
     name_safe, name_prefix, name_max = names.SAFE_CHARACTERS, names.NAME_PREFIX, names.MAX_NAME_LENGTH
 
-    def check(self, options: Mapping[str, object]) -> List[Tuple[str, object, str]]:
-        problems = [(k, v, "unknown pbs setting; known: dialect") for k, v in options.items() if k != "dialect"]
-        if "dialect" in options:
-            try:
-                dialect.for_name(str(options["dialect"]))
-            except ValueError as exc:
-                problems.append(("dialect", options["dialect"], str(exc)))
-        return problems
-
-    def bound(self, shell: Shell, system: Optional[Any]) -> "PBS":
-        state = getattr(system, "plugin_state", {})
-        if NAME not in state:
-            state[NAME] = copy.copy(self)
-            state[NAME].configured = getattr(system, "scheduler_options", {}).get("dialect")
-        state[NAME].shell = shell
-        return state[NAME]
-
-    @property
+    @cached_property
     def dialect(self) -> Dialect:
-        """The system's dialect, asked of the host the first time it is needed."""
-        if self._dialect is None:
-            self._dialect = host_dialect(self.shell, self.configured)
-        return self._dialect
-
-    @dialect.setter
-    def dialect(self, value: Dialect) -> None:
-        self._dialect = value
+        """The system's dialect (configured, or asked of the host the first time it is needed)."""
+        return host_dialect(self.shell, self.options.get("dialect"))
 
     def parse_submit(self, stdout: str) -> str:
         return parse.parse_qsub_output(stdout)

@@ -13,8 +13,8 @@ run = run_unchecked
 
 
 def status_commands(dialect: Dialect, job_ids: Sequence[str]) -> Dict[str, str]:
-    """One qstat for all ``job_ids``: PBS Pro ``qstat -x -f [-F json]`` (``-x``: finished jobs
-    too); Torque ``qstat -f -1`` (``-1``: values not folded; ``-x`` would mean XML there)."""
+    """One qstat for all ``job_ids``: PBS Pro ``qstat -x -f [-F json]`` (with finished jobs), Torque
+    ``qstat -f -1`` (values not folded; ``-x`` would mean XML)."""
     options = ("-x -f -F json" if dialect.json else "-x -f") if dialect.name == PBSPRO else "-f -1"
     return {"qstat": f"qstat {options} {quote_all(dict.fromkeys(job_ids))}"}
 

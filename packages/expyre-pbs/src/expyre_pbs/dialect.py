@@ -12,17 +12,14 @@ import re
 from dataclasses import dataclass, replace
 from typing import Optional
 
-PBSPRO = "pbspro"
-TORQUE = "torque"
+PBSPRO, TORQUE = "pbspro", "torque"
 DIALECTS = (PBSPRO, TORQUE)
-#: Other spellings accepted for a configured dialect.
+#: Spellings accepted for a configured dialect.
 ALIASES = {"pbspro": PBSPRO, "pbs_pro": PBSPRO, "pbs-pro": PBSPRO, "pbs professional": PBSPRO,
            "openpbs": PBSPRO, "torque": TORQUE}
-
 #: First PBS Professional major version with ``qstat -f -F json``.
 JSON_SINCE = 14
-
-#: The detection command; its output (stdout and stderr together) goes to :func:`parse_version`.
+#: The detection command (stdout and stderr together go to :func:`parse_version`).
 VERSION_COMMAND = "qstat --version 2>&1"
 
 

@@ -1,9 +1,6 @@
-"""What PBS commands print (``qsub`` ids, ``qstat -f`` records as text and JSON, error lines),
-and PBS job states as expyre's remote states. Pure functions of text.
-
-Output that is cut short or garbled never makes a job look finished: a ``qstat -f`` record counts
-only when complete (``Job Id:`` line, attribute lines, the blank line that ends it) and naming
-its state once; JSON only when it parses.
+"""What PBS commands print (``qsub`` ids, ``qstat -f`` as text and JSON, error lines) as plain data,
+and PBS job states as expyre's. Output cut short or garbled never makes a job look finished: a
+record counts only when complete and naming its state once, JSON only when it parses.
 """
 from __future__ import annotations
 
@@ -49,12 +46,7 @@ def parse_qsub_output(stdout: str) -> str:
     are ignored, and ids with a server name win over bare numbers (a banner's). Raises
     :class:`SubmitParseError` unless exactly one."""
     ids = [line.strip() for line in stdout.splitlines() if is_job_id(line)]
-    found = list(dict.fromkeys(i for i in ids if "." in i)) or list(dict.fromkeys(ids))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise SubmitParseError(f"qsub printed no job id; its output was:\n{stdout.strip() or '(nothing)'}")
-    raise SubmitParseError(f"qsub printed several job ids ({', '.join(found)}); its output was:\n{stdout.strip()}")
+    return batch.one_id([i for i in ids if "." in i] or ids, "qsub", stdout)
 
 
 def parse_job_id_lines(stdout: str) -> List[str]:
@@ -62,9 +54,15 @@ def parse_job_id_lines(stdout: str) -> List[str]:
     return list(dict.fromkeys(line.strip() for line in stdout.splitlines() if is_job_id(line)))
 
 
+def _integer(value: Optional[str]) -> Optional[int]:
+    return int(value) if value is not None and re.fullmatch(r"\s*-?\d+\s*", value) else None
+
+
 @dataclass
 class JobRecord:
-    """One job's ``qstat -f`` attributes as PBS names them (nested JSON flattened to ``outer.inner``)."""
+    """One job's ``qstat -f`` attributes as PBS names them (nested JSON flattened to ``outer.inner``):
+    ``state`` (``job_state``), ``name``, ``exit_status`` (``Exit_status`` on PBS Pro, ``exit_status`` on
+    Torque), ``walltime_used`` and ``walltime_limit`` in seconds."""
 
     job_id: str
     attributes: Dict[str, str] = field(default_factory=dict)
@@ -75,28 +73,11 @@ class JobRecord:
             return self.attributes[name]
         return next((v for k, v in self.attributes.items() if k.lower() == name.lower()), None)
 
-    @property
-    def state(self) -> str:
-        return (self.get("job_state") or "").strip()
-
-    @property
-    def name(self) -> Optional[str]:
-        value = self.get("Job_Name")
-        return value.strip() if value is not None else None
-
-    @property
-    def exit_status(self) -> Optional[int]:
-        """``Exit_status`` (PBS Pro) or ``exit_status`` (Torque); None if absent or not a number."""
-        value = (self.get("Exit_status") or "").strip()
-        return int(value) if re.fullmatch(r"-?\d+", value) else None
-
-    @property
-    def walltime_used(self) -> Optional[int]:
-        return duration_seconds(self.get("resources_used.walltime"))
-
-    @property
-    def walltime_limit(self) -> Optional[int]:
-        return duration_seconds(self.get("Resource_List.walltime"))
+    state = property(lambda self: (self.get("job_state") or "").strip())
+    name = property(lambda self: None if self.get("Job_Name") is None else self.get("Job_Name").strip())
+    exit_status = property(lambda self: _integer(self.get("Exit_status")))
+    walltime_used = property(lambda self: duration_seconds(self.get("resources_used.walltime")))
+    walltime_limit = property(lambda self: duration_seconds(self.get("Resource_List.walltime")))
 
 
 @dataclass

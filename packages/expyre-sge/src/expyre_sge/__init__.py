@@ -1,9 +1,6 @@
-"""expyre's Grid Engine plugin (``"scheduler": "sge"``), built on :mod:`expyre.batch`.
-
-``qsub`` in the job's directory; one status command per poll: ``qstat -xml`` for all of the
-user's jobs and, for jobs it no longer lists, the job's directory (exit status, cancel mark,
-last change) and ``qacct``; ``qdel`` (after marking the directory), ``qhold``, ``qrls``.
-"""
+"""expyre's Grid Engine plugin (``"scheduler": "sge"``) on :mod:`expyre.batch`: ``qsub`` in the job's
+directory; one status command per poll (``qstat -xml``, and for jobs it no longer lists the job's
+directory and ``qacct``); ``qdel`` (after marking the directory), ``qhold``, ``qrls``."""
 from __future__ import annotations
 
 from typing import Dict, List, Sequence
@@ -39,10 +36,9 @@ class GridEngine(BatchScheduler):
         entries = parse.parse_qstat_xml(sections["qstat"][1])
         states: Dict[str, str] = {}
         for index, job in enumerate(jobs):
-            try:
-                number, task = parse.split_remote_id(job.remote_id)
-            except parse.OutputError:
+            if not parse.REMOTE_ID.match(job.remote_id.strip()):
                 continue  # not an id this plugin gave out: unknown
+            number, task = parse.split_remote_id(job.remote_id)
             state = parse.listed_state(entries, number, task)
             if state is None:
                 files = sections.get(f"files:{index}")
@@ -53,8 +49,7 @@ class GridEngine(BatchScheduler):
 
     def after_status(self, shell: Shell, sections: Sections, jobs: Sequence[RemoteJob],
                      states: Dict[str, str]) -> None:
-        """Jobs qstat lists in the error state get Grid Engine's reasons in their stderr file (core
-        shows it when it reports the job as died). Best effort: a failure here changes no state."""
+        """Jobs in the error state get Grid Engine's reasons in their stderr file (best effort)."""
         errors = {e.job_number for e in parse.parse_qstat_xml(sections["qstat"][1]) if "E" in e.state}
         reports = [(n, f"{job.remote_dir.rstrip('/')}/{names.stderr_file(job.id)}",
                     f"expyre-sge: Grid Engine job {n} is in error state and will not run unless it is cleared "

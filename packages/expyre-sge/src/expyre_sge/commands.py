@@ -56,8 +56,8 @@ def with_environment(*lines: str) -> str:
 
 
 def status_commands(jobs: Sequence[RemoteJob]) -> Tuple[Dict[str, str], List[str]]:
-    """The status query's sections: qstat for all of this user's jobs and, for each of ``jobs``
-    it does not list, the job's directory and qacct; and the job numbers looked up in qacct."""
+    """The status query's sections (qstat, and for unlisted jobs their directory and qacct), and the
+    job numbers looked up in qacct."""
     lines, looked_up = [], []
     for index, job in enumerate(jobs):
         try:
@@ -85,8 +85,7 @@ def status_command(jobs: Sequence[RemoteJob]) -> Tuple[str, List[str]]:
 
 
 def error_report_command(reports: Iterable[Tuple[str, str, str]]) -> str:
-    """For jobs in the error state, ``(job number, stderr file, heading)``: write the heading and
-    ``qstat -j``'s error reasons into the stderr file unless the job wrote something there."""
+    """``(job number, stderr file, heading)``: the heading and ``qstat -j``'s error reasons into the file."""
     return with_environment(*(
         f"if [ ! -s {quote(path)} ] && [ -d \"$(dirname {quote(path)})\" ]; then "
         f"{{ printf '%s\\n' {quote(heading)}; qstat -j {quote(number)} 2>&1 | grep '^error reason'; }} > {quote(path)}; fi"

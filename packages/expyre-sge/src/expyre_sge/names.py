@@ -1,23 +1,15 @@
-"""Job names and output file names that Grid Engine accepts.
-
-Grid Engine refuses a job name that starts with a digit, is longer than 512 characters, or has
-whitespace, ``/``, ``\\``, ``:``, ``@``, ``*``, ``?`` or non-ASCII characters; in ``-o``/``-e``
-paths ``:`` names a host, ``,`` separates paths and ``$`` starts a pseudo variable. A job's name
-is ``N_<id>`` (:func:`expyre.batch.job_name`: kept when every character is safe, otherwise made
-safe with a digest of the whole id appended).
-"""
+"""Job names and output file names Grid Engine accepts: no digit first, no blanks, ``/``, ``\\``,
+``:``, ``@``, ``*``, ``?`` or non-ASCII; in ``-o``/``-e`` paths no ``:``, ``,`` or ``$``. A job's name is
+``N_<id>`` (:func:`expyre.batch.job_name`)."""
 from __future__ import annotations
 
 import re
 
-from expyre import batch
+from expyre import batch, jobfiles
 
 #: Characters kept as they are in job names and output file names.
-SAFE_CHARACTERS = "A-Za-z0-9_.=+-"
+SAFE_CHARACTERS, NAME_PREFIX, MAX_NAME_LENGTH = "A-Za-z0-9_.=+-", "N_", 200
 _UNSAFE = re.compile(f"[^{SAFE_CHARACTERS}]")
-NAME_PREFIX = "N_"
-MAX_NAME_LENGTH = 200
-digest = batch.digest
 
 
 def is_safe(text: str) -> bool:
@@ -38,14 +30,14 @@ def output_file(file_name: str) -> str:
     stem, dot, suffix = file_name.rpartition(".")
     if not dot or not stem or _UNSAFE.search(suffix):
         stem, suffix = file_name, ""
-    return f"{_UNSAFE.sub('_', stem)}_{digest(file_name)}" + (f".{suffix}" if suffix else "")
+    return f"{_UNSAFE.sub('_', stem)}_{batch.digest(file_name)}" + (f".{suffix}" if suffix else "")
 
 
 def stdout_file(job_id: str) -> str:
-    """The ``#$ -o`` file of a job with core's default name ``job.<id>.stdout``."""
-    return output_file(f"job.{job_id}.stdout")
+    """The ``#$ -o`` file of a job with core's default name (:func:`expyre.jobfiles.job_stdout`)."""
+    return output_file(jobfiles.job_stdout(job_id))
 
 
 def stderr_file(job_id: str) -> str:
-    """The ``#$ -e`` file of a job with core's default name ``job.<id>.stderr``."""
-    return output_file(f"job.{job_id}.stderr")
+    """The ``#$ -e`` file of a job with core's default name (:func:`expyre.jobfiles.job_stderr`)."""
+    return output_file(jobfiles.job_stderr(job_id))

@@ -14,13 +14,13 @@ from expyre import batch
 from expyre.batch import OutputError, split_sections  # noqa: F401  (part of this module's interface)
 
 SECTION_MARKER = batch.SECTION_MARKER
-_REMOTE_ID = re.compile(r"^(\d+)(?:\.(\d+)(?:-(\d+)(?::(\d+))?)?)?$")
+REMOTE_ID = re.compile(r"^(\d+)(?:\.(\d+)(?:-(\d+)(?::(\d+))?)?)?$")
 
 
 def split_remote_id(remote_id: str) -> Tuple[str, Optional[int]]:
     """``"12"`` -> ``("12", None)``, ``"16.2"`` -> ``("16", 2)``; a task range (``"16.1-3:1"``)
     stands for the whole array job. Raises :class:`OutputError` for what is not a Grid Engine id."""
-    match = _REMOTE_ID.match(remote_id.strip())
+    match = REMOTE_ID.match(remote_id.strip())
     if not match:
         raise OutputError(f"{remote_id!r} is not a Grid Engine job id")
     single = match.group(2) is not None and match.group(3) is None
@@ -47,12 +47,7 @@ def parse_qsub_output(stdout: str) -> Submission:
     if not found:
         found = [Submission(m.group(1), m.group(2)) for line in stdout.splitlines()
                  for m in [_TERSE.match(line.strip())] if m]
-    numbers = list(dict.fromkeys(s.job_number for s in found))
-    if len(numbers) == 1:
-        return found[0]
-    if not numbers:
-        raise OutputError(f"qsub printed no job id; its output was:\n{stdout.strip() or '(nothing)'}")
-    raise OutputError(f"qsub printed several job ids ({', '.join(numbers)}); its output was:\n{stdout.strip()}")
+    return batch.one_id(found, "qsub", stdout, key=lambda submission: submission.job_number)
 
 
 @dataclass(frozen=True)
@@ -148,9 +143,7 @@ def listed_state(entries: Sequence[QstatEntry], job_number: str, task: Optional[
 
 @dataclass(frozen=True)
 class AccountingRecord:
-    """One ``qacct -j`` record: ``failed`` is Grid Engine's failure code (37: a limit the master
-    enforced, 100: killed), ``wallclock`` and ``h_rt`` (the limit, from the category) in seconds,
-    ``started`` False when ``start_time`` is ``-/-``."""
+    """One ``qacct -j`` record (``failed``: 37 a limit the master enforced, 100 killed; times in seconds)."""
 
     job_number: str
     task: Optional[int]
@@ -172,9 +165,8 @@ def _seconds(value: str) -> Optional[float]:
 
 
 def parse_qacct(text: str) -> List[AccountingRecord]:
-    """The records in ``qacct -j`` output, in order; lines outside records (``error: job id 12
-    not found``) are ignored. :class:`OutputError` for a record without jobnumber, failed or
-    exit_status, or with values that are not numbers."""
+    """The records in ``qacct -j`` output, in order (other lines ignored); :class:`OutputError` for a
+    record without jobnumber, failed or exit_status, or with values that are not numbers."""
     records = []
     for block in re.split(r"^=+\s*$", text, flags=re.MULTILINE)[1:]:
         fields = dict(line.strip().partition(" ")[::2] for line in block.splitlines() if line.strip())
@@ -231,8 +223,7 @@ def error_reasons(text: str) -> List[str]:
 
 @dataclass(frozen=True)
 class FileEvidence:
-    """What the job's directory says about a job qstat no longer lists: the exit status the job
-    script wrote, expyre's cancel mark, seconds since anything there changed, or no directory."""
+    """What the job's directory says of a job qstat no longer lists (exit status, cancel mark, age)."""
 
     exit_status: Optional[int] = None
     cancelled: bool = False
@@ -249,29 +240,24 @@ def parse_evidence(text: str) -> FileEvidence:
                         "missing" in found)
 
 
-#: Seconds after which an unlisted job unknown to qacct, that left no exit status, is over:
-#: longer than Grid Engine's default accounting flush interval (15 s).
+#: Seconds after which an unlisted job unknown to qacct is over (more than the 15 s accounting flush).
 FINISH_GRACE = 60.0
 
 
 def unlisted_state(qacct: Optional[Tuple[int, str]], evidence: Optional[FileEvidence], job_number: str,
                    task: Optional[int] = None, grace: float = FINISH_GRACE) -> str:
-    """The state of a job a complete qstat answer does not list: from the exit status the job
-    wrote, else accounting, else ``failed`` if expyre cancelled it, ``other`` if its directory
-    is gone or (qacct asked) unchanged for ``grace`` seconds, else ``unknown``."""
+    """The state of a job a complete qstat answer does not list: from the exit status it wrote, else
+    accounting, else ``failed`` if cancelled, ``other`` if its directory is gone or (qacct asked)
+    unchanged for ``grace`` seconds, else ``unknown``."""
     if evidence is not None and evidence.exit_status is not None:
         return "done" if evidence.exit_status == 0 else "failed"
-    if qacct is not None:
-        try:
-            state = accounted_state(parse_qacct(qacct[1]), job_number, task)
-        except OutputError:
-            state = None
-        if state is not None:
-            return state
-    if evidence is None:
-        return "unknown"
+    try:
+        state = accounted_state(parse_qacct(qacct[1]), job_number, task) if qacct is not None else None
+    except OutputError:
+        state = None  # a garbled record does not count
+    if state is not None or evidence is None:
+        return state or "unknown"
     if evidence.cancelled:
         return "failed"
-    if evidence.missing or (qacct is not None and evidence.age is not None and evidence.age >= grace):
-        return "other"
-    return "unknown"
+    gone = evidence.missing or (qacct is not None and evidence.age is not None and evidence.age >= grace)
+    return "other" if gone else "unknown"

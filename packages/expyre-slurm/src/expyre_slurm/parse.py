@@ -73,12 +73,7 @@ def parse_sbatch_output(stdout: str) -> str:
         elif _PARSABLE.match(line):
             match = _PARSABLE.match(line)
             parsable.append(join_remote_id(match.group(1), match.group(2)))
-    found = list(dict.fromkeys(submitted or parsable))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise SubmitParseError(f"sbatch printed no job id; its output was:\n{stdout.strip() or '(nothing)'}")
-    raise SubmitParseError(f"sbatch printed several job ids ({', '.join(found)}); its output was:\n{stdout.strip()}")
+    return batch.one_id(submitted or parsable, "sbatch", stdout)
 
 
 def _states(**groups: str) -> Dict[str, str]:
