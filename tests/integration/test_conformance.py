@@ -47,7 +47,8 @@ class TestGridEngine(SchedulerConformance):
     @pytest.fixture
     def conformance_system(self, ssh_client_setup):  # noqa: F811
         slots = int(require_service("sge")["SGE_SLOTS"])
-        return {"host": ssh_client_setup, "scheduler": "sge", "rundir": RUNDIR, "header": ["#$ -pe smp {num_cores_per_node}"],
+        return {"host": ssh_client_setup, "scheduler": "sge", "rundir": RUNDIR,
+                "header": ["#$ -pe smp {num_cores_per_node}"],
                 "partitions": {"regular": {"num_cores": slots, "max_time": "168h", "max_mem": "50GB"}}}
 
 

@@ -396,7 +396,8 @@ class BatchScheduler:
                     return found[0]
                 continue
             after = f" (after {attempt} tries)" if attempt > 1 else ""
-            raise BatchError(shell.host, result, f"{self.submit_program} refused job {job.id} (in {job.remote_dir}){after}")
+            refused = f"{self.submit_program} refused job {job.id} (in {job.remote_dir}){after}"
+            raise BatchError(shell.host, result, refused)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _by_name(self, job: JobSpec, shell: Shell, failure: str) -> List[str]:

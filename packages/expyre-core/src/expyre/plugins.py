@@ -261,6 +261,10 @@ def _call(kind: str, provided: str, hook_name: str, required: bool = True, **kwa
 
 # --------------------------------------------------------------------------- typed calls
 
+def _scheduler_call(hook_name: str, scheduler: str, system: Any, **kwargs: Any) -> Any:
+    return _call("scheduler", scheduler, hook_name, scheduler=scheduler, system=system, **kwargs)
+
+
 def render_header(scheduler: str, job: JobSpec) -> List[str]:
     return list(_call("scheduler", scheduler, "render_header", job=job, scheduler=scheduler))
 
@@ -270,32 +274,32 @@ def job_environment(scheduler: str, job: JobSpec) -> List[str]:
 
 
 def submit(scheduler: str, job: JobSpec, script: str, shell: Shell, system: Any = None) -> str:
-    return str(_call("scheduler", scheduler, "submit", scheduler=scheduler, job=job, script=script, shell=shell, system=system))
+    return str(_scheduler_call("submit", scheduler, system, job=job, script=script, shell=shell))
 
 
 def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> Dict[str, str]:
     if not jobs:
         return {}
-    return dict(_call("scheduler", scheduler, "status", scheduler=scheduler, jobs=list(jobs), shell=shell, system=system))
+    return dict(_scheduler_call("status", scheduler, system, jobs=list(jobs), shell=shell))
 
 
 def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> None:
     if jobs:
-        _call("scheduler", scheduler, "cancel", scheduler=scheduler, jobs=list(jobs), shell=shell, system=system)
+        _scheduler_call("cancel", scheduler, system, jobs=list(jobs), shell=shell)
 
 
 def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> None:
     if jobs:
-        _call("scheduler", scheduler, "hold", scheduler=scheduler, jobs=list(jobs), shell=shell, system=system)
+        _scheduler_call("hold", scheduler, system, jobs=list(jobs), shell=shell)
 
 
 def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> None:
     if jobs:
-        _call("scheduler", scheduler, "release", scheduler=scheduler, jobs=list(jobs), shell=shell, system=system)
+        _scheduler_call("release", scheduler, system, jobs=list(jobs), shell=shell)
 
 
 def find_submitted(scheduler: str, job: JobSpec, shell: Shell, system: Any = None) -> List[str]:
-    return list(_call("scheduler", scheduler, "find_submitted", scheduler=scheduler, job=job, shell=shell, system=system))
+    return list(_scheduler_call("find_submitted", scheduler, system, job=job, shell=shell))
 
 
 def check_options(kind: str, name: str, options: dict) -> List[Tuple[str, Any, str]]:

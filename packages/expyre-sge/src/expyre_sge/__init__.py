@@ -42,8 +42,8 @@ class GridEngine(BatchScheduler):
             state = parse.listed_state(entries, number, task)
             if state is None:
                 files = sections.get(f"files:{index}")
-                state = parse.unlisted_state(sections.get(f"qacct:{number}"),
-                                             parse.parse_evidence(files[1]) if files is not None else None, number, task)
+                evidence = parse.parse_evidence(files[1]) if files is not None else None
+                state = parse.unlisted_state(sections.get(f"qacct:{number}"), evidence, number, task)
             states[job.remote_id] = state
         return states
 
@@ -51,10 +51,10 @@ class GridEngine(BatchScheduler):
                      states: Dict[str, str]) -> None:
         """Jobs in the error state get Grid Engine's reasons in their stderr file (best effort)."""
         errors = {e.job_number for e in parse.parse_qstat_xml(sections["qstat"][1]) if "E" in e.state}
+        stuck = [(job, n) for job in jobs for n in [job.remote_id.split(".")[0]] if n in errors]
         reports = [(n, f"{job.remote_dir.rstrip('/')}/{names.stderr_file(job.id)}",
                     f"expyre-sge: Grid Engine job {n} is in error state and will not run unless it is cleared "
-                    f"(qmod -cj {n}) or deleted (qdel {n}); Grid Engine says:")
-                   for job in jobs for n in [job.remote_id.split(".")[0]] if states[job.remote_id] == "other" and n in errors]
+                    f"(qmod -cj {n}) or deleted (qdel {n}); Grid Engine says:") for job, n in stuck]
         try:
             reports and commands.run(shell, commands.error_report_command(reports), self.status_timeout)
         except (RemoteCommandError, ConnectionLostError, OSError):

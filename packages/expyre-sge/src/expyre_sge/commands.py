@@ -23,7 +23,8 @@ CANCELLED_FILE = jobfiles.plugin_file("sge", "cancelled")
 SGE_ENVIRONMENT = r"""if [ -n "${SGE_ROOT:-}" ]; then
     if [ -z "${SGE_ARCH:-}" ] && ! command -v qstat >/dev/null 2>&1 && [ -x "$SGE_ROOT/util/arch" ]; then
         SGE_ARCH=$("$SGE_ROOT/util/arch" 2>/dev/null) || SGE_ARCH=""; fi
-    if [ -n "${SGE_ARCH:-}" ] && [ -x "$SGE_ROOT/bin/$SGE_ARCH/qstat" ]; then PATH="$SGE_ROOT/bin/$SGE_ARCH:$PATH"; export PATH; fi
+    _xpr_b=$SGE_ROOT/bin/${SGE_ARCH:-none}
+    if [ -n "${SGE_ARCH:-}" ] && [ -x "$_xpr_b/qstat" ]; then PATH="$_xpr_b:$PATH"; export PATH; fi
 fi
 if ! command -v qstat >/dev/null 2>&1; then
     echo "expyre-sge: Grid Engine's commands are not available to $(id -un) on $(hostname):" \
@@ -33,7 +34,6 @@ if ! command -v qstat >/dev/null 2>&1; then
     exit 127
 fi"""
 
-_USER = '_xpr_user=${USER:-$(id -un)}'
 #: For each job qstat did not list, section ``files:I``: ``exit N`` (the job's own exit status),
 #: else qacct's records (section ``qacct:N``, once per job number), ``cancelled``, ``age S``, ``missing``.
 _UNLISTED = f"""_xpr_unlisted() {{
@@ -73,7 +73,7 @@ def status_commands(jobs: Sequence[RemoteJob]) -> Tuple[Dict[str, str], List[str
                 "        _xpr_ids=\" $(printf '%s\\n' \"$_xpr_q\" | "
                 "sed -n 's|^.*<JB_job_number>\\([0-9]*\\)</JB_job_number>.*$|\\1|p' | tr '\\n' ' ')\"",
                 '    fi', *lines, 'fi']
-    return {"+setup": f"{_USER}\n{_UNLISTED}",
+    return {"+setup": f"_xpr_user=${{USER:-$(id -un)}}\n{_UNLISTED}",
             "qstat": '_xpr_q=$(qstat -xml -u "$_xpr_user"); _xpr_qs=$?; printf \'%s\\n\' "$_xpr_q"; (exit $_xpr_qs)',
             "+unlisted": "\n".join(unlisted)}, looked_up
 
@@ -88,7 +88,8 @@ def error_report_command(reports: Iterable[Tuple[str, str, str]]) -> str:
     """``(job number, stderr file, heading)``: the heading and ``qstat -j``'s error reasons into the file."""
     return with_environment(*(
         f"if [ ! -s {quote(path)} ] && [ -d \"$(dirname {quote(path)})\" ]; then "
-        f"{{ printf '%s\\n' {quote(heading)}; qstat -j {quote(number)} 2>&1 | grep '^error reason'; }} > {quote(path)}; fi"
+        f"{{ printf '%s\\n' {quote(heading)}; qstat -j {quote(number)} 2>&1 | grep '^error reason'; }} "
+        f"> {quote(path)}; fi"
         for number, path, heading in reports), "true")
 
 

@@ -72,9 +72,7 @@ class QstatEntry:
         return False
 
 
-def _text(element: ElementTree.Element, tag: str) -> Optional[str]:
-    child = element.find(tag)
-    return None if child is None else (child.text or "").strip()
+_FIELDS = ("JB_job_number", "JB_name", "JB_owner", "state", "tasks")
 
 
 def parse_qstat_xml(text: str) -> List[QstatEntry]:
@@ -93,12 +91,11 @@ def parse_qstat_xml(text: str) -> List[QstatEntry]:
         raise OutputError(f"qstat -xml output has root element <{root.tag}>, not <job_info>")
     entries = []
     for job in root.iter("job_list"):
-        number, state = _text(job, "JB_job_number"), _text(job, "state")
-        if not number or not number.isdigit() or not state:
+        number, name, owner, state, tasks = ((job.findtext(tag) or "").strip() for tag in _FIELDS)
+        if not number.isdigit() or not state:
             raise OutputError(f"qstat -xml lists a job without job number or state: "
                               f"{ElementTree.tostring(job, encoding='unicode')[:300]}")
-        entries.append(QstatEntry(number, _text(job, "JB_name") or "", _text(job, "JB_owner") or "", state,
-                                  _text(job, "tasks") or None))
+        entries.append(QstatEntry(number, name, owner, state, tasks or None))
     return entries
 
 
@@ -182,7 +179,8 @@ def parse_qacct(text: str) -> List[AccountingRecord]:
             failed, exit_status = int(failed_word.strip()), int(float(exit_match.group(0)))
         except (KeyError, ValueError) as exc:
             raise OutputError(f"qacct record not understood ({exc!r}):\n{block.strip()[:500]}") from None
-        task, h_rt = fields.get("taskid", "undefined"), re.search(r"(?:^|[\s,])h_rt=([0-9:.]+)", fields.get("category", ""))
+        task = fields.get("taskid", "undefined")
+        h_rt = re.search(r"(?:^|[\s,])h_rt=([0-9:.]+)", fields.get("category", ""))
         records.append(AccountingRecord(
             number, int(task) if task.isdigit() else None, fields.get("jobname", ""), failed, failed_reason.strip(),
             exit_status, _seconds(fields.get("ru_wallclock", "")), _seconds(h_rt.group(1)) if h_rt else None,
@@ -234,7 +232,8 @@ class FileEvidence:
 def parse_evidence(text: str) -> FileEvidence:
     """The evidence lines (``exit N``, ``cancelled``, ``age N``, ``missing``); others are ignored."""
     found = {w[0]: int(w[1]) if len(w) == 2 else True for w in map(str.split, text.splitlines())
-             if (len(w) == 2 and w[0] in ("exit", "age") and re.match(r"^-?\d+$", w[1])) or w in (["cancelled"], ["missing"])}
+             if w in (["cancelled"], ["missing"]) or (len(w) == 2 and w[0] in ("exit", "age")
+                                                       and re.match(r"^-?\d+$", w[1]))}
     age = found.get("age")
     return FileEvidence(found.get("exit"), "cancelled" in found, None if age is None else max(float(age), 0.0),
                         "missing" in found)

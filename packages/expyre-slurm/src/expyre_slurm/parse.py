@@ -108,8 +108,9 @@ def is_hold_reason(reason: str) -> bool:
     return reason.strip().strip("()").startswith("JobHeld")
 
 
-_JOB_LINE = re.compile(rf"^{LINE_START}\|(?P<id>[0-9][0-9_\[\]+-]*)\|(?P<state>[A-Z_]+)\|(?P<reason>[^|]*)\|{LINE_END}$")
-_NAME_LINE = re.compile(rf"^{LINE_START}\|(?P<id>[0-9][0-9_\[\]+-]*)\|(?P<state>[A-Z_]+)\|{LINE_END}\|(?P<name>.*)$")
+_ID_STATE = rf"^{LINE_START}\|(?P<id>[0-9][0-9_\[\]+-]*)\|(?P<state>[A-Z_]+)\|"
+_JOB_LINE = re.compile(rf"{_ID_STATE}(?P<reason>[^|]*)\|{LINE_END}$")
+_NAME_LINE = re.compile(rf"{_ID_STATE}{LINE_END}\|(?P<name>.*)$")
 _CLUSTER_LINE = re.compile(r"^CLUSTER:\s*(\S+)\s*$")
 
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Sequence
 
-from expyre import JobSpec, RemoteJob, Shell, quote
-from expyre.batch import BatchScheduler, OutputError, Sections
-from expyre.header import format_header_lines
+from expyre.plugin import BatchScheduler, JobSpec, OutputError, RemoteJob, Sections, Shell, format_header_lines, quote
 
 __version__ = "0.2.0"
 
