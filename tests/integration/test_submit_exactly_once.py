@@ -30,7 +30,7 @@ DRIVER = textwrap.dedent("""
     xpr = ExPyRe(sys.argv[1], function=int, args=["21"])
     xpr.start(resources={"max_time": "10m", "num_cores": 1, "partitions": "standard"}, system_name="remote",
               partial_node=True)
-    print("RESULT", xpr.get_results(timeout=240, check_interval=0.5, quiet=True)[0], xpr.remote_id, flush=True)
+    print("RESULT", xpr.get_results(timeout=240, check_interval=0.5, quiet=True)[0], xpr.remote_id, xpr.id, flush=True)
 """)
 
 
@@ -46,8 +46,8 @@ def slow_sbatch(sshd):  # noqa: F811
         yield SLOW
     finally:
         sshd.run_as_user("rm -f ~/venv/bin/sbatch", check=True)
-        sshd.run_as_user(f"squeue -h -u \"$USER\" -n $(ls ~/{RUNDIR} 2>/dev/null | tr '\\n' ,)x -o %i "
-                         "| xargs -r scancel; rm -rf ~/" + RUNDIR)
+        sshd.run_as_user("squeue -h -u \"$USER\" -o '%i %j' | awk '$2 ~ /^slow_/ {print $1}' | xargs -r scancel; "
+                         f"rm -rf ~/{RUNDIR}")
 
 
 def _lock_state(sshd, name):  # noqa: F811
@@ -85,9 +85,9 @@ def test_kill_during_a_slow_submission_gives_exactly_one_job(kill_at, sshd, ssh_
                             timeout=300)
     assert second.returncode == 0, second.stderr
     result_line = [line for line in second.stdout.splitlines() if line.startswith("RESULT")][0]
-    _, value, remote_id = result_line.split()
+    _, value, remote_id, job_id = result_line.split()
     assert value == "21"
-    jobs = sshd.run_as_user(f"squeue -h --states=all -u \"$USER\" -o '%i %j' | grep ' {name}_' || true",
-                            check=True).stdout.split("\n")
-    jobs = [line.split()[0] for line in jobs if line.strip()]
+    # the Slurm job name is the expyre id (expyre.batch.job_name keeps it: every character is safe)
+    listing = sshd.run_as_user("squeue -h --states=all -u \"$USER\" -o '%i %j'", check=True).stdout
+    jobs = [line.split()[0] for line in listing.splitlines() if line.split()[1:] == [job_id]]
     assert jobs == [remote_id], f"jobs in Slurm for {name}: {jobs}"
