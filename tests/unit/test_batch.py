@@ -133,6 +133,12 @@ def test_a_submission_that_never_ends_stays_unknown(tmp_path):
         sleeper.wait()
     # its process is gone without a record: the listing decides (nothing there)
     assert toy.find_jobs(job, BashShell(tmp_path)) == []
+    # a lock just taken, its pid not written yet: still submitting; an old lock without a pid: dead
+    (lock / "pid").unlink()
+    with pytest.raises(ConnectionLostError, match="still running"):
+        toy.find_jobs(job, BashShell(tmp_path))
+    os.utime(lock, (time.time() - 600, time.time() - 600))
+    assert toy.find_jobs(job, BashShell(tmp_path)) == []
 
 
 def test_status_failures_never_finish_jobs(monkeypatch):

@@ -241,13 +241,15 @@ def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
 def record_probe(remote_dir: str) -> str:
     """Shell code printing the submit record of the job in ``remote_dir``: the submit command's
     output with its exit status; :data:`STILL_SUBMITTING` while its process still runs (or runs on
-    another host, or has not written its pid yet); 1 when there was no attempt or it died."""
-    d = quote(remote_dir.rstrip("/") or "/")
-    return (f"if [ -f {d}/{SUBMIT_RC} ]; then cat {d}/{SUBMIT_OUT}; read -r _xpr_r < {d}/{SUBMIT_RC}; "
-            f"(exit ${{_xpr_r:-1}})\n"
-            f"elif [ -d {d}/{SUBMIT_LOCK} ]; then read -r _xpr_p _xpr_h < {d}/{SUBMIT_LOCK}/pid 2>/dev/null; "
-            f"if [ -z \"${{_xpr_p:-}}\" ] || [ \"$_xpr_h\" != \"$(uname -n)\" ] || kill -0 \"$_xpr_p\" 2>/dev/null; "
-            f"then echo \"submitting ${{_xpr_p:-}}\"; (exit {STILL_SUBMITTING}); else (exit 1); fi\n"
+    another login node, whose processes cannot be seen from here, or has taken the lock in the
+    last two minutes and not written its pid yet); 1 when there was no attempt or it died."""
+    d, lock = quote(remote_dir.rstrip("/") or "/"), SUBMIT_LOCK
+    return (f"_xpr_p=; _xpr_h=; if [ -f {d}/{SUBMIT_RC} ]; then cat {d}/{SUBMIT_OUT}; "
+            f"read -r _xpr_r < {d}/{SUBMIT_RC}; (exit ${{_xpr_r:-1}})\n"
+            f"elif [ -d {d}/{lock} ]; then read -r _xpr_p _xpr_h < {d}/{lock}/pid 2>/dev/null\n"
+            f"  if {{ [ -z \"$_xpr_p\" ] && [ -n \"$(find {d}/{lock} -maxdepth 0 -mmin -2)\" ]; }} || "
+            f"{{ [ -n \"$_xpr_p\" ] && {{ [ \"$_xpr_h\" != \"$(uname -n)\" ] || kill -0 \"$_xpr_p\" 2>/dev/null; }}; }}\n"
+            f"  then echo \"submitting $_xpr_p\"; (exit {STILL_SUBMITTING}); else (exit 1); fi\n"
             "else (exit 1); fi")
 
 
