@@ -8,7 +8,6 @@ site plugin drive the same Slurm, so they leave it out to keep the suite's time 
 """
 import pytest
 from servicelib import require_service
-from sshd_fixtures import ssh_client_setup, sshd  # noqa: F401  (pytest fixtures)
 
 from expyre.testing import SchedulerConformance
 
@@ -18,7 +17,7 @@ RUNDIR = "run_expyre_conformance"
 
 
 @pytest.fixture(autouse=True)
-def fresh_ssh_connections(ssh_client_setup, monkeypatch):  # noqa: F811
+def fresh_ssh_connections(ssh_client_setup, monkeypatch):
     from expyre.transports import ssh as ssh_transport
     monkeypatch.setenv("EXPYRE_RETRY", "4 0.5")
     ssh_transport.close_all()
@@ -32,7 +31,7 @@ class TestSlurm(SchedulerConformance):
     blocker_resources = {"max_time": "10m", "num_nodes": 1, "partitions": "standard"}
 
     @pytest.fixture
-    def conformance_system(self, ssh_client_setup):  # noqa: F811
+    def conformance_system(self, ssh_client_setup):
         cpus = int(require_service("slurm")["SLURM_CPUS"])
         return {"host": ssh_client_setup, "scheduler": "slurm", "rundir": RUNDIR,
                 "header": ["#SBATCH --nodes={num_nodes}", "#SBATCH --ntasks-per-node={num_cores_per_node}"],
@@ -45,7 +44,7 @@ class TestGridEngine(SchedulerConformance):
     blocker_resources = {"max_time": "10m", "num_nodes": 1, "partitions": "regular"}
 
     @pytest.fixture
-    def conformance_system(self, ssh_client_setup):  # noqa: F811
+    def conformance_system(self, ssh_client_setup):
         slots = int(require_service("sge")["SGE_SLOTS"])
         return {"host": ssh_client_setup, "scheduler": "sge", "rundir": RUNDIR,
                 "header": ["#$ -pe smp {num_cores_per_node}"],
@@ -60,7 +59,7 @@ class TestPBSFrontEnd(SchedulerConformance):
     exact_finished_states = False
 
     @pytest.fixture
-    def conformance_system(self, ssh_client_setup, sshd, isolated_home):  # noqa: F811
+    def conformance_system(self, ssh_client_setup, sshd, isolated_home):
         pbs = require_service("pbs")
         config = isolated_home / ".ssh" / "config"
         config.write_text(config.read_text() + f"\nHost pbs-cluster\n    HostName {sshd.host}\n    Port {sshd.port}\n"
@@ -77,7 +76,7 @@ class TestSitePlugin(SchedulerConformance):
     blocker_resources = {"max_time": "10m", "num_nodes": 1, "partitions": "batch"}
 
     @pytest.fixture
-    def conformance_system(self, ssh_client_setup):  # noqa: F811
+    def conformance_system(self, ssh_client_setup):
         slurm = require_service("slurm")
         return {"host": ssh_client_setup, "scheduler": "site-slurm", "rundir": RUNDIR,
                 "header": ["#SBATCH --account=proj42", "#SBATCH --ntasks={num_cores}"],

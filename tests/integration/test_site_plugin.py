@@ -3,7 +3,6 @@ through its entry point, runs a real job on this machine's Slurm when a config s
 and keeps the site's house rules (a project on every job, the site's job names)."""
 import pytest
 from servicelib import require_service
-from sshd_fixtures import ssh_client_setup, sshd  # noqa: F401  (pytest fixtures)
 
 from expyre import plugins
 from expyre.func import ExPyRe
@@ -17,7 +16,7 @@ def site_system(host, header):
             "partitions": {"batch": {"num_cores": cpus, "max_time": "1h", "partition": "standard"}}}
 
 
-def test_site_scheduler_runs_a_real_job(expyre_config, ssh_client_setup, sshd):  # noqa: F811
+def test_site_scheduler_runs_a_real_job(expyre_config, ssh_client_setup, sshd):
     config = expyre_config({"site": site_system(ssh_client_setup, ["#SBATCH --account=proj42"])})
     assert "site-slurm" in plugins.scheduler_names()
     xpr = ExPyRe("site_job", function=int, args=["17"])
@@ -33,7 +32,7 @@ def test_site_scheduler_runs_a_real_job(expyre_config, ssh_client_setup, sshd): 
     sshd.remove_remote_dir("run_expyre_site")
 
 
-def test_job_without_a_project_is_refused_before_anything_is_copied(expyre_config, ssh_client_setup):  # noqa: F811
+def test_job_without_a_project_is_refused_before_anything_is_copied(expyre_config, ssh_client_setup):
     expyre_config({"site": site_system(ssh_client_setup, [])})
     xpr = ExPyRe("site_no_project", function=int, args=["1"])
     with pytest.raises(ValueError, match=r"charges no project; add '#SBATCH --account=<project>'"):

@@ -15,7 +15,6 @@ import time
 
 import pytest
 from servicelib import require_service
-from sshd_fixtures import ssh_client_setup, sshd  # noqa: F401  (pytest fixtures)
 
 from expyre import batch
 from expyre.testing import write_expyre_config
@@ -35,7 +34,7 @@ DRIVER = textwrap.dedent("""
 
 
 @pytest.fixture
-def slow_sbatch(sshd):  # noqa: F811
+def slow_sbatch(sshd):
     """A wrapper sbatch, sleeping SLOW seconds first, first on the account's PATH; removed after."""
     real = sshd.run_as_user("command -v sbatch", check=True).stdout.strip()
     wrapper = f'#!/bin/sh\nsleep {SLOW}\nexec {real} "$@"\n'
@@ -50,7 +49,7 @@ def slow_sbatch(sshd):  # noqa: F811
                          f"rm -rf ~/{RUNDIR}")
 
 
-def _lock_state(sshd, name):  # noqa: F811
+def _lock_state(sshd, name):
     """``none``, ``locked`` (submit command running) or ``ended`` (its record written)."""
     out = sshd.run_as_user(f"cd ~/{RUNDIR} 2>/dev/null && for d in *{name}*; do "
                            f"[ -f \"$d/{batch.SUBMIT_RC}\" ] && echo ended && exit; "
@@ -59,7 +58,7 @@ def _lock_state(sshd, name):  # noqa: F811
 
 
 @pytest.mark.parametrize("kill_at", ["lock-taken", "sbatch-half-way", "sbatch-ended"])
-def test_kill_during_a_slow_submission_gives_exactly_one_job(kill_at, sshd, ssh_client_setup, slow_sbatch,  # noqa: F811
+def test_kill_during_a_slow_submission_gives_exactly_one_job(kill_at, sshd, ssh_client_setup, slow_sbatch,
                                                               tmp_path, isolated_home):
     slurm = require_service("slurm")
     root = tmp_path / "root"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence
 
-from expyre import ConnectionLostError, JobSpec, RemoteCommandError, RemoteJob, Shell, quote
+from expyre import ConnectionLostError, JobSpec, RemoteCommandError, RemoteJob, Shell
 from expyre.batch import BatchScheduler, Sections
 
 from . import commands, header, names, parse

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Dict, List, Sequence
 
 from expyre import JobSpec, RemoteJob, Shell, quote
-from expyre.batch import BatchScheduler, OutputError, Sections
+from expyre.batch import BatchScheduler, Sections
 
 from . import header, parse
 from .commands import SlurmCommandError, by_cluster, cluster_option, squeue_commands, UNSET_JOB_ENVIRONMENT

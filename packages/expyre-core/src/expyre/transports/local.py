@@ -10,10 +10,13 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from ..hookspecs import hookimpl
-from ..hooktypes import CommandResult, command_result
+from ..hooktypes import CommandResult, Shell, command_result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..system import System
 
 NAME = "local"
 
@@ -75,17 +78,17 @@ def put(local_dir: Path, remote: Path) -> None:
 
 
 @hookimpl
-def expyre_transports():
+def expyre_transports() -> List[str]:
     return [NAME]
 
 
 @hookimpl
-def open_shell(transport, system):
+def open_shell(transport: str, system: System) -> Shell:
     return LocalShell()
 
 
 @hookimpl
-def transfer(transport, shell, direction, pairs):
+def transfer(transport: str, shell: Shell, direction: str, pairs: Sequence[Tuple[Path, str]]) -> bool:
     for local_dir, remote_dir in pairs:
         remote = resolve(remote_dir)
         if direction == "put":
