@@ -17,6 +17,7 @@ naming both, raised only when a system that uses that name is used.
 from __future__ import annotations
 
 import importlib
+from contextvars import ContextVar
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -82,6 +83,8 @@ _plugin_dists: Dict[str, tuple] = {}
 broken_plugins: List[BrokenPlugin] = []
 #: ``(kind, name)`` -> names of the registered plugins that declared it (kind: scheduler/transport)
 _providers: Dict[Tuple[str, str], List[str]] = {}
+#: The System a status query is for, when its caller does not pass it (see :meth:`System.status`).
+current_system: ContextVar = ContextVar("expyre_current_system", default=None)
 
 
 def _new_manager() -> pluggy.PluginManager:
@@ -280,6 +283,7 @@ def submit(scheduler: str, job: JobSpec, script: str, shell: Shell, system: Any 
 def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> Dict[str, str]:
     if not jobs:
         return {}
+    system = system if system is not None else current_system.get()
     return dict(_scheduler_call("status", scheduler, system, jobs=list(jobs), shell=shell))
 
 

@@ -172,7 +172,11 @@ class System:
 
     def status(self, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
         """``{remote_id: state}`` for all ``jobs``, in one scheduler query."""
-        return plugins.status(self.scheduler, jobs, self.shell, system=self)
+        token = plugins.current_system.set(self)  # status is called with three arguments (tests wrap it)
+        try:
+            return plugins.status(self.scheduler, jobs, self.shell)
+        finally:
+            plugins.current_system.reset(token)
 
     def cancel(self, jobs: Sequence[RemoteJob]) -> None:
         """Cancel ``jobs``."""
