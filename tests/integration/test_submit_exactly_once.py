@@ -51,7 +51,7 @@ def slow_sbatch(sshd):
 
 def _lock_state(sshd, name):
     """``none``, ``locked`` (submit command running) or ``ended`` (its record written)."""
-    out = sshd.run_as_user(f"cd ~/{RUNDIR} 2>/dev/null && for d in *{name}*; do "
+    out = sshd.run_as_user(f"for d in $(find ~/{RUNDIR} -maxdepth 3 -type d -name 'run_{name}_*' 2>/dev/null); do "
                            f"[ -f \"$d/{batch.SUBMIT_RC}\" ] && echo ended && exit; "
                            f"[ -d \"$d/{batch.SUBMIT_LOCK}\" ] && echo locked && exit; done; echo none").stdout
     return out.strip().splitlines()[-1] if out.strip() else "none"

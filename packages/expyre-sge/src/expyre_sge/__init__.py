@@ -1,6 +1,5 @@
-"""expyre's Grid Engine plugin (``"scheduler": "sge"``) on :mod:`expyre.batch`: ``qsub`` in the job's
-directory; one status command per poll (``qstat -xml``, and for jobs it no longer lists the job's
-directory and ``qacct``); ``qdel`` (after marking the directory), ``qhold``, ``qrls``."""
+"""expyre's Grid Engine plugin (``"scheduler": "sge"``) on :mod:`expyre.batch`: ``qsub``; per poll one
+``qstat -xml`` (and the directory and ``qacct`` of jobs it no longer lists); ``qdel``, ``qhold``, ``qrls``."""
 from __future__ import annotations
 
 from typing import Dict, List, Sequence
@@ -50,10 +49,13 @@ class GridEngine(BatchScheduler):
     def after_status(self, shell: Shell, sections: Sections, jobs: Sequence[RemoteJob],
                      states: Dict[str, str]) -> None:
         """Jobs in the error state get Grid Engine's reasons in their stderr file (best effort)."""
-        errors = {e.job_number for e in parse.parse_qstat_xml(sections["qstat"][1]) if "E" in e.state}
+        errors: Dict[str, set] = {}
+        for entry in (e for e in parse.parse_qstat_xml(sections["qstat"][1]) if "E" in e.state):
+            errors.setdefault(entry.job_number, set()).add(entry.state)
         stuck = [(job, n) for job in jobs for n in [job.remote_id.split(".")[0]] if n in errors]
         reports = [(n, f"{job.remote_dir.rstrip('/')}/{names.stderr_file(job.id)}",
-                    f"expyre-sge: Grid Engine job {n} is in error state and will not run unless it is cleared "
+                    f"expyre-sge: Grid Engine job {n} is in error state ({', '.join(sorted(errors[n]))}) and will not run "
+                    f"unless it is cleared "
                     f"(qmod -cj {n}) or deleted (qdel {n}); Grid Engine says:") for job, n in stuck]
         try:
             reports and commands.run(shell, commands.error_report_command(reports), self.status_timeout)

@@ -23,8 +23,7 @@ def job_name(job_id: str) -> str:
 
 
 def output_file(file_name: str) -> str:
-    """A ``#$ -o``/``-e`` file name Grid Engine takes literally: ``file_name`` if it is safe,
-    else made safe with a digest of the original inserted before its last suffix."""
+    """A ``#$ -o``/``-e`` name Grid Engine takes literally (made safe, a digest before its suffix)."""
     if is_safe(file_name) and file_name not in (".", ".."):
         return file_name
     stem, dot, suffix = file_name.rpartition(".")
