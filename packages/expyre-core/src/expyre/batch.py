@@ -248,7 +248,8 @@ def record_probe(remote_dir: str) -> str:
             f"read -r _xpr_r < {d}/{SUBMIT_RC}; (exit ${{_xpr_r:-1}})\n"
             f"elif [ -d {d}/{lock} ]; then read -r _xpr_p _xpr_h < {d}/{lock}/pid 2>/dev/null\n"
             f"  if {{ [ -z \"$_xpr_p\" ] && [ -n \"$(find {d}/{lock} -maxdepth 0 -mmin -2)\" ]; }} || "
-            f"{{ [ -n \"$_xpr_p\" ] && {{ [ \"$_xpr_h\" != \"$(uname -n)\" ] || kill -0 \"$_xpr_p\" 2>/dev/null; }}; }}\n"
+            f"{{ [ -n \"$_xpr_p\" ] && {{ [ \"$_xpr_h\" != \"$(uname -n)\" ] || kill -0 \"$_xpr_p\" 2>/dev/null; }}; }}"
+            "\n"
             f"  then echo \"submitting $_xpr_p\"; (exit {STILL_SUBMITTING}); else (exit 1); fi\n"
             "else (exit 1); fi")
 

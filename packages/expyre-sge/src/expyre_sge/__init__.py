@@ -54,8 +54,8 @@ class GridEngine(BatchScheduler):
             errors.setdefault(entry.job_number, set()).add(entry.state)
         stuck = [(job, n) for job in jobs for n in [job.remote_id.split(".")[0]] if n in errors]
         reports = [(n, f"{job.remote_dir.rstrip('/')}/{names.stderr_file(job.id)}",
-                    f"expyre-sge: Grid Engine job {n} is in error state ({', '.join(sorted(errors[n]))}) and will not run "
-                    f"unless it is cleared "
+                    f"expyre-sge: Grid Engine job {n} is in error state ({', '.join(sorted(errors[n]))}) and will "
+                    f"not run unless it is cleared "
                     f"(qmod -cj {n}) or deleted (qdel {n}); Grid Engine says:") for job, n in stuck]
         try:
             reports and commands.run(shell, commands.error_report_command(reports), self.status_timeout)
