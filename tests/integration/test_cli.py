@@ -178,8 +178,8 @@ def test_plugins_lists_builtins_and_site_plugin():
     assert by_name["expyre.schedulers.direct"]["schedulers"] == ["direct"]
     assert by_name["expyre.transports.local"]["transports"] == ["local"]
     assert by_name["expyre.schedulers.direct"]["distribution"] == "expyre-core"
-    assert by_name["site-example"]["distribution"] == "expyre-site-example"
-    assert by_name["site-example"]["schedulers"] == ["site-batch"]
+    assert by_name["site-slurm"]["distribution"] == "expyre-site-example"
+    assert by_name["site-slurm"]["schedulers"] == ["site-slurm"]
 
 
 def test_config_error_is_one_clear_message(isolated_home):

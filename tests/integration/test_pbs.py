@@ -92,7 +92,6 @@ def pbs_host(ssh_client_setup, sshd, site, isolated_home, monkeypatch):
                       f"    UserKnownHostsFile {known_hosts}\n")
     monkeypatch.setenv("EXPYRE_RETRY", "4 0.5")
     ssh_transport.close_all()
-    expyre_pbs.dialect.forget()
     yield HOST
     ssh_transport.close_all()
     site.clean()
@@ -237,21 +236,18 @@ def test_restart_across_two_processes(remote, site, tmp_path):
 
 def test_lost_submission_is_found_by_name_not_repeated(remote, site, sshd, monkeypatch):
     """A submission whose answer was lost: the next start() finds the job (record or name)."""
-    from expyre_pbs import commands
-    real_submit = commands.submit_command
+    real_submit = expyre_pbs.PBS.submit_command
 
-    def submit_then_drop(remote_dir, script):
+    def submit_then_drop(self, job, script):
         # fault injection: qsub goes through, then every session of the account dies
-        command = real_submit(remote_dir, script)
-        assert command.endswith("\nexit $_xpr_rc")
-        return command[:-len("exit $_xpr_rc")] + f"pkill -KILL -u {site.user} -x sshd\nexit $_xpr_rc"
+        return f"{real_submit(self, job, script)} && pkill -KILL -u {site.user} -x sshd"
 
-    monkeypatch.setattr(commands, "submit_command", submit_then_drop)
+    monkeypatch.setattr(expyre_pbs.PBS, "submit_command", submit_then_drop)
     xpr = ExPyRe("lost_submit", function=abs, args=[-7])
     with pytest.raises(ConnectionLostError):
         xpr.start(resources=ONE_CORE, system_name="remote", partial_node=True)
     assert remote.db.get(xpr.id)["status"] == "submitting"
-    monkeypatch.setattr(commands, "submit_command", real_submit)
+    monkeypatch.setattr(expyre_pbs.PBS, "submit_command", real_submit)
     again = ExPyRe("lost_submit", function=abs, args=[-7])
     again.start(resources=ONE_CORE, system_name="remote", partial_node=True)
     assert again.id == xpr.id and again.remote_id.isdigit()

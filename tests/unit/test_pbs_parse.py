@@ -86,11 +86,14 @@ def torque_id(name: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def fresh_dialects(monkeypatch):
+def fast_retries(monkeypatch):
     monkeypatch.setenv("EXPYRE_RETRY", "3 0")
-    dialect.forget()
-    yield
-    dialect.forget()
+
+
+def a_system(**options):
+    """What the hooks need of a System: its pbs settings table and its plugin state."""
+    from types import SimpleNamespace
+    return SimpleNamespace(scheduler_options=options, plugin_state={})
 
 
 # =========================================================================== dialects
@@ -127,14 +130,17 @@ def test_missing_qstat_is_an_error_not_a_dialect():
         expyre_pbs.host_dialect(shell)
 
 
-def test_dialect_is_asked_once_per_shell_and_can_be_configured():
-    shell = shell_for("pbspro", answer())
-    assert expyre_pbs.host_dialect(shell).name == "pbspro"
-    assert expyre_pbs.host_dialect(shell).name == "pbspro"
-    assert shell.commands == [dialect.VERSION_COMMAND]
-    other = shell_for("pbspro", answer())
+def test_dialect_is_asked_once_per_system_and_can_be_configured():
+    shell = shell_for("pbspro", answer(section="qstat"))
+    system = a_system()
+    for _ in range(2):
+        assert expyre_pbs.status("pbs", jobs_for("1.s"), shell, system) == {"1.s": "unknown"}
+    assert [c for c in shell.commands if c == dialect.VERSION_COMMAND] == [dialect.VERSION_COMMAND]
+    assert system.plugin_state["pbs"].dialect.name == "pbspro"
+    other = shell_for("pbspro", answer(section="qstat"))
+    expyre_pbs.status("pbs", jobs_for("1.s"), other, a_system(dialect="torque"))
+    assert other.commands[0].startswith("qstat -f -1 ")  # the configured dialect: nothing asked
     assert expyre_pbs.host_dialect(other, configured="torque").name == "torque"
-    assert other.commands == []
     with pytest.raises(ValueError, match="unknown PBS dialect"):
         dialect.for_name("lsf")
 
@@ -200,7 +206,8 @@ def test_submit_runs_qsub_in_the_job_directory_and_returns_the_whole_id():
     shell = ReplayShell(answer(stdout="Site notice: maintenance on Friday\n4321.pbs01\n"))
     assert expyre_pbs.submit("pbs", _job(remote_dir="run dir/it's"), "_expyre_job.sh", shell) == "4321.pbs01"
     assert len(shell.commands) == 1
-    assert shell.commands[0].startswith("cd 'run dir/it'\"'\"'s' || exit 1\nqsub _expyre_job.sh")
+    assert shell.commands[0].startswith("cd 'run dir/it'\"'\"'s' || exit 1\n")
+    assert "( qsub _expyre_job.sh )" in shell.commands[0]  # run under the exactly-once lock
 
 
 def test_submit_that_prints_no_id_finds_the_job_by_name():
@@ -388,8 +395,9 @@ def test_pbspro_json_that_cannot_be_read_is_asked_again_as_text():
             return CommandResult(command, 0, f"{bad}\n{END_MARKER} qstat 0\n", "")
         return CommandResult(command, 0, f"{text}\n{END_MARKER} qstat 0\n", "")
     shell = shell_for("pbspro", reply)
-    assert expyre_pbs.status("pbs", jobs_for("130.ServerA"), shell) == {"130.ServerA": "done"}
-    assert expyre_pbs.status("pbs", jobs_for("131.ServerA"), shell) == {"131.ServerA": "failed"}
+    system = a_system()
+    assert expyre_pbs.status("pbs", jobs_for("130.ServerA"), shell, system) == {"130.ServerA": "done"}
+    assert expyre_pbs.status("pbs", jobs_for("131.ServerA"), shell, system) == {"131.ServerA": "failed"}
     queries = [c for c in shell.commands if c.startswith("qstat -x")]
     assert [("-F json" in q) for q in queries] == [True, False, False]
 
@@ -588,19 +596,6 @@ def test_find_submitted_raises_when_the_lookup_fails(pbs):
         expyre_pbs.find_submitted("pbs", _job(), shell_for(pbs, answer(stdout=f"{END_MARKER} record 1\n")))
 
 
-def test_hooks_answer_only_for_pbs():
-    shell = ReplayShell(answer())
-    assert expyre_pbs.status("slurm", jobs_for("1"), shell) is None
-    assert expyre_pbs.submit("sge", _job(), "x", shell) is None
-    assert expyre_pbs.cancel("direct", jobs_for("1"), shell) is None
-    assert expyre_pbs.render_header("slurm", _job()) is None
-    assert expyre_pbs.job_environment("sge", _job()) is None
-    assert expyre_pbs.find_submitted("slurm", _job(), shell) is None
-    assert expyre_pbs.hold("slurm", jobs_for("1"), shell) is None
-    assert expyre_pbs.release("slurm", jobs_for("1"), shell) is None
-    assert shell.commands == []
-    assert expyre_pbs.status("pbs", [], shell) == {}
-
 
 def test_status_command_forms():
     ids = ["1.s", "2[3].s", "1.s"]
@@ -608,3 +603,11 @@ def test_status_command_forms():
     assert commands.status_command(dialect.for_name("pbspro", "2022.1"), ids).startswith(
         "qstat -x -f -F json 1.s '2[3].s'\n")
     assert commands.status_command(dialect.for_name("pbspro", "13.0"), ids).startswith("qstat -x -f 1.s '2[3].s'\n")
+
+
+def test_pbs_settings_are_checked():
+    assert expyre_pbs.check_options("pbs", {"dialect": "torque"}) == []
+    problems = expyre_pbs.check_options("pbs", {"dialect": "lsf", "colour": "blue"})
+    assert ("colour", "blue", "unknown pbs setting; known: dialect") in problems
+    assert any(key == "dialect" and value == "lsf" and "unknown PBS dialect" in problem
+               for key, value, problem in problems)

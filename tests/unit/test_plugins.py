@@ -77,8 +77,7 @@ class RecordingScheduler:
 
     @hookimpl
     def render_header(self, scheduler, job):
-        if scheduler != "recording":
-            return None
+        # no check of ``scheduler``: core routes by name, so this is asked only for "recording"
         return [f"#REC {job.id}"]
 
 
@@ -89,9 +88,95 @@ def test_register_and_first_result_per_name():
         from expyre import JobSpec
         job = JobSpec(id="j1", name="j", remote_dir="d", partition="p", node_dict={}, max_time=None)
         assert plugins.render_header("recording", job) == ["#REC j1"]
-        assert plugins.render_header("direct", job) == []
+        assert plugins.render_header("direct", job) == []  # registered last, yet not asked for "direct"
         with pytest.raises(plugins.PluginNotFoundError, match="does not implement the 'submit' hook"):
             plugins.submit("recording", job, "script", shell=None)
     finally:
         plugins.unregister(plugin)
     assert "recording" not in plugins.scheduler_names()
+
+
+def _dist_info(site, dist_name, module, entry_point, source):
+    """Write a real installed distribution (dist-info directory and module) into ``site``."""
+    dist_info = site / f"{dist_name.replace('-', '_')}-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(f"[expyre]\n{entry_point} = {module}\n")
+    (site / f"{module}.py").write_text(source)
+
+
+CLAIMS_DIRECT = """
+from expyre import hookimpl
+
+@hookimpl
+def expyre_schedulers():
+    return ["direct", "rival-only"]
+
+@hookimpl
+def render_header(scheduler, job):
+    return ["#RIVAL"]
+"""
+
+
+@pytest.fixture
+def rival_distribution(tmp_path, monkeypatch):
+    """An installed distribution that claims the built-in scheduler name ``direct``."""
+    site = tmp_path / "site"
+    _dist_info(site, "expyre-rival-direct", "expyre_rival_direct", "rival", CLAIMS_DIRECT)
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    monkeypatch.undo()
+    plugins.load_plugins(force=True)
+
+
+def test_a_name_claimed_twice_is_one_error_naming_both_distributions(rival_distribution):
+    from expyre import JobSpec
+
+    plugins.load_plugins(force=True)
+    job = JobSpec(id="j1", name="j", remote_dir="d", partition="p", node_dict={}, max_time=None)
+    with pytest.raises(plugins.PluginConflictError) as info:
+        plugins.render_header("direct", job)
+    message = str(info.value)
+    assert "scheduler 'direct' is claimed by" in message
+    assert "'expyre-core'" in message and "'expyre-rival-direct'" in message
+    with pytest.raises(plugins.PluginConflictError):
+        plugins.check_scheduler("direct")
+    # only systems that use the contested name are affected
+    assert plugins.render_header("rival-only", job) == ["#RIVAL"]
+    assert plugins.transport_names() and plugins.open_shell("local", system=None) is not None
+
+
+def test_a_plugin_failing_to_import_disables_only_its_systems(broken_distribution, tmp_path):
+    """A system whose scheduler came from a broken plugin is reported when used; the config
+    still loads, ``xpr ls`` and ``xpr systems`` work, and the other systems run jobs."""
+    import json
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "config.json").write_text(json.dumps({"systems": {
+        "good": {"host": None, "scheduler": "direct", "partitions": {"p": {"num_cores": 1, "max_time": "1h"}}},
+        "site": {"host": None, "scheduler": "broken-batch", "partitions": {"p": {"num_cores": 1, "max_time": "1h"}}},
+    }}))
+    env = dict(os.environ, PYTHONPATH=str(broken_distribution), EXPYRE_ROOT=str(root))
+    xpr = [sys.executable, "-m", "expyre.cli"]
+    for command in (["ls"], ["systems"]):
+        done = subprocess.run(xpr + command, capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+    systems = subprocess.run(xpr + ["systems"], capture_output=True, text=True, env=env).stdout
+    assert "good" in systems and "site" in systems
+    code = ("from expyre.func import ExPyRe\n"
+            "x = ExPyRe('ok', function=sum, args=[[1, 2]])\n"
+            "x.start(resources={'max_time': '1m', 'num_nodes': 1}, system_name='good')\n"
+            "print(x.get_results(check_interval=0.2, quiet=True)[0])\n"
+            "y = ExPyRe('bad', function=sum, args=[[3]])\n"
+            "try:\n"
+            "    y.start(resources={'max_time': '1m', 'num_nodes': 1}, system_name='site')\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__, exc)\n")
+    ran = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    first, second = ran.stdout.splitlines()[:2]
+    assert first == "3"
+    assert second.startswith("PluginNotFoundError scheduler 'broken-batch' is not available")
+    assert "broken from expyre-broken-site" in second

@@ -45,6 +45,11 @@ def header_number(name: str) -> str:
     return re.search(r"command: \S+ (?:-j )?(\d+)", header(name)).group(1)
 
 
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("EXPYRE_RETRY", "3 0")
+
+
 def answer(stdout="", stderr="", rc=0):
     return lambda command: CommandResult(command, rc, stdout, stderr)
 
@@ -116,18 +121,6 @@ def test_submit_timeout_is_an_unknown_outcome():
     with pytest.raises(ConnectionLostError):
         expyre_sge.submit("sge", spec(), "_expyre_job.sh", ReplayShell(hang))
 
-
-def test_other_schedulers_are_not_answered():
-    shell = ReplayShell(answer())
-    assert expyre_sge.submit("slurm", spec(), "s", shell) is None
-    assert expyre_sge.status("slurm", [], shell) is None
-    assert expyre_sge.render_header("pbs", spec()) is None
-    assert expyre_sge.job_environment("direct", spec()) is None
-    assert expyre_sge.cancel("slurm", [], shell) is None
-    assert expyre_sge.hold("slurm", [], shell) is None
-    assert expyre_sge.release("slurm", [], shell) is None
-    assert expyre_sge.find_submitted("slurm", spec(), shell) is None
-    assert shell.commands == []
 
 
 # --------------------------------------------------------------------------- qstat
@@ -537,7 +530,7 @@ def test_find_submitted_when_nothing_was_submitted_and_when_qstat_fails():
 
 
 def test_sections_split():
-    out = "a\nb\n\n@@expyre-sge@@ one 0\nc\n@@expyre-sge@@ two 3\n"
+    out = f"a\nb\n\n{parse.SECTION_MARKER} one 0\nc\n{parse.SECTION_MARKER} two 3\n"
     assert parse.split_sections(out) == {"one": (0, "a\nb\n"), "two": (3, "c")}
     assert parse.split_sections("cut short\n") == {}
 

@@ -111,7 +111,8 @@ def test_unusual_ids_give_a_valid_job_name_and_quoted_output_files():
     job_id = "my step #2 50%_hash=_u1"
     job = job_spec(SEED_SYSTEM, {"max_time": "1h", "num_nodes": 1, "partitions": "regular"}, job_id=job_id)
     lines = render(job)
-    assert lines[0] == "#SBATCH --job-name=my_step__2_50%_hash=_u1"
+    from expyre.batch import digest
+    assert lines[0] == f"#SBATCH --job-name=my_step__2_50%_hash=_u1_{digest(job_id)}"
     assert lines[3] == '#SBATCH --output="job.my step #2 50%%_hash=_u1.stdout"'
     assert lines[4] == '#SBATCH --error="job.my step #2 50%%_hash=_u1.stderr"'
 

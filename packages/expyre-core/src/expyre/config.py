@@ -446,7 +446,8 @@ def _build_system(name: str, entry: Any, problems: _Problems, extra: str) -> Opt
         problems.add((), f"must be a table of settings, got {entry!r}")
         return None
     before = len(problems.lines)
-    _unknown_keys(entry, SYSTEM_KEYS, (), problems)
+    scheduler_table = (entry["scheduler"],) if isinstance(entry.get("scheduler"), str) else ()
+    _unknown_keys(entry, SYSTEM_KEYS + scheduler_table, (), problems)
     kwargs = dict(
         host=_optional_str(entry, "host", problems),
         scheduler=_scheduler(entry, problems),
@@ -460,6 +461,7 @@ def _build_system(name: str, entry: Any, problems: _Problems, extra: str) -> Opt
         script_exec=_script_exec(entry, problems),
         pre_submit_cmds=_str_list(entry, "pre_submit_cmds", problems),
         options=_options(entry, problems),
+        scheduler_options=_plugin_options(entry, "scheduler", scheduler_table, problems),
     )
     if len(problems.lines) > before:
         return None
@@ -527,9 +529,19 @@ def _options(entry: dict, problems: _Problems) -> dict:
     if not isinstance(value, dict):
         problems.add(("ssh",), f"must be a table of ssh settings, got {value!r}")
         return {}
-    from .transports.sshconfig import check_ssh_options
-    for key, bad, problem in check_ssh_options(value):
-        problems.add(("ssh", key), f"{problem}, got {bad!r}")
+    return _plugin_options(entry, "transport", ("ssh",), problems)
+
+
+def _plugin_options(entry: dict, kind: str, table: Tuple[str, ...], problems: _Problems) -> dict:
+    """A plugin's own settings (the system's table named after the plugin), checked by the
+    plugin's ``check_options`` hook; each problem names the key and its value."""
+    value = entry.get(table[0], {}) if table else {}
+    if not isinstance(value, dict):
+        problems.add(table, f"must be a table of {table[0]} settings, got {value!r}")
+        return {}
+    if value and table[0] in (plugins.scheduler_names() if kind == "scheduler" else plugins.transport_names()):
+        for key, bad, problem in plugins.check_options(kind, table[0], value):
+            problems.add((table[0], key), f"{problem}, got {bad!r}")
     return dict(value)
 
 
@@ -545,6 +557,8 @@ def _plugin_name(entry: dict, key: str, installed: Callable[[], List[str]], prob
         problems.add((key,), f"must be a string, got {value!r}")
         return None
     names = installed()
+    if value not in names and plugins.broken_plugins:
+        return value  # maybe the broken plugin's: the system reports it when it is used
     if value not in names:
         problems.add((key,), f"unknown {key} {value!r}{_did_you_mean(value, names)}; installed {key}s: "
                              f"{', '.join(names) or 'none'} (install the plugin that provides it, e.g. from "

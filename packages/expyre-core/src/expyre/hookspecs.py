@@ -7,11 +7,16 @@ lists). Plugins are found through the entry-point group ``expyre``::
     [project.entry-points.expyre]
     mysched = "mysite_expyre"
 
-Every scheduler hook receives the scheduler name from the system's config (``"scheduler":
-"mysched"``) as ``scheduler``, and every transport hook the transport name as ``transport``.
-A plugin answers only for the names it lists in :func:`expyre_schedulers` or
-:func:`expyre_transports` and returns ``None`` for any other name, so that the next plugin
-is asked. Core turns "nobody answered" into :class:`expyre.plugins.PluginNotFoundError`.
+Core routes every call by name: a scheduler hook is called only on the plugin that lists the
+system's scheduler (``"scheduler": "mysched"``) in :func:`expyre_schedulers`, a transport hook
+only on the plugin that lists the transport in :func:`expyre_transports`. A plugin therefore
+never checks names; it still receives the name (``scheduler``/``transport``), which a plugin that
+provides several names may use. A name no plugin lists becomes
+:class:`expyre.plugins.PluginNotFoundError`, a name two distributions list
+:class:`expyre.plugins.PluginConflictError`.
+
+Batch-scheduler plugins need not implement these hooks one by one: :mod:`expyre.batch` turns a
+class of command builders and parsers into all scheduler hooks (see ``docs/scheduler_plugin.rst``).
 
 Scheduler plugins are translators: they build commands, run them through the ``shell`` they
 are handed and parse what comes back. They do no other I/O. Every path or name they put into
@@ -19,7 +24,15 @@ a command must be quoted (:func:`expyre.quote`).
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
+
 import pluggy
+
+from .hooktypes import JobSpec, RemoteJob, Shell
+
+if TYPE_CHECKING:  # pragma: no cover - the System type is for readers and type checkers only
+    from .system import System
 
 PROJECT_NAME = "expyre"
 
@@ -30,7 +43,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 # --------------------------------------------------------------------------- discovery
 
 @hookspec
-def expyre_schedulers():
+def expyre_schedulers() -> List[str]:
     """Names of the schedulers this plugin provides.
 
     Returns
@@ -41,7 +54,7 @@ def expyre_schedulers():
 
 
 @hookspec
-def expyre_transports():
+def expyre_transports() -> List[str]:
     """Names of the transports this plugin provides.
 
     Returns
@@ -51,10 +64,33 @@ def expyre_transports():
     """
 
 
+@hookspec(firstresult=True)
+def check_options(name: str, options: dict) -> List[Tuple[str, object, str]]:
+    """Check a system's settings table for this plugin's scheduler or transport.
+
+    Called when the config is read, for a system whose table named after its scheduler (such as
+    ``"pbs": {"dialect": "torque"}``) or named ``ssh`` (the ``ssh`` transport's settings) is not
+    empty. Core reports every problem with the file, the system, the key and the value, and the
+    table reaches the plugin as ``system.scheduler_options`` (or ``system.options``).
+
+    Parameters
+    ----------
+    name: str
+        the scheduler or transport name the table is for
+    options: dict
+        the table, as the config gives it
+
+    Returns
+    -------
+    list(tuple(str, object, str))
+        ``(key, value, problem)`` for each problem; empty if the table is fine
+    """
+
+
 # --------------------------------------------------------------------------- schedulers
 
 @hookspec(firstresult=True)
-def render_header(scheduler, job):
+def render_header(scheduler: str, job: JobSpec) -> List[str]:
     """Render the batch header of a job script.
 
     Called by ``ExPyRe.start`` once per job, before anything is copied to the host.
@@ -68,18 +104,17 @@ def render_header(scheduler, job):
 
     Returns
     -------
-    list(str) or None
+    list(str)
         header lines (without the ``#!`` line): the scheduler's default lines (unless
         ``job.no_default_header``) and ``job.header_lines`` formatted with ``job.node_dict``
         (use :func:`expyre.header.format_header_lines`, which names a bad template line in its
         error), in the order the scheduler's users know (Slurm and PBS: defaults first; Grid
-        Engine: as the seed lists it, configured lines first); None if ``scheduler`` is not
-        this plugin's
+        Engine: as the seed lists it, configured lines first)
     """
 
 
 @hookspec(firstresult=True)
-def job_environment(scheduler, job):
+def job_environment(scheduler: str, job: JobSpec) -> List[str]:
     """Shell lines, run inside the job, that set ``EXPYRE_NUM_NODES``, ``EXPYRE_NUM_CORES``
     and ``EXPYRE_NUM_CORES_PER_NODE`` from the scheduler's own environment when it has them.
 
@@ -96,13 +131,14 @@ def job_environment(scheduler, job):
 
     Returns
     -------
-    list(str) or None
-        shell lines; None if ``scheduler`` is not this plugin's
+    list(str)
+        shell lines
     """
 
 
 @hookspec(firstresult=True)
-def submit(scheduler, job, script, shell):
+def submit(scheduler: str, job: JobSpec, script: str, shell: Shell,
+           system: Optional[System] = None) -> str:
     """Submit a job script that is already in place on the host.
 
     Called once per job by ``ExPyRe.start``, after the job's files were copied to
@@ -119,17 +155,22 @@ def submit(scheduler, job, script, shell):
         file name of the job script, relative to ``job.remote_dir``
     shell: expyre.Shell
         command runner on the system's host
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
-    str or None
-        the scheduler's id for the job; None if ``scheduler`` is not this plugin's.
+    str
+        the scheduler's id for the job.
         Raise :class:`expyre.RemoteCommandError` (``shell.run`` does) if submission is refused.
     """
 
 
 @hookspec(firstresult=True)
-def status(scheduler, jobs, shell):
+def status(scheduler: str, jobs: List[RemoteJob], shell: Shell,
+           system: Optional[System] = None) -> Dict[str, str]:
     """Report the state of many jobs with as few scheduler queries as possible (one, ideally).
 
     Called by ``ExPyRe.get_results`` and ``xpr sync`` once per system per poll.
@@ -142,18 +183,23 @@ def status(scheduler, jobs, shell):
         the jobs to report on
     shell: expyre.Shell
         command runner on the system's host
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
-    dict(str, str) or None
+    dict(str, str)
         ``{remote_id: state}`` with a state from :data:`expyre.REMOTE_STATES` for every job
-        asked about; None if ``scheduler`` is not this plugin's. A query that fails must raise
+        asked about. A query that fails must raise
         (or report ``unknown``), never report a job as finished.
     """
 
 
 @hookspec(firstresult=True)
-def cancel(scheduler, jobs, shell):
+def cancel(scheduler: str, jobs: List[RemoteJob], shell: Shell,
+           system: Optional[System] = None) -> bool:
     """Cancel jobs (queued or running).
 
     Called by ``ExPyRe.cancel``, ``xpr cancel`` and ``xpr rm -c``.
@@ -163,16 +209,21 @@ def cancel(scheduler, jobs, shell):
     scheduler: str
     jobs: list(expyre.RemoteJob)
     shell: expyre.Shell
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
-    bool or None
-        True once the cancel requests were made; None if ``scheduler`` is not this plugin's
+    bool
+        True once the cancel requests were made
     """
 
 
 @hookspec(firstresult=True)
-def hold(scheduler, jobs, shell):
+def hold(scheduler: str, jobs: List[RemoteJob], shell: Shell,
+         system: Optional[System] = None) -> bool:
     """Hold queued jobs: they stay in the queue and do not start until released.
 
     Called by ``ExPyRe.hold`` and ``xpr hold``.
@@ -182,16 +233,21 @@ def hold(scheduler, jobs, shell):
     scheduler: str
     jobs: list(expyre.RemoteJob)
     shell: expyre.Shell
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
-    bool or None
-        True once the requests were made; None if ``scheduler`` is not this plugin's
+    bool
+        True once the requests were made
     """
 
 
 @hookspec(firstresult=True)
-def release(scheduler, jobs, shell):
+def release(scheduler: str, jobs: List[RemoteJob], shell: Shell,
+            system: Optional[System] = None) -> bool:
     """Release held jobs, so that they can start.
 
     Called by ``ExPyRe.release`` and ``xpr release``.
@@ -201,16 +257,21 @@ def release(scheduler, jobs, shell):
     scheduler: str
     jobs: list(expyre.RemoteJob)
     shell: expyre.Shell
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
-    bool or None
-        True once the requests were made; None if ``scheduler`` is not this plugin's
+    bool
+        True once the requests were made
     """
 
 
 @hookspec(firstresult=True)
-def find_submitted(scheduler, job, shell):
+def find_submitted(scheduler: str, job: JobSpec, shell: Shell,
+                   system: Optional[System] = None) -> List[str]:
     """Find the scheduler's ids of jobs already submitted for ``job``.
 
     Called when a job's database row says ``submitting``: the process that submitted it
@@ -223,19 +284,22 @@ def find_submitted(scheduler, job, shell):
     job: expyre.JobSpec
         the job (``id``, ``remote_dir`` and ``name`` are set; ``node_dict`` may be empty)
     shell: expyre.Shell
+    system: expyre.system.System or None
+        the system the call is for (None when a plugin's hook is called without one, as in unit
+        tests): a plugin reads its options table from ``system.scheduler_options`` and keeps
+        per-system state (such as what it learnt about the host) in ``system.plugin_state``
 
     Returns
     -------
-    list(str) or None
-        remote ids found (empty if the job was never submitted); None if ``scheduler`` is not
-        this plugin's
+    list(str)
+        remote ids found (empty if the job was never submitted)
     """
 
 
 # --------------------------------------------------------------------------- transports
 
 @hookspec(firstresult=True)
-def open_shell(transport, system):
+def open_shell(transport: str, system: System) -> Shell:
     """Open a command runner on a system's host.
 
     Called at most once per system per process (core keeps the shell and reuses it for every
@@ -250,13 +314,13 @@ def open_shell(transport, system):
 
     Returns
     -------
-    expyre.Shell or None
-        None if ``transport`` is not this plugin's
+    expyre.Shell
     """
 
 
 @hookspec(firstresult=True)
-def transfer(transport, shell, direction, pairs):
+def transfer(transport: str, shell: Shell, direction: str,
+             pairs: List[Tuple[Path, str]]) -> bool:
     """Copy job directories between this machine and the host, many in one batch.
 
     Called by ``ExPyRe.start`` (``put``, one job) and by the gathering of results (``get``,
@@ -280,7 +344,7 @@ def transfer(transport, shell, direction, pairs):
 
     Returns
     -------
-    bool or None
-        True when done; None if ``transport`` is not this plugin's. File modes and the layout
+    bool
+        True when done. File modes and the layout
         below each directory are preserved.
     """

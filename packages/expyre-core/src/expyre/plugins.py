@@ -7,16 +7,22 @@ Built-in plugins (:data:`DEFAULT_PLUGINS`) and third-party plugins (entry-point 
 (or ``xpr --help``) from working.
 
 Core code calls the functions at the bottom of this module (``plugins.submit(...)``), never
-``pm.hook`` directly: each one names the scheduler or transport it asks for and turns
-"no plugin answered" into one :class:`PluginNotFoundError` that lists what is installed.
+``pm.hook`` directly. Each call is routed by name: it goes only to the plugin that declared that
+scheduler (``expyre_schedulers``) or transport (``expyre_transports``), found in a registry built
+when the plugins are loaded, so a plugin never sees, and never checks, another plugin's names.
+A name nobody provides gives one :class:`PluginNotFoundError` that lists what is installed (and
+what failed to load); a name two distributions claim gives one :class:`PluginConflictError`
+naming both, raised only when a system that uses that name is used.
 """
 from __future__ import annotations
 
 import importlib
 import sys
 import warnings
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pluggy
 
@@ -46,6 +52,10 @@ class PluginNotFoundError(LookupError):
     """No installed plugin provides the scheduler or transport a system asks for."""
 
 
+class PluginConflictError(PluginNotFoundError):
+    """Two registered plugins (from two distributions) claim the same scheduler or transport name."""
+
+
 @dataclass
 class PluginInfo:
     """What ``xpr plugins`` shows for one registered plugin."""
@@ -71,6 +81,10 @@ class BrokenPlugin:
 _pm: Optional[pluggy.PluginManager] = None
 _plugin_dists: Dict[str, tuple] = {}
 broken_plugins: List[BrokenPlugin] = []
+#: ``(kind, name)`` -> names of the registered plugins that declared it (kind: scheduler/transport)
+_providers: Dict[Tuple[str, str], List[str]] = {}
+#: The System a status query is for, when its caller does not pass it (see :meth:`System.status`).
+current_system: ContextVar = ContextVar("expyre_current_system", default=None)
 
 
 def _new_manager() -> pluggy.PluginManager:
@@ -133,7 +147,17 @@ def load_plugins(force: bool = False) -> pluggy.PluginManager:
             continue
         _plugin_dists[ep.name] = (dist_name, dist_version)
     _pm = pm
+    _build_registry(pm)
     return pm
+
+
+def _build_registry(pm: pluggy.PluginManager) -> None:
+    """Record which plugin declared which scheduler and transport names."""
+    _providers.clear()
+    for plugin_name, plugin in pm.list_name_plugin():
+        for kind, hook_name in (("scheduler", "expyre_schedulers"), ("transport", "expyre_transports")):
+            for name in dict.fromkeys(_call_one(plugin, hook_name)):
+                _providers.setdefault((kind, name), []).append(plugin_name)
 
 
 def register(plugin: object, name: Optional[str] = None) -> None:
@@ -142,6 +166,7 @@ def register(plugin: object, name: Optional[str] = None) -> None:
     pm.register(plugin, name=name)
     plugin_name = pm.get_name(plugin)
     _plugin_dists[plugin_name] = ("(registered at run time)", "")
+    _build_registry(pm)
 
 
 def unregister(plugin: object) -> None:
@@ -150,20 +175,19 @@ def unregister(plugin: object) -> None:
     name = pm.get_name(plugin)
     pm.unregister(plugin)
     _plugin_dists.pop(name, None)
-
-
-def _flatten(lists) -> List[str]:
-    return sorted({name for names in lists if names for name in names})
+    _build_registry(pm)
 
 
 def scheduler_names() -> List[str]:
     """Names of all schedulers the installed plugins provide."""
-    return _flatten(load_plugins().hook.expyre_schedulers())
+    load_plugins()
+    return sorted(name for kind, name in _providers if kind == "scheduler")
 
 
 def transport_names() -> List[str]:
     """Names of all transports the installed plugins provide."""
-    return _flatten(load_plugins().hook.expyre_transports())
+    load_plugins()
+    return sorted(name for kind, name in _providers if kind == "transport")
 
 
 def list_plugins() -> List[PluginInfo]:
@@ -181,7 +205,7 @@ def list_plugins() -> List[PluginInfo]:
 
 def _call_one(plugin: object, hook_name: str) -> List[str]:
     impl = getattr(plugin, hook_name, None)
-    return list(impl()) if callable(impl) else []
+    return list(impl() or []) if callable(impl) else []
 
 
 def _missing(kind: str, name: str, installed: Sequence[str]) -> PluginNotFoundError:
@@ -194,87 +218,108 @@ def _missing(kind: str, name: str, installed: Sequence[str]) -> PluginNotFoundEr
     return PluginNotFoundError(message)
 
 
+def _provider(kind: str, name: str) -> str:
+    """The name of the one registered plugin that declared ``name``; raises if none or several."""
+    load_plugins()
+    providers = _providers.get((kind, name), [])
+    if not providers:
+        installed = scheduler_names() if kind == "scheduler" else transport_names()
+        raise _missing(kind, name, installed)
+    if len(providers) > 1:
+        claims = " and ".join(f"plugin '{p}' from distribution '{_plugin_dists.get(p, ('unknown',))[0]}'"
+                              for p in providers)
+        raise PluginConflictError(f"{kind} '{name}' is claimed by {claims}; uninstall one of them "
+                                  f"(systems that use another {kind} are not affected)")
+    return providers[0]
+
+
 def check_scheduler(name: str) -> None:
-    """Raise :class:`PluginNotFoundError` unless an installed plugin provides scheduler ``name``."""
-    installed = scheduler_names()
-    if name not in installed:
-        raise _missing("scheduler", name, installed)
+    """Raise :class:`PluginNotFoundError` unless exactly one installed plugin provides scheduler ``name``."""
+    _provider("scheduler", name)
 
 
 def check_transport(name: str) -> None:
-    """Raise :class:`PluginNotFoundError` unless an installed plugin provides transport ``name``."""
-    installed = transport_names()
-    if name not in installed:
-        raise _missing("transport", name, installed)
+    """Raise :class:`PluginNotFoundError` unless exactly one installed plugin provides transport ``name``."""
+    _provider("transport", name)
 
 
-def _answer(result, kind: str, name: str, hook: str):
-    if result is None:
-        installed = scheduler_names() if kind == "scheduler" else transport_names()
-        if name in installed:
-            raise PluginNotFoundError(f"{kind} '{name}' does not implement the '{hook}' hook")
-        raise _missing(kind, name, installed)
-    return result
+def _call(kind: str, provided: str, hook_name: str, required: bool = True, **kwargs: Any) -> Any:
+    """Call hook ``hook_name`` of the plugin that declared ``provided`` (and of no other plugin).
 
-
-def _hook():
-    return load_plugins().hook
+    The plugin's implementation is called with the arguments it accepts (pluggy lets an
+    implementation take fewer than the spec lists). A plugin that does not implement an optional
+    hook (``required`` False) answers None.
+    """
+    plugin_name = _provider(kind, provided)
+    pm = load_plugins()
+    plugin = pm.get_plugin(plugin_name)
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        if impl.plugin is plugin:
+            wanted = (*impl.argnames, *impl.kwargnames)  # kwargnames: arguments with defaults, like system
+            return impl.function(**{arg: kwargs[arg] for arg in wanted if arg in kwargs})
+    if required:
+        raise PluginNotFoundError(f"{kind} '{provided}' does not implement the '{hook_name}' hook")
+    return None
 
 
 # --------------------------------------------------------------------------- typed calls
 
+def _scheduler_call(hook_name: str, scheduler: str, system: Any, **kwargs: Any) -> Any:
+    return _call("scheduler", scheduler, hook_name, scheduler=scheduler, system=system, **kwargs)
+
+
 def render_header(scheduler: str, job: JobSpec) -> List[str]:
-    return list(_answer(_hook().render_header(scheduler=scheduler, job=job),
-                        "scheduler", scheduler, "render_header"))
+    return list(_call("scheduler", scheduler, "render_header", job=job, scheduler=scheduler))
 
 
 def job_environment(scheduler: str, job: JobSpec) -> List[str]:
-    return list(_hook().job_environment(scheduler=scheduler, job=job) or [])
+    return list(_call("scheduler", scheduler, "job_environment", False, scheduler=scheduler, job=job) or [])
 
 
-def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> str:
-    remote_id = _answer(_hook().submit(scheduler=scheduler, job=job, script=script, shell=shell),
-                        "scheduler", scheduler, "submit")
-    return str(remote_id)
+def submit(scheduler: str, job: JobSpec, script: str, shell: Shell, system: Any = None) -> str:
+    return str(_scheduler_call("submit", scheduler, system, job=job, script=script, shell=shell))
 
 
-def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Dict[str, str]:
+def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> Dict[str, str]:
     if not jobs:
         return {}
-    return dict(_answer(_hook().status(scheduler=scheduler, jobs=list(jobs), shell=shell),
-                        "scheduler", scheduler, "status"))
+    system = system if system is not None else current_system.get()
+    return dict(_scheduler_call("status", scheduler, system, jobs=list(jobs), shell=shell))
 
 
-def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> None:
+def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> None:
     if jobs:
-        _answer(_hook().cancel(scheduler=scheduler, jobs=list(jobs), shell=shell),
-                "scheduler", scheduler, "cancel")
+        _scheduler_call("cancel", scheduler, system, jobs=list(jobs), shell=shell)
 
 
-def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> None:
+def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> None:
     if jobs:
-        _answer(_hook().hold(scheduler=scheduler, jobs=list(jobs), shell=shell), "scheduler", scheduler, "hold")
+        _scheduler_call("hold", scheduler, system, jobs=list(jobs), shell=shell)
 
 
-def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> None:
+def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any = None) -> None:
     if jobs:
-        _answer(_hook().release(scheduler=scheduler, jobs=list(jobs), shell=shell), "scheduler", scheduler, "release")
+        _scheduler_call("release", scheduler, system, jobs=list(jobs), shell=shell)
 
 
-def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> List[str]:
-    return list(_answer(_hook().find_submitted(scheduler=scheduler, job=job, shell=shell),
-                        "scheduler", scheduler, "find_submitted"))
+def find_submitted(scheduler: str, job: JobSpec, shell: Shell, system: Any = None) -> List[str]:
+    return list(_scheduler_call("find_submitted", scheduler, system, job=job, shell=shell))
 
 
-def open_shell(transport: str, system) -> Shell:
-    return _answer(_hook().open_shell(transport=transport, system=system),
-                   "transport", transport, "open_shell")
+def check_options(kind: str, name: str, options: dict) -> List[Tuple[str, Any, str]]:
+    """Problems in a system's settings table for the scheduler or transport ``name``, as
+    ``(key, value, problem)``; a plugin without a ``check_options`` hook accepts any table."""
+    return list(_call(kind, name, "check_options", False, name=name, options=options) or [])
 
 
-def transfer(transport: str, shell: Shell, direction: str, pairs) -> None:
+def open_shell(transport: str, system: Any) -> Shell:
+    return _call("transport", transport, "open_shell", transport=transport, system=system)
+
+
+def transfer(transport: str, shell: Shell, direction: str, pairs: Sequence[Tuple[Path, str]]) -> None:
     if direction not in ("put", "get"):
         raise ValueError(f"transfer direction must be 'put' or 'get', not {direction!r}")
     pairs = list(pairs)
     if pairs:
-        _answer(_hook().transfer(transport=transport, shell=shell, direction=direction, pairs=pairs),
-                "transport", transport, "transfer")
+        _call("transport", transport, "transfer", transport=transport, shell=shell, direction=direction,
+              pairs=pairs)

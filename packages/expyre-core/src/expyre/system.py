@@ -115,6 +115,9 @@ class System:
         transport settings (ssh port, user, key file, ...) passed through to the transport
     sources: dict, optional
         config key -> file its value came from, for ``xpr systems`` and error messages
+    scheduler_options: dict, optional
+        the scheduler plugin's own settings (the system's table named after the scheduler, e.g.
+        ``"pbs": {"dialect": "torque"}``), validated by the plugin's ``check_options`` hook
     """
 
     name: str
@@ -132,6 +135,7 @@ class System:
     pre_submit_cmds: List[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
     sources: Dict[str, str] = field(default_factory=dict)
+    scheduler_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.transport is None:
@@ -147,6 +151,8 @@ class System:
         self._shell_lock = threading.Lock()
         #: when this system's jobs may next be polled, shared by every caller in the process
         self.poll_schedule = PollSchedule(remote=self.host is not None)
+        #: what plugins learn about this system (e.g. the PBS dialect), by plugin; lives and dies with it
+        self.plugin_state: Dict[str, object] = {}
 
     # ------------------------------------------------------------------ where jobs live
 
@@ -262,27 +268,31 @@ class System:
         connection (a submission whose outcome is unknown is resolved by :meth:`find_submitted`)
         and runs ``pre_submit_cmds`` first.
         """
-        return plugins.submit(self.scheduler, job, script, SubmitShell(self.shell, self.pre_submit_cmds))
+        return plugins.submit(self.scheduler, job, script, SubmitShell(self.shell, self.pre_submit_cmds), system=self)
 
     def find_submitted(self, job: JobSpec) -> List[str]:
         """Remote ids of jobs the scheduler already has for ``job``."""
-        return plugins.find_submitted(self.scheduler, job, self.shell)
+        return plugins.find_submitted(self.scheduler, job, self.shell, system=self)
 
     def status(self, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
         """``{remote_id: state}`` for all ``jobs``, in one scheduler query."""
-        return plugins.status(self.scheduler, jobs, self.shell)
+        token = plugins.current_system.set(self)  # status is called with three arguments (tests wrap it)
+        try:
+            return plugins.status(self.scheduler, jobs, self.shell)
+        finally:
+            plugins.current_system.reset(token)
 
     def cancel(self, jobs: Sequence[RemoteJob]) -> None:
         """Cancel ``jobs``."""
-        plugins.cancel(self.scheduler, jobs, self.shell)
+        plugins.cancel(self.scheduler, jobs, self.shell, system=self)
 
     def hold(self, jobs: Sequence[RemoteJob]) -> None:
         """Hold queued ``jobs``."""
-        plugins.hold(self.scheduler, jobs, self.shell)
+        plugins.hold(self.scheduler, jobs, self.shell, system=self)
 
     def release(self, jobs: Sequence[RemoteJob]) -> None:
         """Release held ``jobs``."""
-        plugins.release(self.scheduler, jobs, self.shell)
+        plugins.release(self.scheduler, jobs, self.shell, system=self)
 
     def fetch(self, pairs: Sequence[Tuple[Path, str]]) -> None:
         """Copy the remote job directories back into their stage directories, in one batch."""

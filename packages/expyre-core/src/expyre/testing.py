@@ -32,6 +32,24 @@ expyre_local_system : callable
     keys of the system (``header``, ``partitions``, ``transport``, ...). The fixture's
     attributes ``root`` (the expyre root) and ``default_name`` are set as well.
 
+Conformance kit
+---------------
+:class:`SchedulerConformance` is a suite of tests a scheduler plugin's author runs against a real
+scheduler: subclass it in a test module (its name must start with ``Test``), give it the
+``conformance_system`` fixture (the system's config, as in ``config.json``) and the resources its
+jobs ask for, and pytest runs every test of the suite on that system::
+
+    pytest_plugins = ["expyre.testing"]
+
+    class TestMySite(SchedulerConformance):
+        resources = {"max_time": "10m", "num_cores": 1, "partitions": "batch"}
+        timeout_resources = {"max_time": "1m", "num_cores": 1, "partitions": "batch"}
+        blocker_resources = {"max_time": "10m", "num_nodes": 1, "partitions": "batch"}
+
+        @pytest.fixture
+        def conformance_system(self):
+            return {"host": "login.example.org", "scheduler": "mysite", "partitions": {...}}
+
 Functions
 ---------
 write_expyre_config(root, systems, **top_level)
@@ -43,13 +61,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import pytest
 
 __all__ = ["expyre_root", "expyre_local_system", "write_expyre_config", "local_system",
-           "close_systems", "reset_config"]
+           "close_systems", "reset_config", "SchedulerConformance", "FaultInjectingShell"]
 
 #: name of the system :func:`expyre_local_system` writes unless told otherwise
 DEFAULT_TEST_SYSTEM = "local_test"
@@ -150,3 +169,248 @@ def expyre_local_system(expyre_root: Path) -> Callable[..., Any]:
     write.root = expyre_root  # type: ignore[attr-defined]
     write.default_name = DEFAULT_TEST_SYSTEM  # type: ignore[attr-defined]
     return write
+
+
+# --------------------------------------------------------------------------- conformance kit
+
+class FaultInjectingShell:
+    """A fake for fault injection: passes commands on to a real shell, except that the first
+    command containing ``match`` gets a fault.
+
+    ``fault`` is ``"transient-after"`` (the command runs, then its answer is replaced by a failure
+    with ``message``: the scheduler took the job but the answer said "try again"),
+    ``"transient-before"`` (the command does not run; the failure with ``message`` comes back) or
+    ``"lost-after"`` (the command runs, then the connection is reported lost).
+    """
+
+    def __init__(self, shell: Any, match: str, fault: str, message: str = ""):
+        self.shell, self.match, self.fault, self.message = shell, match, fault, message
+        self.host = shell.host
+        self.injected = 0
+
+    def run(self, command: str, **kwargs: Any):
+        from expyre import CommandResult, ConnectionLostError, RemoteCommandError
+
+        if self.match not in command or self.injected:
+            return self.shell.run(command, **kwargs)
+        self.injected += 1
+        if self.fault != "transient-before":
+            self.shell.run(command, **dict(kwargs, check=False))
+        if self.fault == "lost-after":
+            raise ConnectionLostError(self.host, "connection lost (injected by the conformance kit)")
+        result = CommandResult(command, 1, "", self.message)
+        if kwargs.get("check", True):
+            raise RemoteCommandError(self.host, result)
+        return result
+
+    def close(self) -> None:
+        self.shell.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # the transport's own ways in (its transfer hook streams through the shell it made)
+        return getattr(self.shell, name)
+
+
+class SchedulerConformance:
+    """The conformance suite for a scheduler plugin, run against a real scheduler (see the
+    module's description). Attributes a subclass sets:
+
+    resources: dict
+        what an ordinary job asks for (one core, a few minutes)
+    timeout_resources: dict or None
+        resources for a job that runs past its wall time (the smallest the scheduler enforces);
+        None leaves the ``timeout`` state out (say why in the subclass)
+    blocker_resources: dict or None
+        resources that fill the whole system, so that the next job stays ``queued`` (for the
+        queued, hold and release checks); None leaves them out
+    transient_message: str or None
+        an error message the plugin takes for a passing failure; default: its first
+        :attr:`expyre.batch.BatchScheduler.transient` fragment
+    exact_finished_states: bool
+        the scheduler tells ``done``, ``failed`` and ``timeout`` apart (else any finished state counts)
+    """
+
+    system_name = "conformance"
+    resources: Dict[str, Any] = {}
+    timeout_resources: Optional[Dict[str, Any]] = None
+    blocker_resources: Optional[Dict[str, Any]] = None
+    transient_message: Optional[str] = None
+    exact_finished_states = True
+    #: seconds to wait for jobs to reach a state
+    patience = 240.0
+
+    @pytest.fixture
+    def conformance_system(self) -> Dict[str, Any]:
+        """The system's config (a subclass overrides this fixture)."""
+        pytest.skip("the subclass gives no conformance_system fixture")
+
+    @pytest.fixture
+    def system(self, expyre_root: Path, conformance_system: Dict[str, Any]):
+        config = write_expyre_config(expyre_root, {self.system_name: conformance_system})
+        system = config.systems[self.system_name]
+        yield system
+        from expyre import RemoteJob
+        leftovers = [RemoteJob(r["remote_id"], r["remote_dir"], r["id"]) for r in config.db.jobs()
+                     if r.get("remote_id")]
+        try:
+            system._shell = getattr(system._shell, "shell", system._shell)
+            system.cancel(leftovers)
+            system.remove_remote_dirs([job.remote_dir for job in leftovers])
+        except Exception:  # noqa: BLE001 - clean-up must not hide the test's own outcome
+            pass
+
+    # ------------------------------------------------------------------ helpers
+
+    def start(self, name: str, function: Callable, args: Sequence = (), resources: Optional[dict] = None, **kwargs):
+        from expyre.func import ExPyRe
+
+        xpr = ExPyRe(name, function=function, args=list(args))
+        xpr.start(resources=dict(resources or self.resources), system_name=self.system_name, partial_node=True,
+                  **kwargs)
+        return xpr
+
+    @staticmethod
+    def remote_job(xpr):
+        from expyre import RemoteJob
+        return RemoteJob(xpr.remote_id, xpr.remote_dir, xpr.id)
+
+    def wait_states(self, system, jobs: Dict[str, Any], until: Callable[[str], bool]) -> Dict[str, List[str]]:
+        """Poll ``jobs`` (label -> xpr) with one status query per round until ``until`` holds for
+        every state; returns the states seen per label, in order."""
+        from expyre import FINISHED_REMOTE_STATES, REMOTE_STATES
+
+        seen: Dict[str, List[str]] = {label: [] for label in jobs}
+        deadline = time.monotonic() + self.patience
+        while True:
+            states = system.status([self.remote_job(x) for x in jobs.values()])
+            for label, xpr in jobs.items():
+                state = states[xpr.remote_id]
+                assert state in REMOTE_STATES, f"{label}: {state!r} is not one of {REMOTE_STATES}"
+                if seen[label] and seen[label][-1] in FINISHED_REMOTE_STATES:
+                    assert state in FINISHED_REMOTE_STATES or state == "unknown", \
+                        f"{label}: went from {seen[label][-1]} back to {state}"
+                if not seen[label] or seen[label][-1] != state:
+                    seen[label].append(state)
+            if all(until(states[x.remote_id]) for x in jobs.values()):
+                return seen
+            assert time.monotonic() < deadline, f"states not reached within {self.patience} s: {seen}"
+            time.sleep(1.0)
+
+    def finished(self, state: str, expected: str) -> bool:
+        from expyre import FINISHED_REMOTE_STATES
+        return state == expected if self.exact_finished_states else state in FINISHED_REMOTE_STATES
+
+    def transient(self, system) -> str:
+        if self.transient_message:
+            return self.transient_message
+        from expyre import plugins
+        plugin = plugins.load_plugins().get_plugin(plugins._provider("scheduler", system.scheduler))
+        fragments = getattr(getattr(plugin, "SCHEDULER", plugin), "transient", ())
+        if not fragments:
+            pytest.skip("the plugin declares no transient errors and the test class gives no transient_message")
+        return f"error: {fragments[0]}"
+
+    def jobs_named(self, system, xpr) -> List[str]:
+        """The scheduler's jobs for ``xpr`` (by the plugin's lookup by name and submit record)."""
+        from expyre import JobSpec
+        probe = JobSpec(id=xpr.id, name=xpr.name, remote_dir=xpr.remote_dir, partition=None, node_dict={},
+                        max_time=None)
+        return system.find_submitted(probe)
+
+    # ------------------------------------------------------------------ the suite
+
+    def test_done_failed_running_and_timeout(self, system):
+        """Jobs reach ``done`` (ran fine), ``failed`` (non-zero exit), ``timeout`` (past their wall
+        time) through ``running``; no finished job comes back to life; results come back."""
+        jobs = {"done": self.start("conf_done", int, ["7"]), "failed": self.start("conf_failed", int, ["x"])}
+        if self.timeout_resources is not None:
+            jobs["timeout"] = self.start("conf_timeout", time.sleep, [600], self.timeout_resources)
+        else:
+            jobs["running"] = self.start("conf_running", time.sleep, [8])
+        from expyre import FINISHED_REMOTE_STATES
+        seen = self.wait_states(system, jobs, lambda s: s in FINISHED_REMOTE_STATES)
+        assert self.finished(seen["done"][-1], "done"), seen
+        assert self.finished(seen["failed"][-1], "failed"), seen
+        long_job = "timeout" if "timeout" in jobs else "running"
+        assert "running" in seen[long_job], seen
+        assert self.finished(seen[long_job][-1], "timeout" if long_job == "timeout" else "done"), seen
+        assert jobs["done"].get_results(timeout=60, check_interval=0.5, quiet=True)[0] == 7
+
+    def test_queued_hold_release_and_cancel(self, system):
+        """Behind a job that fills the system a job is ``queued``; held it is ``held`` and does not
+        start when room frees up; released it runs; cancel ends a running job; cancelling,
+        holding or releasing a finished job is not an error."""
+        if self.blocker_resources is None:
+            pytest.skip("the test class gives no blocker_resources")
+        blocker = self.start("conf_blocker", time.sleep, [600], self.blocker_resources, exact_fit=False)
+        self.wait_states(system, {"blocker": blocker}, lambda s: s == "running")
+        waiting = self.start("conf_waiting", int, ["5"])
+        self.wait_states(system, {"waiting": waiting}, lambda s: s == "queued")
+        system.hold([self.remote_job(waiting)])
+        self.wait_states(system, {"waiting": waiting}, lambda s: s == "held")
+        system.cancel([self.remote_job(blocker)])
+        from expyre import FINISHED_REMOTE_STATES
+        self.wait_states(system, {"blocker": blocker}, lambda s: s in FINISHED_REMOTE_STATES)
+        time.sleep(3)
+        assert system.status([self.remote_job(waiting)])[waiting.remote_id] == "held"
+        system.release([self.remote_job(waiting)])
+        self.wait_states(system, {"waiting": waiting}, lambda s: s in FINISHED_REMOTE_STATES)
+        assert waiting.get_results(timeout=60, check_interval=0.5, quiet=True)[0] == 5
+        for action in (system.cancel, system.hold, system.release):
+            action([self.remote_job(waiting), self.remote_job(blocker)])
+
+    def test_find_submitted_after_an_interrupted_submission(self, system):
+        """The connection is lost right after the submit command ran: the job stays
+        ``submitting``, and the next ``start()`` finds the job instead of submitting again."""
+        from expyre import ConnectionLostError, batch
+        from expyre.func import ExPyRe
+
+        system._shell = FaultInjectingShell(system.shell, batch.SUBMIT_LOCK, "lost-after")
+        with pytest.raises(ConnectionLostError):
+            self.start("conf_interrupted", int, ["11"])
+        again = ExPyRe("conf_interrupted", function=int, args=["11"])
+        assert again.status == "submitting"
+        again.start(resources=dict(self.resources), system_name=self.system_name, partial_node=True)
+        assert again.status == "submitted" and self.jobs_named(system, again) == [again.remote_id]
+        assert again.get_results(timeout=self.patience, check_interval=0.5, quiet=True)[0] == 11
+
+    @pytest.mark.parametrize("fault", ["transient-after", "transient-before"])
+    def test_exactly_once_under_a_transient_failure(self, system, fault, monkeypatch):
+        """A submission that fails with a transient error is tried again only after looking for
+        the job: whether or not the failed try created it, there is exactly one job."""
+        from expyre import batch
+
+        monkeypatch.setenv("EXPYRE_RETRY", "3 0.5")
+        system._shell = FaultInjectingShell(system.shell, batch.SUBMIT_LOCK, fault, self.transient(system))
+        xpr = self.start(f"conf_{fault.replace('-', '_')}", int, ["13"])
+        assert system._shell.injected == 1
+        assert self.jobs_named(system, xpr) == [xpr.remote_id]
+        assert xpr.get_results(timeout=self.patience, check_interval=0.5, quiet=True)[0] == 13
+
+    def test_many_jobs_one_status_query(self, system):
+        """The states of several jobs come from one round trip to the host."""
+        jobs = [self.start(f"conf_many_{i}", time.sleep, [5 + i]) for i in range(4)]
+        system.status([self.remote_job(jobs[0])])  # what a plugin learns once per system (PBS: its dialect)
+        counted = _CountingShell(system.shell)
+        system._shell = counted
+        states = system.status([self.remote_job(x) for x in jobs])
+        assert counted.commands == 1, f"{counted.commands} commands for one status query"
+        assert set(states) == {x.remote_id for x in jobs}
+        assert set(states.values()) <= {"queued", "running", "held", "done"}
+
+
+class _CountingShell:
+    """Passes commands on to a real shell and counts them."""
+
+    def __init__(self, shell: Any):
+        self.shell, self.host, self.commands = shell, shell.host, 0
+
+    def run(self, command: str, **kwargs: Any):
+        self.commands += 1
+        return self.shell.run(command, **kwargs)
+
+    def close(self) -> None:
+        self.shell.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.shell, name)

@@ -1,269 +1,116 @@
-"""expyre's PBS scheduler plugin: ``"scheduler": "pbs"`` in a system's config.
-
-One plugin for both living PBS dialects, PBS Professional / OpenPBS and Torque-style servers
-(:mod:`expyre_pbs.dialect`). Registered only through the ``expyre`` entry-point group
-(``pbs = "expyre_pbs"``). The hooks are translators: they build ``qsub``/``qstat``/``qselect``/
-``qdel``/``qhold``/``qrls`` command lines, run them through the shell core hands them and parse
-what comes back (:mod:`expyre_pbs.parse`).
-
-* ``render_header``: ``#PBS -N N_<id>`` (the id encoded so that PBS accepts it, see
-  :mod:`expyre_pbs.names`), ``-q``, ``-l walltime``, ``-o``/``-e`` (the files expyre reads
-  back), ``-S /bin/bash``, ``-r n``, then the configured lines formatted with the node dict.
-* ``job_environment``: ``EXPYRE_NUM_*`` from ``PBS_NUM_NODES``/``PBS_NUM_PPN``/``PBS_NP``
-  (Torque), ``NCPUS`` (PBS Pro) or ``$PBS_NODEFILE``.
-* ``submit``: ``qsub`` in the job's directory; the id is the whole id line qsub printed
-  (``1234.server``), whatever banner lines a site adds.
-* ``status``: one ``qstat -f`` for all jobs per poll (``-x -F json`` on PBS Pro / OpenPBS, which
-  also shows finished jobs). A job the server no longer knows is finished only when the query
-  answered for certain; a query that fails, is cut short or garbled never makes a job finished.
-* ``cancel`` (``qdel``), ``hold`` (``qhold``), ``release`` (``qrls``), ``find_submitted`` (from
-  the record qsub's output leaves in the job's directory, and by job name).
-
-The dialect is asked once per shell (``qstat --version``) and kept: see
-:func:`expyre_pbs.dialect.resolve`.
+"""expyre's PBS plugin (``"scheduler": "pbs"``) for PBS Pro / OpenPBS and Torque-style servers, on
+:mod:`expyre.batch`: ``qsub`` in the job's directory; one ``qstat -f`` per poll (``-x -F json`` on
+PBS Pro); ``qdel``, ``qhold -h u``, ``qrls``; jobs by name with ``qselect`` or ``qstat -f``.
 """
 from __future__ import annotations
 
-import time
+from functools import cached_property
 from typing import Dict, List, Optional, Sequence
 
-from expyre import CommandResult, ConnectionLostError, JobSpec, RemoteJob, Shell, hookimpl
+from expyre import CommandResult, JobSpec, RemoteJob, Shell, quote_all
+from expyre.batch import BatchError, BatchScheduler, Sections
 
 from . import commands, dialect, header, names, parse
-from .commands import CONTROL_TIMEOUT, STATUS_TIMEOUT, SUBMIT_TIMEOUT, PBSCommandError
+from .commands import PBSCommandError
 from .dialect import Dialect
 
 __version__ = "0.1.0"
-__all__ = ["NAME", "PBSCommandError", "Dialect", "__version__"]
+__all__ = ["NAME", "PBS", "PBSCommandError", "Dialect", "__version__"]
 
 NAME = "pbs"
-
-#: qstat exit statuses that are answers: 0, 153 (``PBSE_UNKJOBID``: some job is not known),
-#: 35 (PBS Pro: some job has finished and history was not asked for).
+#: qstat exit statuses that are answers: 0, 153 (some job unknown), 35 (PBS Pro: some job finished).
 _QSTAT_ANSWERS = (0, 35, 153)
 
-#: What a PBS command prints when it cannot reach its server: worth another try.
-_TRANSIENT = ("cannot connect to server", "connection refused", "connection timed out", "end of file",
-              "try again", "temporarily unavailable", "communication failure", "unable to contact",
-              "socket timed out", "pbs_iff", "server is busy")
 
+class PBS(BatchScheduler):
+    """PBS's commands and what they print, in the :attr:`dialect` of the system it is bound to."""
 
-def _is_transient(text: str) -> bool:
-    text = text.lower()
-    return any(pattern in text for pattern in _TRANSIENT)
+    name = NAME
+    render_header_lines = staticmethod(header.render_header)
+    environment_lines = header.JOB_ENVIRONMENT
+    submit_program = "qsub"
+    settings = {"dialect": dialect.for_name}
+    transient = ("cannot connect to server", "connection refused", "connection timed out", "end of file",
+                 "try again", "temporarily unavailable", "communication failure", "unable to contact",
+                 "socket timed out", "pbs_iff", "server is busy")
+    # Slurm's Torque front end says nothing about jobs that are already over or unknown
+    already_over = (r"(?i)Unknown Job Id|Job has finished|already completing or completed|already finished|"
+                    r"Invalid job id specified|Request invalid for state of job|job is in exiting state")
+    complaint = r"^(?!Use of uninitialized value)\s*\S"
+    already_over_silently = True
+    name_safe, name_prefix, name_max = names.SAFE_CHARACTERS, names.NAME_PREFIX, names.MAX_NAME_LENGTH
 
+    @cached_property
+    def dialect(self) -> Dialect:
+        """The system's dialect (configured, or asked of the host the first time it is needed)."""
+        return host_dialect(self.shell, self.options.get("dialect"))
 
-@hookimpl
-def expyre_schedulers() -> List[str]:
-    return [NAME]
+    def parse_submit(self, stdout: str) -> str:
+        return parse.parse_qsub_output(stdout)
 
+    def answered(self, section: str, returncode: int, text: str) -> bool:
+        return returncode in (_QSTAT_ANSWERS if section == "qstat" else (0,))
 
-@hookimpl
-def render_header(scheduler: str, job: JobSpec) -> Optional[List[str]]:
-    if scheduler != NAME:
-        return None
-    return header.render_header(job)
+    def status_commands(self, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
+        return commands.status_commands(self.dialect, [job.remote_id for job in jobs])
 
+    def parse_status(self, sections: Sections, jobs: Sequence[RemoteJob], stderr: str) -> Dict[str, str]:
+        """A listed job gets its record's state. An unlisted one is finished (``other``: expyre's
+        markers tell the outcome) only when qstat said so on stderr, or on a Torque-style server
+        when the answer is certain (no error line and no record cut or garbled: the front end
+        leaves unknown jobs out without a word); else ``unknown``."""
+        text = sections["qstat"][1]
+        listed = parse.parse_qstat_json(text) if self.dialect.json else parse.parse_qstat_full(text)
+        errors = parse.parse_error_lines(stderr)
+        certain = self.dialect.name == dialect.TORQUE and not errors.other and not listed.garbled
+        states = {}
+        for job in jobs:
+            record = listed.lookup(job.remote_id)
+            if record is not None:
+                states[job.remote_id] = parse.map_state(record, self.dialect.name)
+            elif not listed.is_garbled(job.remote_id) and (
+                    errors.says_unknown(job.remote_id) or errors.says_finished(job.remote_id) or certain):
+                states[job.remote_id] = "other"
+        return states
 
-@hookimpl
-def job_environment(scheduler: str, job: JobSpec) -> Optional[List[str]]:
-    if scheduler != NAME:
-        return None
-    return list(header.JOB_ENVIRONMENT)
+    def query_status(self, jobs: Sequence[RemoteJob], shell: Shell) -> Dict[str, str]:
+        try:
+            return super().query_status(jobs, shell)
+        except BatchError:
+            if not self.dialect.json:
+                raise
+            self.dialect = self.dialect.without_json()  # JSON this server prints cannot be read: text
+            return super().query_status(jobs, shell)
+
+    def control_commands(self, action: str, jobs: Sequence[RemoteJob]) -> List[str]:
+        program = {"cancel": "qdel", "hold": "qhold -h u", "release": "qrls"}[action]
+        return [f"{program} {quote_all(dict.fromkeys(job.remote_id for job in jobs))}"]
+
+    def find_commands(self, job: JobSpec, name: str) -> Dict[str, str]:
+        return commands.find_commands(self.dialect, name)
+
+    def parse_find(self, sections: Sections, name: str) -> List[str]:
+        text = sections["select"][1]
+        if self.dialect.name == dialect.PBSPRO:
+            return parse.parse_job_id_lines(text)
+        return [job_id for job_id, record in parse.parse_qstat_full(text).records.items() if record.name == name]
 
 
 def host_dialect(shell: Shell, configured: Optional[str] = None) -> Dialect:
-    """The dialect of the host behind ``shell`` (asked once per shell, then kept).
-
-    Raises
-    ------
-    PBSCommandError
-        ``qstat`` cannot be run, or the question timed out
-    """
-    def ask(command: str):
-        result = commands.run(shell, command, CONTROL_TIMEOUT)
-        if result.returncode == -1:
-            raise PBSCommandError(shell.host, result, "asking qstat for its PBS version")
-        return result.returncode, result.stdout + result.stderr
-
+    """The configured dialect, or the host's, from ``qstat --version``; :class:`PBSCommandError`
+    if qstat cannot be run."""
+    if configured:
+        return dialect.for_name(configured)
+    result = commands.run(shell, dialect.VERSION_COMMAND, PBS.control_timeout)
+    if result.returncode == -1:
+        raise PBSCommandError(shell.host, result, "asking qstat for its PBS version")
     try:
-        return dialect.resolve(shell, ask, configured)
+        return dialect.parse_version(result.stdout + result.stderr, result.returncode)
     except dialect.DialectError as exc:
-        result = CommandResult(dialect.VERSION_COMMAND, 127, "", str(exc))
-        raise PBSCommandError(shell.host, result, "finding the PBS dialect") from None
+        raise PBSCommandError(shell.host, CommandResult(dialect.VERSION_COMMAND, 127, "", str(exc)),
+                              "finding the PBS dialect") from None
 
 
-# --------------------------------------------------------------------------- submit
-
-@hookimpl
-def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> Optional[str]:
-    """Run qsub on ``script`` in ``job.remote_dir`` and return the PBS job id.
-
-    A qsub that could not reach its server is tried again (``EXPYRE_RETRY``) after checking that
-    the failed try left no job behind. A qsub that succeeded but printed no readable id is
-    resolved by looking the job up by name, so that a job PBS took is never left unrecorded.
-    """
-    if scheduler != NAME:
-        return None
-    from expyre.retry import retry_settings
-
-    command = commands.submit_command(job.remote_dir, script)
-    tries, wait = retry_settings()
-    for attempt in range(1, tries + 1):
-        result = commands.run(shell, command, SUBMIT_TIMEOUT)
-        if result.returncode == -1:
-            raise ConnectionLostError(shell.host, f"qsub for job {job.id} did not answer within "
-                                                  f"{SUBMIT_TIMEOUT:.0f} s; whether it took the job is unknown")
-        if result.returncode == 0:
-            try:
-                return parse.parse_qsub_output(result.stdout)
-            except parse.SubmitParseError as exc:
-                found = find_submitted(NAME, job, shell)
-                if found:
-                    return found[0]
-                raise PBSCommandError(shell.host, result, f"job {job.id}: {exc}") from None
-        if attempt < tries and _is_transient(result.stderr + "\n" + result.stdout):
-            time.sleep(wait)
-            wait *= 2
-            found = find_submitted(NAME, job, shell)
-            if found:
-                return found[0]
-            continue
-        raise PBSCommandError(shell.host, result, f"qsub refused job {job.id} (in {job.remote_dir})"
-                              + (f" (after {attempt} tries)" if attempt > 1 else ""))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-@hookimpl
-def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> Optional[List[str]]:
-    """Jobs PBS has for ``job``: the id qsub recorded in the job's directory, and this user's
-    jobs named :func:`expyre_pbs.names.job_name` of the job's id. Raises if the lookup by name
-    fails (an empty answer would make core submit a second copy)."""
-    if scheduler != NAME:
-        return None
-    pbs = host_dialect(shell)
-    name = names.job_name(job.id)
-    result = commands.run(shell, commands.find_command(pbs, job.remote_dir, name), STATUS_TIMEOUT)
-    what = f"looking for PBS jobs named {name}"
-    sections = parse.split_sections(result.stdout)
-    if result.returncode == -1 or "select" not in sections:
-        raise PBSCommandError(shell.host, result, f"{what}: no complete answer")
-    found = []
-    record_rc, record_text = sections.get("record", (1, ""))
-    if record_rc == 0:
-        try:
-            found.append(parse.parse_qsub_output(record_text))
-        except parse.SubmitParseError:
-            pass
-    rc, text = sections["select"]
-    if pbs.name == dialect.PBSPRO:
-        if rc != 0:
-            raise PBSCommandError(shell.host, result, f"{what}: qselect exited with status {rc}")
-        found.extend(parse.parse_job_id_lines(text))
-    else:
-        if rc not in (0, 153):
-            raise PBSCommandError(shell.host, result, f"{what}: qstat exited with status {rc}")
-        listed = parse.parse_qstat_full(text)
-        found.extend(job_id for job_id, record in listed.records.items() if record.name == name)
-    return list(dict.fromkeys(found))
-
-
-# --------------------------------------------------------------------------- status
-
-def _query(shell: Shell, pbs: Dialect, jobs: Sequence[RemoteJob]):
-    """Run one qstat for ``jobs``; returns (parsed records, error lines)."""
-    result = commands.run(shell, commands.status_command(pbs, [job.remote_id for job in jobs]), STATUS_TIMEOUT)
-    sections = parse.split_sections(result.stdout)
-    if result.returncode == -1 or "qstat" not in sections:
-        raise PBSCommandError(shell.host, result, "PBS status query: no complete answer (timed out or cut short)")
-    rc, text = sections["qstat"]
-    errors = parse.parse_error_lines(result.stderr)
-    if rc not in _QSTAT_ANSWERS:
-        raise PBSCommandError(shell.host, result, f"PBS status query: qstat exited with status {rc}")
-    if pbs.json:
-        listed = parse.parse_qstat_json(text)  # raises OutputError
-    else:
-        listed = parse.parse_qstat_full(text)
-    return listed, errors
-
-
-@hookimpl
-def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[Dict[str, str]]:
-    """States of ``jobs`` from one ``qstat -f`` for all of them.
-
-    A job qstat lists gets the state of its record (:func:`expyre_pbs.parse.map_state`). A job it
-    does not list is finished (``other``: its outcome is read from expyre's own marker files)
-    only when qstat said so on stderr (``Unknown Job Id``, ``Job has finished``), or, on a
-    Torque-style server, when the answer is certain: complete (its end marker arrived), an exit
-    status that is an answer (0 or 153), no record cut or garbled and no error line that cannot
-    be read (Slurm's Torque front end leaves unknown jobs out without a word; PBS Professional and
-    Torque name each one). Any other job is ``unknown``. PBS Pro JSON that cannot be read is
-    asked again as text (JSON is then left off for this shell).
-    """
-    if scheduler != NAME:
-        return None
-    if not jobs:
-        return {}
-    pbs = host_dialect(shell)
-    try:
-        listed, errors = _query(shell, pbs, jobs)
-    except parse.OutputError:
-        pbs = pbs.without_json()
-        dialect.remember(shell, pbs)
-        listed, errors = _query(shell, pbs, jobs)
-    certain = pbs.name == dialect.TORQUE and not errors.other and not listed.garbled
-    states: Dict[str, str] = {}
-    for job in jobs:
-        record = listed.lookup(job.remote_id)
-        if record is not None:
-            states[job.remote_id] = parse.map_state(record, pbs.name)
-        elif listed.is_garbled(job.remote_id):
-            states[job.remote_id] = "unknown"
-        elif errors.says_unknown(job.remote_id) or errors.says_finished(job.remote_id) or certain:
-            states[job.remote_id] = "other"
-        else:
-            states[job.remote_id] = "unknown"
-    return states
-
-
-# --------------------------------------------------------------------------- cancel, hold, release
-
-def _control(shell: Shell, program: str, jobs: Sequence[RemoteJob], options: Sequence[str] = (),
-             over_is_ok: bool = False) -> bool:
-    if not jobs:
-        return True
-    ids = [job.remote_id for job in jobs]
-    result = commands.run(shell, commands.control_command(program, ids, options), CONTROL_TIMEOUT)
-    if result.returncode == 0:
-        return True
-    if result.returncode > 0 and over_is_ok:
-        lines = [line for line in (result.stderr + "\n" + result.stdout).splitlines()
-                 if line.strip() and not line.startswith("Use of uninitialized value")]
-        # Slurm's Torque front end says nothing about jobs that are already over or unknown
-        if all(parse.ALREADY_OVER.search(line) for line in lines):
-            return True
-    raise PBSCommandError(shell.host, result, f"{program} of PBS jobs {', '.join(ids)}")
-
-
-@hookimpl
-def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
-    """``qdel`` all ``jobs`` at once; jobs that are already over (or gone) are not an error."""
-    if scheduler != NAME:
-        return None
-    return _control(shell, "qdel", jobs, over_is_ok=True)
-
-
-@hookimpl
-def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
-    """``qhold -h u`` (a user hold) on all ``jobs`` at once."""
-    if scheduler != NAME:
-        return None
-    return _control(shell, "qhold", jobs, options=("-h", "u"))
-
-
-@hookimpl
-def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
-    """``qrls`` all ``jobs`` at once."""
-    if scheduler != NAME:
-        return None
-    return _control(shell, "qrls", jobs)
+SCHEDULER = PBS()
+(expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
+ cancel, hold, release) = SCHEDULER.hooks()

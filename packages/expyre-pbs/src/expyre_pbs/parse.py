@@ -1,10 +1,6 @@
-"""Reading what PBS commands print: ``qsub`` job ids, ``qstat -f`` records (text and JSON), the
-error lines of ``qstat``/``qdel``, and PBS job states as expyre's remote states.
-
-Everything here is a pure function of the text it is given; nothing runs a command. The rule
-that runs through it: output that is cut short or garbled never makes a job look finished. A
-``qstat -f`` record counts only when it is complete (its ``Job Id:`` line, attribute lines and
-the blank line that ends it) and names its state once; JSON counts only when it parses.
+"""What PBS commands print (``qsub`` ids, ``qstat -f`` as text and JSON, error lines) as plain data,
+and PBS job states as expyre's. Output cut short or garbled never makes a job look finished: a
+record counts only when complete and naming its state once, JSON only when it parses.
 """
 from __future__ import annotations
 
@@ -13,34 +9,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
+from expyre import batch
+from expyre.batch import OutputError, split_sections  # noqa: F401  (part of this module's interface)
+
 from .dialect import PBSPRO, TORQUE
 
-
-class OutputError(RuntimeError):
-    """A command's output is cut short or garbled; nothing is concluded from it."""
-
-
-class SubmitParseError(RuntimeError):
-    """qsub's output holds no job id, or more than one."""
-
-
-# --------------------------------------------------------------------------- job ids
-
-#: A PBS job id: sequence number, optional array index (``[]``, ``[3]``, ``[1-10]``), optional
-#: ``.server`` (``1234.server``, ``123[].pbs01.example.org``, ``123[1].server``).
-JOB_ID = re.compile(r"(?P<seq>\d+)(?P<index>\[(?:\d+(?:-\d+(?::\d+)?)?)?\])?"
-                    r"(?P<server>\.[A-Za-z0-9][A-Za-z0-9._-]*)?")
+SubmitParseError = OutputError
+END_MARKER = batch.SECTION_MARKER
+#: A PBS job id: sequence number, optional array index, optional ``.server``.
+JOB_ID = re.compile(r"(?P<seq>\d+)(?P<index>\[(?:\d+(?:-\d+(?::\d+)?)?)?\])?(?P<server>\.[A-Za-z0-9][A-Za-z0-9._-]*)?")
 
 
 def split_job_id(job_id: str) -> Tuple[str, Optional[str]]:
-    """``("123[1]", "server")`` for ``123[1].server``: the part that identifies the job on its
-    server (sequence number and array index), and the server name (None if absent).
-
-    Raises
-    ------
-    ValueError
-        for something that is not a PBS job id
-    """
+    """``("123[1]", "server")`` for ``123[1].server``; ValueError for what is not a PBS job id."""
     match = JOB_ID.fullmatch(str(job_id).strip())
     if not match:
         raise ValueError(f"not a PBS job id: {job_id!r}")
@@ -53,28 +34,19 @@ def is_job_id(text: str) -> bool:
     return JOB_ID.fullmatch(text.strip()) is not None
 
 
+def _key(job_id: str) -> Optional[str]:
+    try:
+        return split_job_id(job_id)[0]
+    except ValueError:
+        return None
+
+
 def parse_qsub_output(stdout: str) -> str:
-    """The job id qsub printed: the whole id line, server name included (``1234.server``,
-    ``1234[].server`` for an array job, bare ``1234`` from servers that print no server name).
-
-    Lines that are not a job id (a site's banner or notice, before or after) are ignored. If
-    several different ids appear, ids with a server name win over bare numbers (a banner may
-    hold a number on a line of its own); more than one of the same kind is an error.
-
-    Raises
-    ------
-    SubmitParseError
-        no job id, or several
-    """
+    """The job id line qsub printed (``1234.server``, ``1234[].server``, bare ``1234``); other lines
+    are ignored, and ids with a server name win over bare numbers (a banner's). Raises
+    :class:`SubmitParseError` unless exactly one."""
     ids = [line.strip() for line in stdout.splitlines() if is_job_id(line)]
-    full = list(dict.fromkeys(i for i in ids if "." in i))
-    bare = list(dict.fromkeys(i for i in ids if "." not in i))
-    found = full or bare
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise SubmitParseError(f"qsub printed no job id; its output was:\n{stdout.strip() or '(nothing)'}")
-    raise SubmitParseError(f"qsub printed several job ids ({', '.join(found)}); its output was:\n{stdout.strip()}")
+    return batch.one_id([i for i in ids if "." in i] or ids, "qsub", stdout)
 
 
 def parse_job_id_lines(stdout: str) -> List[str]:
@@ -82,16 +54,15 @@ def parse_job_id_lines(stdout: str) -> List[str]:
     return list(dict.fromkeys(line.strip() for line in stdout.splitlines() if is_job_id(line)))
 
 
-# --------------------------------------------------------------------------- qstat -f records
+def _integer(value: Optional[str]) -> Optional[int]:
+    return int(value) if value is not None and re.fullmatch(r"\s*-?\d+\s*", value) else None
+
 
 @dataclass
 class JobRecord:
-    """One job's attributes from ``qstat -f`` (text or JSON).
-
-    Attribute names are as PBS prints them (``job_state``, ``Exit_status`` on PBS Pro,
-    ``exit_status`` on Torque, ``Resource_List.walltime``); nested JSON objects are flattened to
-    ``outer.inner``.
-    """
+    """One job's ``qstat -f`` attributes as PBS names them (nested JSON flattened to ``outer.inner``):
+    ``state`` (``job_state``), ``name``, ``exit_status`` (``Exit_status`` on PBS Pro, ``exit_status`` on
+    Torque), ``walltime_used`` and ``walltime_limit`` in seconds."""
 
     job_id: str
     attributes: Dict[str, str] = field(default_factory=dict)
@@ -100,86 +71,35 @@ class JobRecord:
         """An attribute's value, its name matched without regard to case."""
         if name in self.attributes:
             return self.attributes[name]
-        lowered = name.lower()
-        for key, value in self.attributes.items():
-            if key.lower() == lowered:
-                return value
-        return None
+        return next((v for k, v in self.attributes.items() if k.lower() == name.lower()), None)
 
-    @property
-    def state(self) -> str:
-        """The one-letter ``job_state``."""
-        return (self.get("job_state") or "").strip()
-
-    @property
-    def name(self) -> Optional[str]:
-        """``Job_Name``."""
-        value = self.get("Job_Name")
-        return value.strip() if value is not None else None
-
-    @property
-    def exit_status(self) -> Optional[int]:
-        """``Exit_status`` (PBS Pro) or ``exit_status`` (Torque); None if absent or not a number."""
-        value = self.get("Exit_status")
-        try:
-            return int(str(value).strip()) if value is not None else None
-        except ValueError:
-            return None
-
-    @property
-    def walltime_used(self) -> Optional[int]:
-        """``resources_used.walltime`` in seconds."""
-        return duration_seconds(self.get("resources_used.walltime"))
-
-    @property
-    def walltime_limit(self) -> Optional[int]:
-        """``Resource_List.walltime`` in seconds."""
-        return duration_seconds(self.get("Resource_List.walltime"))
+    state = property(lambda self: (self.get("job_state") or "").strip())
+    name = property(lambda self: None if self.get("Job_Name") is None else self.get("Job_Name").strip())
+    exit_status = property(lambda self: _integer(self.get("Exit_status")))
+    walltime_used = property(lambda self: duration_seconds(self.get("resources_used.walltime")))
+    walltime_limit = property(lambda self: duration_seconds(self.get("Resource_List.walltime")))
 
 
 @dataclass
 class QstatOutput:
-    """What one ``qstat -f`` printed: complete records by job id, and the ids of records that
-    were cut short or garbled (nothing is concluded about those)."""
+    """Complete records by job id, and ids of records cut short or garbled (``""``: id unreadable)."""
 
     records: Dict[str, JobRecord] = field(default_factory=dict)
     garbled: List[str] = field(default_factory=list)
 
     def lookup(self, remote_id: str) -> Optional[JobRecord]:
-        """The record of ``remote_id``: the same id, or else the only record with the same
-        sequence number and array index (servers may print ``123.head`` for ``123.head.domain``)."""
+        """The record of ``remote_id``, or else the only one with its sequence number and index
+        (servers may print ``123.head`` for ``123.head.domain``)."""
         if remote_id in self.records:
             return self.records[remote_id]
-        try:
-            key, _server = split_job_id(remote_id)
-        except ValueError:
-            return None
-        matches = []
-        for job_id, record in self.records.items():
-            try:
-                if split_job_id(job_id)[0] == key:
-                    matches.append(record)
-            except ValueError:
-                continue
+        key = _key(remote_id)
+        matches = [r for job_id, r in self.records.items() if key is not None and _key(job_id) == key]
         return matches[0] if len(matches) == 1 else None
 
     def is_garbled(self, remote_id: str) -> bool:
         """True if a cut or garbled record may have been this job's."""
-        if not self.garbled:
-            return False
-        try:
-            key, _server = split_job_id(remote_id)
-        except ValueError:
-            return True
-        for job_id in self.garbled:
-            if job_id == "" or job_id == remote_id:
-                return True
-            try:
-                if split_job_id(job_id)[0] == key:
-                    return True
-            except ValueError:
-                return True
-        return False
+        key = _key(remote_id)
+        return any(j in ("", remote_id) or key is None or _key(j) in (key, None) for j in self.garbled)
 
 
 _JOB_ID_LINE = re.compile(r"^Job Id:\s*(\S+)\s*$")
@@ -187,54 +107,33 @@ _ATTRIBUTE = re.compile(r"^(?P<indent>[ \t]+)(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)
 
 
 def parse_qstat_full(text: str) -> QstatOutput:
-    """Parse ``qstat -f`` text output (PBS Pro, OpenPBS, Torque, Slurm's Torque front end).
-
-    A record is ``Job Id: ID`` (PBS Pro, Torque: a blank; Slurm's front end: a tab), attribute
-    lines ``<indent>name = value`` and a blank line. PBS Pro and Torque indent attributes with
-    four spaces and continue a long value on lines that start with a tab; Slurm's front end
-    indents attributes with a tab and does not fold. Lines before the first record (banners)
-    are ignored.
-
-    A record counts only if it is complete: it ends with a blank line, every line in it is an
-    attribute or a continuation, and it names ``job_state`` exactly once. Other records are
-    listed in ``garbled`` (by id, or ``""`` when even the id is unreadable).
-    """
+    """Parse ``qstat -f`` text (PBS Pro, OpenPBS, Torque: attributes indented by four spaces,
+    folded values continued after a tab; Slurm's front end: indented by a tab). Lines before the
+    first record are ignored; incomplete records, and text between records, go to ``garbled``."""
     result = QstatOutput()
     lines = text.split("\n")
-    # what follows the last newline is a line cut short (or nothing): it is no line of a record
-    tail = lines.pop()
-    if tail.strip():
+    if lines.pop().strip():  # what follows the last newline is a line cut short
         result.garbled.append("")
-    seen_record = False
-    i = 0
+    seen_record, i = False, 0
     while i < len(lines):
         match = _JOB_ID_LINE.match(lines[i].rstrip("\r"))
         if not match:
             if lines[i].strip() and seen_record:
-                # text between or after records that belongs to none: a garbled record
                 result.garbled.append("")
             i += 1
             continue
-        seen_record = True
-        job_id = match.group(1)
-        body: List[str] = []
+        seen_record, job_id, body, terminated = True, match.group(1), [], False
         i += 1
-        terminated = False
-        while i < len(lines):
-            line = lines[i].rstrip("\r")
-            if not line.strip():
+        while i < len(lines) and not _JOB_ID_LINE.match(lines[i].rstrip("\r")):
+            if not lines[i].strip():
                 terminated = True
                 break
-            if _JOB_ID_LINE.match(line):
-                break
-            body.append(line)
+            body.append(lines[i].rstrip("\r"))
             i += 1
         record = _record(job_id, body) if terminated else None
-        if record is None:
+        if record is None or (job_id in result.records and result.records[job_id].attributes != record.attributes):
             result.garbled.append(job_id)
-        elif job_id in result.records and result.records[job_id].attributes != record.attributes:
-            result.garbled.append(job_id)
-            del result.records[job_id]
+            result.records.pop(job_id, None)
         else:
             result.records[job_id] = record
     return result
@@ -244,42 +143,26 @@ def _record(job_id: str, body: List[str]) -> Optional[JobRecord]:
     """A complete record from its attribute lines, or None if they are garbled."""
     spaces_style = any(line.startswith("    ") for line in body)
     attributes: Dict[str, str] = {}
-    seen_state = 0
     last: Optional[str] = None
     for line in body:
         match = _ATTRIBUTE.match(line)
-        is_attribute = match is not None and (not spaces_style or not match.group("indent").startswith("\t"))
-        if is_attribute:
-            name = match.group("name")
-            if name in attributes:
+        if match is not None and not (spaces_style and match.group("indent").startswith("\t")):
+            if match.group("name") in attributes:
                 return None  # an attribute twice: garbled
-            attributes[name] = match.group("value")
-            last = name
-            if name == "job_state":
-                seen_state += 1
-        elif line.startswith("\t") and last is not None:
-            if last == "job_state":
-                return None  # a state cannot continue on the next line
+            last = match.group("name")
+            attributes[last] = match.group("value")
+        elif line.startswith("\t") and last is not None and last != "job_state":
             attributes[last] += line[1:]
         else:
             return None
-    if seen_state != 1 or not re.fullmatch(r"[A-Z]", attributes["job_state"].strip()):
+    if not re.fullmatch(r"[A-Z]", attributes.get("job_state", "").strip()):
         return None
     return JobRecord(job_id, attributes)
 
 
 def parse_qstat_json(text: str) -> QstatOutput:
-    """Parse ``qstat -f -F json`` output (PBS Professional / OpenPBS 14 and later).
-
-    The document is ``{"timestamp": ..., "pbs_version": ..., "pbs_server": ..., "Jobs": {ID:
-    {attributes}}}``; ``Jobs`` is absent when no job was found. Nested objects
-    (``Resource_List``, ``resources_used``, ``Variable_List``) are flattened to ``outer.inner``.
-
-    Raises
-    ------
-    OutputError
-        the text is not one complete JSON object (cut short, or not JSON at all)
-    """
+    """Parse ``qstat -f -F json`` (PBS Pro / OpenPBS 14+): ``{..., "Jobs": {ID: {attributes}}}``;
+    :class:`OutputError` unless the text is one complete JSON object."""
     start = text.find("{")
     if start < 0:
         raise OutputError("qstat -F json printed no JSON object")
@@ -287,190 +170,97 @@ def parse_qstat_json(text: str) -> QstatOutput:
         document, end = json.JSONDecoder(strict=False).raw_decode(text, start)
     except json.JSONDecodeError as exc:
         raise OutputError(f"qstat -F json printed invalid or cut JSON: {exc}") from None
-    if text[end:].strip():
-        raise OutputError("qstat -F json printed more than one JSON document")
-    if not isinstance(document, dict):
-        raise OutputError("qstat -F json printed JSON that is not an object")
-    jobs = document.get("Jobs", {})
-    if not isinstance(jobs, dict):
-        raise OutputError("qstat -F json: 'Jobs' is not an object")
+    if text[end:].strip() or not isinstance(document, dict) or not isinstance(document.get("Jobs", {}), dict):
+        raise OutputError("qstat -F json printed something other than one JSON object with 'Jobs'")
     result = QstatOutput()
-    for job_id, attrs in jobs.items():
-        if not isinstance(attrs, dict) or not isinstance(attrs.get("job_state"), str) \
-                or not re.fullmatch(r"[A-Z]", attrs["job_state"].strip()):
+    for job_id, attrs in document.get("Jobs", {}).items():
+        if isinstance(attrs, dict) and re.fullmatch(r"[A-Z]", str(attrs.get("job_state", "")).strip()) \
+                and isinstance(attrs["job_state"], str):
+            result.records[job_id] = JobRecord(job_id, dict(_flatten(attrs)))
+        else:
             result.garbled.append(job_id)
-            continue
-        result.records[job_id] = JobRecord(job_id, dict(_flatten(attrs)))
     return result
 
 
 def _flatten(attrs: dict, prefix: str = "") -> Iterable[Tuple[str, str]]:
     for key, value in attrs.items():
-        name = f"{prefix}{key}"
         if isinstance(value, dict):
-            yield from _flatten(value, name + ".")
+            yield from _flatten(value, f"{prefix}{key}.")
         else:
-            yield name, str(value)
+            yield f"{prefix}{key}", str(value)
 
-
-# --------------------------------------------------------------------------- error lines
 
 _UNKNOWN = re.compile(r"Unknown Job Id(?: Error)?\s+(\S+)", re.IGNORECASE)
 _FINISHED = re.compile(r"(\S+)\s+Job has finished", re.IGNORECASE)
-_FINISHED_NO_ID = re.compile(r"Job has finished|already completing or completed|already finished", re.IGNORECASE)
 
 
 @dataclass
 class ErrorLines:
-    """What a ``qstat``/``qdel`` said about jobs on stderr: ids it does not know, ids it says
-    have finished (history kept but not asked for), and any other lines."""
+    """What qstat said on stderr: ids it does not know, ids it says finished, other lines."""
 
     unknown: Set[str] = field(default_factory=set)
     finished: Set[str] = field(default_factory=set)
     other: List[str] = field(default_factory=list)
 
     def says_unknown(self, remote_id: str) -> bool:
-        return _named(self.unknown, remote_id)
+        return remote_id in self.unknown or _key(remote_id) in {_key(i) for i in self.unknown} - {None}
 
     def says_finished(self, remote_id: str) -> bool:
-        return _named(self.finished, remote_id)
-
-
-def _named(ids: Set[str], remote_id: str) -> bool:
-    if remote_id in ids:
-        return True
-    try:
-        key, _ = split_job_id(remote_id)
-    except ValueError:
-        return False
-    for job_id in ids:
-        try:
-            if split_job_id(job_id)[0] == key:
-                return True
-        except ValueError:
-            continue
-    return False
+        return remote_id in self.finished or _key(remote_id) in {_key(i) for i in self.finished} - {None}
 
 
 def parse_error_lines(stderr: str) -> ErrorLines:
-    """Sort a PBS command's error lines (``qstat: Unknown Job Id 123.server``, Torque's
-    ``qstat: Unknown Job Id Error 123.server``, PBS Pro's ``qstat: 123.server Job has finished,
-    use -x or -H to obtain historical job information``)."""
+    """Sort error lines: ``Unknown Job Id [Error] ID`` (PBS Pro, Torque), ``ID Job has finished``
+    (PBS Pro without ``-x``), and anything else."""
     found = ErrorLines()
-    for raw in stderr.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        match = _UNKNOWN.search(line)
-        if match:
-            found.unknown.add(match.group(1).rstrip(",.;"))
-            continue
-        match = _FINISHED.search(line)
-        if match and is_job_id(match.group(1)):
-            found.finished.add(match.group(1))
-            continue
-        found.other.append(line)
+    for line in filter(None, map(str.strip, stderr.splitlines())):
+        unknown, finished = _UNKNOWN.search(line), _FINISHED.search(line)
+        if unknown:
+            found.unknown.add(unknown.group(1).rstrip(",.;"))
+        elif finished and is_job_id(finished.group(1)):
+            found.finished.add(finished.group(1))
+        else:
+            found.other.append(line)
     return found
 
 
-#: What qdel/qhold/qrls say about a job that is already over (or gone): not a failure to act.
-ALREADY_OVER = re.compile(r"Unknown Job Id|Job has finished|already completing or completed|already finished|"
-                          r"Invalid job id specified|Request invalid for state of job|job is in exiting state",
-                          re.IGNORECASE)
-
-
-# --------------------------------------------------------------------------- states
-
-#: Exit statuses that mean "killed for running past its wall time", by dialect: PBS Pro's
-#: ``JOB_EXEC_KILL_WALLTIME`` (-29, OpenPBS ``src/include/job.h``), Torque's
-#: ``JOB_EXEC_OVERLIMIT_WT`` (-11, Torque 6.1 administrator guide, "Job exit status").
+#: Exit statuses of a job killed for its wall time: PBS Pro's ``JOB_EXEC_KILL_WALLTIME`` (-29),
+#: Torque's ``JOB_EXEC_OVERLIMIT_WT`` (-11).
 WALLTIME_EXIT = {PBSPRO: {-29}, TORQUE: {-11}}
-
-#: PBS job states that mean waiting, held, running.
-_WAITING = {"Q": "queued", "W": "queued", "T": "queued"}
-_HELD = {"H": "held", "S": "held"}
-_RUNNING = {"R": "running", "E": "running", "B": "running"}
-#: Finished states: Torque's C(ompleted), PBS Pro's F(inished) and X (finished array subjob).
+#: Q/W/T waiting, H/S held (S: suspended), R/E/B running (E: exiting, B: array with subjobs running).
+_STATES = {"Q": "queued", "W": "queued", "T": "queued", "H": "held", "S": "held", "R": "running",
+           "E": "running", "B": "running"}
+#: Torque's C(ompleted), PBS Pro's F(inished) and X (finished array subjob).
 FINISHED_STATES = ("C", "F", "X")
 
 
 def map_state(record: JobRecord, dialect: str) -> str:
-    """expyre's remote state of a job from its ``qstat -f`` record.
-
-    * Q (queued), W (waiting for its start time), T (being moved): ``queued``
-    * H (held): ``held``; S (suspended) is not finished and does not run until resumed:
-      ``held`` as well; U is PBS Pro's suspended-for-keyboard-activity (``held``) but "unknown"
-      in Slurm's Torque front end (``unknown``)
-    * R (running), E (exiting after having run: its files may not all be back yet), B (array
-      job with subjobs running): ``running``
-    * C (Torque: completed), F (PBS Pro: finished), X (PBS Pro: array subjob finished): by the
-      exit status: 0 ``done``; the dialect's walltime code, or any failure after using at least
-      the requested walltime, ``timeout``; other values ``failed``; no exit status at all
-      (Slurm's front end prints none; PBS Pro has none for a job deleted before it ran):
-      ``other``, finished with an outcome the scheduler does not tell (expyre's own marker
-      files then decide)
-    * M (PBS Pro: moved to another server, which this query does not follow): ``unknown``
-    * anything else: ``unknown``, never a finished state
-    """
+    """expyre's remote state from a ``qstat -f`` record; a finished job's by its exit status
+    (:func:`finished_state`); U is PBS Pro's suspended (``held``) but unknown elsewhere; M (moved)
+    and anything else: ``unknown``, never finished."""
     state = record.state
-    if state in _WAITING:
-        return _WAITING[state]
-    if state in _HELD:
-        return _HELD[state]
     if state == "U":
         return "held" if dialect == PBSPRO else "unknown"
-    if state in _RUNNING:
-        return _RUNNING[state]
     if state in FINISHED_STATES:
         return finished_state(record.exit_status, dialect, record.walltime_used, record.walltime_limit)
-    return "unknown"
+    return _STATES.get(state, "unknown")
 
 
 def finished_state(exit_status: Optional[int], dialect: str, used: Optional[int] = None,
                    limit: Optional[int] = None) -> str:
-    """The remote state of a finished job from its exit status (see :func:`map_state`)."""
+    """0: ``done``; the dialect's wall-time code, or a failure after using the whole wall time:
+    ``timeout``; other values ``failed``; none at all (Slurm's front end): ``other``."""
     if exit_status is None:
         return "other"
     if exit_status == 0:
         return "done"
-    if exit_status in WALLTIME_EXIT.get(dialect, set()):
-        return "timeout"
-    if used is not None and limit and used >= limit:
-        return "timeout"
-    return "failed"
+    walltime = exit_status in WALLTIME_EXIT.get(dialect, set()) or (used is not None and limit and used >= limit)
+    return "timeout" if walltime else "failed"
 
 
 def duration_seconds(value: Optional[str]) -> Optional[int]:
-    """Seconds in a PBS duration (``[[HH:]MM:]SS``, ``01:00:00``); None if absent or unreadable."""
-    if value is None:
-        return None
-    parts = str(value).strip().split(":")
+    """Seconds in a PBS duration (``[[HH:]MM:]SS``); None if absent or unreadable."""
+    parts = str(value).strip().split(":") if value is not None else []
     if not parts or len(parts) > 3 or not all(re.fullmatch(r"\d+", p) for p in parts):
         return None
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + int(part)
-    return seconds
-
-
-# --------------------------------------------------------------------------- command sections
-
-#: Printed after a command's output with its name and exit status, so that output cut short is
-#: recognised (the marker is missing) and several commands can share one round trip.
-END_MARKER = "@xpr-pbs-end@"
-_END_LINE = re.compile(rf"^{re.escape(END_MARKER)} (\S+) (-?\d+)$")
-
-
-def split_sections(output: str) -> Dict[str, Tuple[int, str]]:
-    """Split output of commands each followed by ``END_MARKER NAME STATUS``: name -> (status,
-    text before the marker). A section whose marker is missing (cut short) is absent."""
-    sections: Dict[str, Tuple[int, str]] = {}
-    current: List[str] = []
-    for line in output.split("\n"):
-        match = _END_LINE.match(line.strip())
-        if match:
-            sections[match.group(1)] = (int(match.group(2)), "\n".join(current))
-            current = []
-        else:
-            current.append(line)
-    return sections
+    return sum(int(p) * 60 ** i for i, p in enumerate(reversed(parts)))

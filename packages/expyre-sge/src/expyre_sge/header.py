@@ -35,18 +35,8 @@ _RESOURCE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
 
 def directive_options(lines: Sequence[str]) -> Set[str]:
-    """The options that ``#$`` lines set: ``-q``, ``-o``, ``-cwd`` ..., and ``-l NAME`` for
-    each resource a ``-l`` requests (``-l h_rt``).
-
-    Parameters
-    ----------
-    lines: list(str)
-        header lines; lines that are not ``#$`` directives are ignored
-
-    Returns
-    -------
-    set(str)
-    """
+    """The options that the ``#$`` lines among ``lines`` set: ``-q``, ``-o``, ``-cwd`` ..., and
+    ``-l NAME`` for each resource a ``-l`` requests (``-l h_rt``)."""
     options: Set[str] = set()
     for line in lines:
         stripped = line.strip()

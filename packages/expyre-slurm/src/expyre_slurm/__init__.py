@@ -1,299 +1,118 @@
 """expyre's Slurm scheduler plugin: ``"scheduler": "slurm"`` in a system's config.
 
-Registered only through the ``expyre`` entry-point group (``slurm = "expyre_slurm"``), so that
-``pip install expyre-core expyre-slurm`` is all a site needs. The hooks are translators: they
-build ``sbatch``/``squeue``/``scontrol``/``sacct``/``scancel`` command lines, run them through the
-shell core hands them, and parse what comes back (:mod:`expyre_slurm.parse`).
+Registered through the ``expyre`` entry-point group (``slurm = "expyre_slurm"``). Built on the
+batch toolkit (:mod:`expyre.batch`), which runs, retries and batches the commands and makes
+submission exactly-once; this module only says what to run and how to read it:
 
-* ``render_header``: ``#SBATCH`` lines for job name (the expyre id), partition, wall time and
-  output files, then the configured lines formatted with the node dict.
-* ``submit``: ``sbatch`` in the job's directory; the id is read from ``Submitted batch job N``
-  (``... on cluster X``), or the ``--parsable`` forms ``N`` and ``N;X``, among any other lines.
-* ``status``: one ``squeue`` for all jobs. A job squeue no longer lists is looked up with
-  ``scontrol show job`` and ``sacct`` (either may be unavailable: accounting is often off), and
-  is taken as finished only when a query that worked says so or does not know it either. A query
-  that fails, times out or is cut short raises, so core treats its jobs as still ongoing.
-* ``cancel`` (``scancel``), ``find_submitted`` (by job name, and from the record sbatch's output
-  leaves in the job's directory), ``hold`` and ``release`` (``scontrol hold/release``).
-
-Transient failures (Slurm's "Socket timed out", "Unable to contact slurm controller", "try
-again", ...) are retried as ``EXPYRE_RETRY`` (``"<tries> <seconds>"``, default ``"3 5"``) says;
-a submission is retried only after checking that the failed try left no job behind.
+* ``sbatch`` in the job's directory; the id from ``Submitted batch job N [on cluster X]`` or the
+  ``--parsable`` forms;
+* one ``squeue`` for all jobs; a job it no longer lists is looked up with ``scontrol show job``
+  and ``sacct`` (either may be unavailable) and is over only when a query that worked says so
+  or does not know it either;
+* ``scancel``, ``scontrol hold``/``release``; jobs already over are not an error;
+* jobs by name: ``squeue --name``.
 """
 from __future__ import annotations
 
-import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
-from expyre import JobSpec, RemoteJob, Shell, hookimpl, quote
+from expyre import JobSpec, RemoteJob, Shell, quote
+from expyre.batch import BatchScheduler, Sections
 
-from . import commands, header, parse
-from .commands import (
-    CONTROL_TIMEOUT,
-    STATUS_TIMEOUT,
-    SUBMIT_RECORD,
-    SUBMIT_TIMEOUT,
-    SlurmCommandError,
-    by_cluster,
-    cluster_option,
-    run_once,
-    run_retrying,
-    section,
-)
+from . import header, parse
+from .commands import UNSET_JOB_ENVIRONMENT, SlurmCommandError, by_cluster, cluster_option, squeue_commands
 from .parse import INVALID_JOB_ID, map_state, split_remote_id
 
 __version__ = "0.1.0"
-__all__ = ["NAME", "SlurmCommandError", "hold", "release", "__version__"]
+__all__ = ["NAME", "Slurm", "SlurmCommandError", "__version__"]
 
 NAME = "slurm"
 
 
-@hookimpl
-def expyre_schedulers() -> List[str]:
-    return [NAME]
+class Slurm(BatchScheduler):
+    """Slurm's commands and what they print, for :class:`expyre.batch.BatchScheduler`."""
 
+    name = NAME
+    render_header_lines = staticmethod(header.render_header)
+    environment_lines = header.JOB_ENVIRONMENT
+    submit_program = "sbatch"
+    transient = parse.TRANSIENT_PATTERNS
+    already_over = (f"{INVALID_JOB_ID}|already completing or completed|Job has already finished|"
+                    "already finished")
+    name_safe = parse.NAME_SAFE
 
-@hookimpl
-def render_header(scheduler: str, job: JobSpec) -> Optional[List[str]]:
-    if scheduler != NAME:
-        return None
-    return header.render_header(job)
+    def submit_command(self, job: JobSpec, script: str) -> str:
+        return f"{UNSET_JOB_ENVIRONMENT}\nexec sbatch {quote(script)}"
 
+    def parse_submit(self, stdout: str) -> str:
+        return parse.parse_sbatch_output(stdout)
 
-@hookimpl
-def job_environment(scheduler: str, job: JobSpec) -> Optional[List[str]]:
-    if scheduler != NAME:
-        return None
-    return list(header.JOB_ENVIRONMENT)
-
-
-# --------------------------------------------------------------------------- submit
-
-@hookimpl
-def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> Optional[str]:
-    """Run sbatch on ``script`` in ``job.remote_dir`` and return Slurm's job id.
-
-    A try that fails transiently is retried only once :func:`find_submitted` shows that it did
-    not create a job after all (a "Socket timed out" may come after slurmctld took the job).
-    When that cannot be found out, the outcome is unknown and
-    :class:`expyre.ConnectionLostError` is raised: core keeps the job as ``submitting`` and asks
-    again (``find_submitted``) before it submits anything.
-    """
-    if scheduler != NAME:
-        return None
-    from expyre import ConnectionLostError
-
-    def already_submitted(failure: str) -> Optional[str]:
-        try:
-            found = find_submitted(NAME, job, shell)
-        except SlurmCommandError as exc:
-            raise ConnectionLostError(shell.host, f"{failure}; whether Slurm took job {job.id} is unknown, and "
-                                                  f"it could not be asked: {exc}") from exc
-        return found[0] if found else None
-
-    command = commands.submit_command(job.remote_dir, script)
-    what = f"sbatch refused job {job.id} (in {job.remote_dir})"
-    tries, wait = commands.retry_settings()
-    for attempt in range(1, tries + 1):
-        result = run_once(shell, command, SUBMIT_TIMEOUT)
-        if result.returncode == -1:
-            raise ConnectionLostError(shell.host, f"sbatch for job {job.id} did not answer within "
-                                                  f"{SUBMIT_TIMEOUT:.0f} s; whether it took the job is unknown")
-        if result.returncode == 0:
-            try:
-                return parse.parse_sbatch_output(result.stdout)
-            except parse.SubmitParseError as exc:
-                # sbatch said yes but its answer cannot be read: is the job there?
-                found = already_submitted(f"sbatch's output could not be read ({exc})")
-                if found is not None:
-                    return found
-                raise SlurmCommandError(shell.host, result, f"job {job.id}: {exc}") from None
-        if attempt < tries and parse.is_transient(result.stderr + "\n" + result.stdout):
-            time.sleep(wait)
-            wait *= 2
-            found = already_submitted(f"sbatch failed: {parse.first_error_line(result.stderr, result.stdout)}")
-            if found is not None:
-                return found
-            continue
-        raise SlurmCommandError(shell.host, result, what + (f" (after {attempt} tries)" if attempt > 1 else ""))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-@hookimpl
-def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> Optional[List[str]]:
-    """Jobs Slurm has for ``job``: the id sbatch recorded in the job's directory, and jobs of
-    this user whose name is the job's name. Raises if squeue fails (an empty answer would make
-    core submit a second copy)."""
-    if scheduler != NAME:
-        return None
-    name = parse.job_name(job.id)
-    name_filter = f"--name={quote(name)} " if "," not in name else ""
-    record = f"{job.remote_dir}/{SUBMIT_RECORD}"
-    command = commands.script([
-        section(f"cat {quote(record)} 2>/dev/null", "record"),
-        section(f'squeue --noheader --states=all --user="${{USER:-$(id -un)}}" {name_filter}'
-                f"--format={quote(parse.SQUEUE_NAME_FORMAT)}", "squeue", decides=True),
-    ])
-    result = run_retrying(shell, command, what=f"looking for Slurm jobs named {name}", timeout=STATUS_TIMEOUT)
-    sections = parse.split_sections(result.stdout)
-    if "squeue" not in sections:
-        raise SlurmCommandError(shell.host, result, f"looking for Slurm jobs named {name}: output cut short")
-    rc, text = sections["squeue"]
-    if rc != 0:
-        raise SlurmCommandError(shell.host, result, f"looking for Slurm jobs named {name}: squeue failed")
-    found = []
-    record_rc, record_text = sections.get("record", (1, ""))
-    if record_rc == 0:
-        try:
-            found.append(parse.parse_sbatch_output(record_text))
-        except parse.SubmitParseError:
-            pass
-    for job_id, cluster, _state, listed_name in parse.parse_squeue_names(text):
-        if listed_name == name:
-            found.append(parse.join_remote_id(job_id, cluster))
-    return list(dict.fromkeys(found))
-
-
-# --------------------------------------------------------------------------- status
-
-def _query_error(shell: Shell, result, message: str) -> SlurmCommandError:
-    return SlurmCommandError(shell.host, result, f"Slurm status query: {message}")
-
-
-def _squeue(shell: Shell, jobs: Sequence[RemoteJob]) -> parse.SqueueResult:
-    """One squeue for all ``jobs`` (retried if it fails transiently); raises if it fails."""
-    command, names = commands.squeue_command(by_cluster(job.remote_id for job in jobs), parse.SQUEUE_FORMAT)
-
-    def answered(result) -> bool:
+    def answered(self, section: str, returncode: int, text: str) -> bool:
         # squeue exits 1 when asked about a single job it does not know: an answer, not a failure
-        return result.returncode == 1 and INVALID_JOB_ID in result.stderr
+        return (returncode == 0 or section.startswith(("sacct@", "scontrol@"))
+                or (returncode == 1 and INVALID_JOB_ID in text))
 
-    result = run_retrying(shell, command, what="Slurm status query (squeue)", timeout=STATUS_TIMEOUT,
-                          accept=answered)
-    sections = parse.split_sections(result.stdout)
-    listed = parse.SqueueResult()
-    for name in names:
-        if name not in sections:
-            raise _query_error(shell, result, "squeue's output was cut short")
-        rc, text = sections[name]
-        if rc != 0 and not (rc == 1 and INVALID_JOB_ID in result.stderr):
-            raise _query_error(shell, result, f"squeue exited with status {rc}")
-        try:
+    def status_commands(self, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
+        return squeue_commands((job.remote_id for job in jobs), parse.SQUEUE_FORMAT)
+
+    def parse_status(self, sections: Sections, jobs: Sequence[RemoteJob], stderr: str) -> Dict[str, str]:
+        listed = parse.SqueueResult()
+        for _rc, text in sections.values():
             listed.jobs.update(parse.parse_squeue(text).jobs)
-        except parse.OutputError as exc:
-            raise _query_error(shell, result, str(exc)) from None
-    return listed
+        return {job.remote_id: map_state(*entry) for job in jobs for entry in [listed.lookup(job.remote_id)]
+                if entry is not None}
 
-
-def _resolve_unlisted(shell: Shell, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
-    """States of jobs squeue no longer lists, from scontrol (the controller keeps finished jobs
-    for MinJobAge) and sacct (when accounting is on). A job neither knows is over: ``other``.
-    A lookup that fails leaves the job ``unknown``."""
-    groups = by_cluster(job.remote_id for job in jobs)
-    parts = []
-    for cluster, ids in groups.items():
-        parts.append(section(f"sacct {cluster_option(cluster)}--noheader --parsable2 --allocations "
-                             f"--jobs={quote(','.join(ids))} --format={parse.SACCT_FORMAT} 2>&1",
-                             f"sacct@{cluster or '-'}"))
-    for job in jobs:
-        job_id, cluster = split_remote_id(job.remote_id)
-        parts.append(section(f"scontrol {cluster_option(cluster)}--oneliner show job {quote(job_id)} 2>&1",
-                             f"scontrol@{job.remote_id}"))
-    result = run_once(shell, commands.script(parts), STATUS_TIMEOUT)
-    sections = parse.split_sections(result.stdout)
-    states = {}
-    for job in jobs:
-        job_id, cluster = split_remote_id(job.remote_id)
-        state = "unknown"
-        gone = False
-        scontrol = sections.get(f"scontrol@{job.remote_id}")
-        if scontrol is not None:
-            rc, text = scontrol
+    def resolve_unlisted(self, shell: Shell, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
+        """From scontrol (the controller keeps finished jobs for MinJobAge) and sacct (when
+        accounting is on). A job neither knows is over (``other``); a lookup that fails leaves it
+        ``unknown``."""
+        commands = {f"sacct@{cluster or '-'}": (f"sacct {cluster_option(cluster)}--noheader --parsable2 --allocations "
+                                                f"--jobs={quote(','.join(ids))} --format={parse.SACCT_FORMAT} 2>&1")
+                    for cluster, ids in by_cluster(job.remote_id for job in jobs).items()}
+        for job in jobs:
+            job_id, cluster = split_remote_id(job.remote_id)
+            commands[f"scontrol@{job.remote_id}"] = (f"scontrol {cluster_option(cluster)}--oneliner show job "
+                                                     f"{quote(job_id)} 2>&1")
+        sections, _ = self.query(shell, commands, "Slurm status query (scontrol, sacct)")
+        states = {}
+        for job in jobs:
+            job_id, cluster = split_remote_id(job.remote_id)
+            state, gone = "unknown", False
+            rc, text = sections[f"scontrol@{job.remote_id}"]
             fields = parse.parse_scontrol_job(text) if rc == 0 else None
             if fields is not None and fields.get("JobId") == job_id:
                 state = map_state(fields["JobState"], fields.get("Reason", ""))
-            elif INVALID_JOB_ID in text:
-                gone = True
-        sacct = sections.get(f"sacct@{cluster or '-'}")
-        if state == "unknown" and sacct is not None:
-            rc, text = sacct
+            gone = INVALID_JOB_ID in text
+            rc, text = sections[f"sacct@{cluster or '-'}"]
             accounted = parse.parse_sacct(text)
-            if job_id in accounted:
+            if state == "unknown" and job_id in accounted:
                 state = map_state(accounted[job_id])
             elif rc == 0 and "error" not in text.lower():
                 gone = True  # accounting works and has no such job
-        if state == "unknown" and gone:
-            state = "other"
-        states[job.remote_id] = state
-    return states
+            states[job.remote_id] = "other" if state == "unknown" and gone else state
+        return states
+
+    def control_commands(self, action: str, jobs: Sequence[RemoteJob]) -> List[str]:
+        groups = by_cluster(job.remote_id for job in jobs)
+        if action == "cancel":
+            return [f"scancel {cluster_option(c)}{' '.join(quote(i) for i in ids)}" for c, ids in groups.items()]
+        return [f"scontrol {cluster_option(c)}{action} {quote(','.join(ids))}" for c, ids in groups.items()]
+
+    def find_commands(self, job: JobSpec, name: str) -> Dict[str, str]:
+        name_filter = f"--name={quote(name)} " if "," not in name else ""
+        return {"squeue": f'squeue --noheader --states=all --user="${{USER:-$(id -un)}}" {name_filter}'
+                          f"--format={quote(parse.SQUEUE_NAME_FORMAT)}"}
+
+    def parse_find(self, sections: Sections, name: str) -> List[str]:
+        return [parse.join_remote_id(job_id, cluster)
+                for job_id, cluster, _state, listed in parse.parse_squeue_names(sections["squeue"][1])
+                if listed == name]
 
 
-@hookimpl
-def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[Dict[str, str]]:
-    """States of ``jobs``: one squeue for all, then scontrol/sacct only for jobs it no longer lists."""
-    if scheduler != NAME:
-        return None
-    if not jobs:
-        return {}
-    listed = _squeue(shell, jobs)
-    states: Dict[str, str] = {}
-    unlisted = []
-    for job in jobs:
-        entry = listed.lookup(job.remote_id)
-        if entry is None:
-            unlisted.append(job)
-        else:
-            states[job.remote_id] = map_state(*entry)
-    if unlisted:
-        states.update(_resolve_unlisted(shell, unlisted))
-    return states
+SCHEDULER = Slurm()
+(expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
+ cancel, hold, release) = SCHEDULER.hooks()
 
 
-# --------------------------------------------------------------------------- cancel, hold, release
-
-#: What scancel/scontrol say about a job that is already over: not a failure to act on it.
-_ALREADY_OVER = (INVALID_JOB_ID, "already completing or completed", "Job has already finished",
-                 "already finished")
-
-
-def _control(shell: Shell, verb: str, jobs: Sequence[RemoteJob], build) -> bool:
-    groups = by_cluster(job.remote_id for job in jobs)
-    if not groups:
-        return True
-    command = "\n".join(["_xpr_rc=0", *(f"{build(cluster, ids)} || _xpr_rc=$?" for cluster, ids in groups.items()),
-                         "exit $_xpr_rc"])
-
-    def only_finished_jobs(result) -> bool:
-        lines = [line for line in (result.stderr + "\n" + result.stdout).splitlines() if line.strip()]
-        return bool(lines) and all(any(text in line for text in _ALREADY_OVER) for line in lines)
-
-    run_retrying(shell, command, what=f"{verb} of Slurm jobs {', '.join(job.remote_id for job in jobs)}",
-                 timeout=CONTROL_TIMEOUT, accept=only_finished_jobs)
-    return True
-
-
-@hookimpl
-def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
-    """``scancel`` all ``jobs`` (one command per cluster); jobs already over are not an error."""
-    if scheduler != NAME:
-        return None
-    return _control(shell, "scancel", jobs, lambda cluster, ids: (
-        f"scancel {cluster_option(cluster)}{' '.join(quote(i) for i in ids)}"))
-
-
-@hookimpl
-def hold(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
-    """Hold queued ``jobs`` (``scontrol hold``): they stay queued, reported ``held``, until released."""
-    if scheduler != NAME:
-        return None
-    return _control(shell, "scontrol hold", jobs, lambda cluster, ids: (
-        f"scontrol {cluster_option(cluster)}hold {quote(','.join(ids))}"))
-
-
-@hookimpl
-def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Optional[bool]:
-    """Release held ``jobs`` (``scontrol release``)."""
-    if scheduler != NAME:
-        return None
-    return _control(shell, "scontrol release", jobs, lambda cluster, ids: (
-        f"scontrol {cluster_option(cluster)}release {quote(','.join(ids))}"))
+def _resolve_unlisted(shell: Shell, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
+    return SCHEDULER.resolve_unlisted(shell, jobs)

@@ -58,23 +58,17 @@ def expyre_schedulers():
 
 @hookimpl
 def render_header(scheduler, job):
-    if scheduler != NAME:
-        return None
     lines = [] if job.no_default_header else [f"# flockq job {job.id} queue {job.partition}"]
     return lines + format_header_lines(job.header_lines, job.node_dict)
 
 
 @hookimpl
 def job_environment(scheduler, job):
-    if scheduler != NAME:
-        return None
     return []  # core's EXPYRE_NUM_* values from the partition are already right
 
 
 @hookimpl
 def submit(scheduler, job, script, shell):
-    if scheduler != NAME:
-        return None
     lock = f"{LOCK_DIR}/{job.partition or 'default'}.lock"
     max_time = int(job.max_time or 0)
     command = (f"mkdir -p {LOCK_DIR} && lock=\"$PWD\"/{quote(lock)} && cd {quote(job.remote_dir)} || exit 1\n"
@@ -90,8 +84,6 @@ def submit(scheduler, job, script, shell):
 
 @hookimpl
 def status(scheduler, jobs, shell):
-    if scheduler != NAME:
-        return None
     args = " ".join(f"{quote(job.remote_id)} {quote(job.remote_dir)}" for job in jobs)
     output = shell.run(f"bash -c {quote(_STATUS)} flockq-status {args}").stdout
     states = dict(line.split() for line in output.splitlines() if len(line.split()) == 2)
@@ -100,8 +92,6 @@ def status(scheduler, jobs, shell):
 
 @hookimpl
 def cancel(scheduler, jobs, shell):
-    if scheduler != NAME:
-        return None
     commands = [f"touch {quote(job.remote_dir + '/_flockq_cancelled')}; "
                 f"kill -TERM -- -{quote(job.remote_id)} 2>/dev/null" for job in jobs]
     shell.run("\n".join(commands) + "\ntrue")
@@ -110,7 +100,5 @@ def cancel(scheduler, jobs, shell):
 
 @hookimpl
 def find_submitted(scheduler, job, shell):
-    if scheduler != NAME:
-        return None
     pid = shell.run(f"cat {quote(job.remote_dir + '/_flockq_pid')} 2>/dev/null || true").stdout.strip()
     return [pid] if pid.isdigit() else []

@@ -46,8 +46,6 @@ def expyre_transports():
 
 @hookimpl
 def open_shell(transport, system):
-    if transport != NAME:
-        return None
     if not system.host or not Path(system.host).expanduser().is_dir():
         raise ValueError(f"system {system.name}: transport {NAME} needs 'host' to be an existing "
                          f"directory (the mounted remote home), got {system.host!r}")
@@ -56,8 +54,6 @@ def open_shell(transport, system):
 
 @hookimpl
 def transfer(transport, shell, direction, pairs):
-    if transport != NAME:
-        return None
     for local_dir, remote_dir in pairs:
         remote = shell.path(remote_dir)
         if direction == "put":

@@ -14,10 +14,12 @@ Needs ``bash`` and ``setsid`` (util-linux) on the host.
 """
 from __future__ import annotations
 
+from typing import Dict, List, Sequence
+
 from .. import jobfiles
 from ..header import format_header_lines
 from ..hookspecs import hookimpl
-from ..hooktypes import quote
+from ..hooktypes import JobSpec, RemoteJob, Shell, quote
 
 NAME = "direct"
 PID_FILE = jobfiles.plugin_file("direct", "pid")
@@ -68,21 +70,17 @@ done
 
 
 @hookimpl
-def expyre_schedulers():
+def expyre_schedulers() -> List[str]:
     return [NAME]
 
 
 @hookimpl
-def render_header(scheduler, job):
-    if scheduler != NAME:
-        return None
+def render_header(scheduler: str, job: JobSpec) -> List[str]:
     return format_header_lines(job.header_lines, job.node_dict)
 
 
 @hookimpl
-def job_environment(scheduler, job):
-    if scheduler != NAME:
-        return None
+def job_environment(scheduler: str, job: JobSpec) -> List[str]:
     return []
 
 
@@ -102,9 +100,7 @@ def launch_command(job, script: str) -> str:
 
 
 @hookimpl
-def submit(scheduler, job, script, shell):
-    if scheduler != NAME:
-        return None
+def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> str:
     result = shell.run(launch_command(job, script))
     pid = result.stdout.strip()
     if not pid.isdigit():
@@ -131,18 +127,14 @@ def parse_status(output: str, jobs) -> dict:
 
 
 @hookimpl
-def status(scheduler, jobs, shell):
-    if scheduler != NAME:
-        return None
+def status(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> Dict[str, str]:
     args = " ".join(f"{quote(job.remote_id)} {quote(job.remote_dir)}" for job in jobs)
     result = shell.run(f"bash -c {quote(_STATUS)} expyre-status {args}")
     return parse_status(result.stdout, jobs)
 
 
 @hookimpl
-def cancel(scheduler, jobs, shell):
-    if scheduler != NAME:
-        return None
+def cancel(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell) -> bool:
     commands = []
     for job in jobs:
         pid = quote(job.remote_id)
@@ -155,9 +147,7 @@ def cancel(scheduler, jobs, shell):
 
 
 @hookimpl
-def find_submitted(scheduler, job, shell):
-    if scheduler != NAME:
-        return None
+def find_submitted(scheduler: str, job: JobSpec, shell: Shell) -> List[str]:
     result = shell.run(f"cat {quote(job.remote_dir + '/' + PID_FILE)} 2>/dev/null || true")
     pid = result.stdout.strip()
     return [pid] if pid.isdigit() else []

@@ -15,11 +15,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from ..hookspecs import hookimpl
-from ..hooktypes import CommandResult, command_result
+from ..hooktypes import CommandResult, Shell, command_result
 from ..writes import writing
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..system import System
 
 NAME = "local"
 
@@ -138,21 +141,17 @@ def put(local_dir: Path, remote: Path) -> None:
 
 
 @hookimpl
-def expyre_transports():
+def expyre_transports() -> List[str]:
     return [NAME]
 
 
 @hookimpl
-def open_shell(transport, system):
-    if transport != NAME:
-        return None
+def open_shell(transport: str, system: System) -> Shell:
     return LocalShell()
 
 
 @hookimpl
-def transfer(transport, shell, direction, pairs):
-    if transport != NAME:
-        return None
+def transfer(transport: str, shell: Shell, direction: str, pairs: Sequence[Tuple[Path, str]]) -> bool:
     for local_dir, remote_dir in pairs:
         remote = resolve(remote_dir)
         if direction == "put":

@@ -12,11 +12,15 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-from typing import List, Optional
+from pathlib import Path
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from ..hookspecs import hookimpl
-from ..hooktypes import CommandResult, ConnectionLostError, command_result, quote
+from ..hooktypes import CommandResult, ConnectionLostError, Shell, command_result, quote
 from . import tarstream
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..system import System
 
 NAME = "openssh"
 #: Exit status of the ssh program itself when it could not connect or log in.
@@ -84,23 +88,19 @@ def remsh_argv(system) -> List[str]:
 
 
 @hookimpl
-def expyre_transports():
+def expyre_transports() -> List[str]:
     return [NAME]
 
 
 @hookimpl
-def open_shell(transport, system):
-    if transport != NAME:
-        return None
+def open_shell(transport: str, system: System) -> Shell:
     if system.host is None:
         raise ValueError(f"system '{system.name}' uses the openssh transport but has no host")
     return OpenSSHShell(system.host, remsh_argv(system))
 
 
 @hookimpl
-def transfer(transport, shell, direction, pairs):
-    if transport != NAME:
-        return None
+def transfer(transport: str, shell: Shell, direction: str, pairs: Sequence[Tuple[Path, str]]) -> bool:
     if direction == "put":
         tarstream.put(shell, pairs)
     else:

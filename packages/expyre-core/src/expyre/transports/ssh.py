@@ -20,15 +20,18 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import paramiko
 
 from ..hookspecs import hookimpl
-from ..hooktypes import CommandResult, ConnectionLostError, command_result, quote
+from ..hooktypes import CommandResult, ConnectionLostError, Shell, command_result, quote
 from ..retry import retry_settings
 from . import sshconfig, tarstream
 from .sshconfig import ConnectSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..system import System
 
 NAME = "ssh"
 log = logging.getLogger(__name__)
@@ -413,23 +416,25 @@ class SSHShell:
 # --------------------------------------------------------------------------- hooks
 
 @hookimpl
-def expyre_transports():
+def expyre_transports() -> List[str]:
     return [NAME]
 
 
 @hookimpl
-def open_shell(transport, system):
-    if transport != NAME:
-        return None
+def check_options(name: str, options: dict) -> List[Tuple[str, object, str]]:
+    """The system's ``ssh`` table: known settings of the right types (see :mod:`.sshconfig`)."""
+    return sshconfig.check_ssh_options(options)
+
+
+@hookimpl
+def open_shell(transport: str, system: System) -> Shell:
     if system.host is None:
         raise ValueError(f"system '{system.name}' uses the ssh transport but has no host")
     return SSHShell(sshconfig.resolve(system.host, system.options))
 
 
 @hookimpl
-def transfer(transport, shell, direction, pairs):
-    if transport != NAME:
-        return None
+def transfer(transport: str, shell: Shell, direction: str, pairs: Sequence[Tuple[Path, str]]) -> bool:
     if direction == "put":
         tarstream.put(shell, pairs)
     else:

@@ -1,0 +1,582 @@
+"""The batch-scheduler toolkit: core runs the commands, a scheduler plugin only translates.
+
+A plugin for a batch scheduler (Slurm, Grid Engine, PBS, LSF, a site's wrapper) subclasses
+:class:`BatchScheduler` and supplies command builders and output parsers:
+
+* :meth:`~BatchScheduler.header` (and optionally :meth:`~BatchScheduler.environment`): the job
+  script's directives;
+* :meth:`~BatchScheduler.submit_command` / :meth:`~BatchScheduler.parse_submit`: the submit
+  command, run in the job's directory, and the scheduler's id from what it printed;
+* :meth:`~BatchScheduler.status_commands` / :meth:`~BatchScheduler.parse_status`: one query for
+  many jobs (several commands, one round trip) and the states in it;
+* :meth:`~BatchScheduler.control_commands`: cancel, hold and release;
+* :meth:`~BatchScheduler.find_commands` / :meth:`~BatchScheduler.parse_find`: this user's jobs
+  with a given job name;
+* :attr:`~BatchScheduler.transient` and :attr:`~BatchScheduler.already_over`: which messages mean
+  "try again" and "that job is already over".
+
+Core then does the rest, the same way for every scheduler:
+
+* every command is retried with back-off (``EXPYRE_RETRY``) when it fails with a transient
+  message, and a failure for good raises one error type, :class:`BatchError`, that quotes the
+  scheduler's own message;
+* several commands travel in one round trip, each followed by a section marker carrying its exit
+  status (:func:`sections_command`, :func:`split_sections`), so cut output is recognised;
+* submission is exactly-once: the submit command runs on the host under a lock in the job's
+  directory, detached from the connection, and records its output and exit status there when
+  it ends. :meth:`~BatchScheduler.find_submitted` reads that record and, while the lock's
+  process still runs, waits for it, so a submission whose outcome is unknown stays unknown until
+  the remote submit command has provably ended. A transient failure is retried only after
+  looking the job up by name;
+* cancel, hold and release of jobs that are already over is not an error;
+* a status query that fails raises, and a job its answer does not cover is ``unknown``; a job
+  is never reported finished from a failed or unreadable answer;
+* one encoding of expyre ids into job names the scheduler accepts (:func:`job_name`).
+
+A plugin module exposes the hooks of one instance::
+
+    SCHEDULER = MyScheduler()
+    (expyre_schedulers, check_options, render_header, job_environment, submit, status,
+     find_submitted, cancel, hold, release) = SCHEDULER.hooks()
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from . import jobfiles
+from .hookspecs import hookimpl
+from .hooktypes import (
+    CommandResult,
+    ConnectionLostError,
+    JobSpec,
+    RemoteCommandError,
+    RemoteJob,
+    Shell,
+    quote,
+    run_unchecked,
+)
+from .retry import retry_settings
+
+__all__ = ["BatchScheduler", "BatchError", "OutputError", "Sections", "job_name", "digest", "one_id",
+           "sections_command", "split_sections", "run_retrying", "SECTION_MARKER"]
+
+
+class BatchError(RemoteCommandError):
+    """A scheduler command failed for good (after retries, if its failure looked transient), or
+    printed what the plugin cannot read. The message quotes what the scheduler said."""
+
+
+class OutputError(ValueError):
+    """A command's output is cut short, garbled or not of the expected form; nothing is concluded
+    from it (a parser raises this, core turns it into :class:`BatchError`)."""
+
+
+# --------------------------------------------------------------------------- job names
+
+def digest(text: str, length: int = 10) -> str:
+    """A short, stable hexadecimal digest of ``text`` (SHA-256)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:length]
+
+
+def job_name(expyre_id: str, safe: str = "A-Za-z0-9_.=+-", prefix: str = "", max_length: int = 200) -> str:
+    """The scheduler job name of an expyre job: one encoding for every scheduler.
+
+    Parameters
+    ----------
+    expyre_id: str
+        the job's id, ``<name>_<hash>_<unique>``
+    safe: str
+        the characters (a regular-expression character class body) the scheduler takes in a name
+    prefix: str
+        put before the id (Grid Engine and PBS want a letter first)
+    max_length: int
+        longest name the scheduler takes
+
+    Returns
+    -------
+    str
+        ``prefix + expyre_id`` when every character is safe and it fits; otherwise the prefix, the
+        id with each unsafe character replaced by ``_`` (shortened to fit), ``_`` and a digest
+        of the whole id, so that ids differing only in unsafe characters get different names
+    """
+    unsafe = re.compile(f"[^{safe}]")
+    name = prefix + expyre_id
+    if expyre_id and not unsafe.search(expyre_id) and len(name) <= max_length:
+        return name
+    tail = "_" + digest(expyre_id)
+    return (prefix + unsafe.sub("_", expyre_id))[:max_length - len(tail)] + tail
+
+
+def one_id(found: Sequence[Any], program: str, output: str, key: Callable[[Any], str] = str) -> Any:
+    """The one job ``program`` reported among ``found`` (duplicates by ``key`` count once);
+    :class:`OutputError` quoting ``output`` when there is none or more than one."""
+    ids = list(dict.fromkeys(map(key, found)))
+    if len(ids) == 1:
+        return found[0]
+    what = f"several job ids ({', '.join(ids)})" if ids else "no job id"
+    raise OutputError(f"{program} printed {what}; its output was:\n{output.strip() or '(nothing)'}")
+
+
+# --------------------------------------------------------------------------- sections
+
+#: Line that ends each section of a combined command's output: ``@xpr-end@ NAME STATUS``.
+SECTION_MARKER = "@xpr-end@"
+_SECTION_END = re.compile(rf"^{re.escape(SECTION_MARKER)} (\S+) (-?\d+)$", re.MULTILINE)
+
+#: ``{name: (exit status, text)}``; a section whose marker did not arrive is absent.
+Sections = Dict[str, Tuple[int, str]]
+
+
+def section(command: str, name: str) -> str:
+    """``command`` followed by its end marker (a blank line first, so that output without a final
+    newline does not swallow the marker; :func:`split_sections` removes it again)."""
+    return f"{command}\n_xpr_s=$?; echo; echo {quote(f'{SECTION_MARKER} {name}')} $_xpr_s"
+
+
+def sections_command(commands: Mapping[str, str], preamble: str = "") -> str:
+    """One shell command that runs ``{name: command}`` in turn, each as a section; exit status 0
+    unless ``preamble`` (run first, e.g. to set up the scheduler's environment) exits.
+
+    A name starting with ``+`` marks shell code that writes sections of its own (any number,
+    each ended with ``_xpr_end NAME STATUS``); it gets no marker and is not required to answer.
+    """
+    own = any(n.startswith("+") for n in commands)
+    parts = [preamble] * bool(preamble) + [f"_xpr_end() {{ echo; echo {SECTION_MARKER} \"$1\" \"$2\"; }}"] * own
+    parts += [c if n.startswith("+") else section(c, n) for n, c in commands.items()]
+    return "\n".join(parts + ["exit 0"])
+
+
+def split_sections(output: str) -> Sections:
+    """The sections of a combined command's output (see :func:`sections_command`); the newline
+    written before each marker is removed again."""
+    sections: Sections = {}
+    start = 0
+    for match in _SECTION_END.finditer(output):
+        text = output[start:match.start()]
+        text = text[:-1] if text.endswith("\n") else text
+        text = text[1:] if start and text.startswith("\n") else text
+        sections[match.group(1)] = (int(match.group(2)), text)
+        start = match.end()
+    return sections
+
+
+# --------------------------------------------------------------------------- running
+
+def run_retrying(shell: Shell, command: str, *, what: str, timeout: Optional[float],
+                 transient: Callable[[str], bool], accept: Callable[[CommandResult], bool] = lambda r: False,
+                 complete: Callable[[CommandResult], Optional[str]] = lambda r: None) -> CommandResult:
+    """Run a command that is safe to repeat, retrying transient failures with back-off.
+
+    Parameters
+    ----------
+    shell: expyre.Shell
+    command: str
+        the command (every word in it already quoted)
+    what: str
+        what the command is for, for the error message
+    timeout: float or None
+        seconds one try may take; a try that takes longer counts as a transient failure
+    transient: callable
+        ``transient(message)`` True for a message that means "try again"
+    accept: callable, optional
+        ``accept(result)`` True for a non-zero exit status that is an answer, not a failure
+    complete: callable, optional
+        ``complete(result)`` a problem with an exit-status-0 answer (such as a section that failed
+        or was cut short), or None; a problem whose message is transient is retried too
+
+    Raises
+    ------
+    BatchError
+        the command failed for good, or still failed after the tries ``EXPYRE_RETRY`` allows
+    """
+    tries, wait = retry_settings()
+    for attempt in range(1, tries + 1):
+        result = run_unchecked(shell, command, timeout)
+        problem = None
+        if result.returncode == 0 or accept(result):
+            problem = complete(result)
+            if problem is None:
+                return result
+        again = result.returncode == -1 or transient(f"{result.stderr}\n{result.stdout}\n{problem or ''}")
+        if attempt < tries and again:
+            time.sleep(wait)
+            wait *= 2
+            continue
+        after = f" (after {attempt} tries)" if attempt > 1 else ""
+        raise BatchError(shell.host, result, f"{what}{': ' + problem if problem else ''}{after}")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- exactly-once submission
+
+#: Files of one submission attempt in the job's directory: the lock (a directory holding the pid
+#: of the process that runs the submit command), its output, error output and exit status. The
+#: exit-status file is renamed into place last: while it is missing, the command has not ended.
+SUBMIT_LOCK = jobfiles.plugin_file("batch", "submit.lock")
+SUBMIT_OUT = jobfiles.plugin_file("batch", "submit.out")
+SUBMIT_ERR = jobfiles.plugin_file("batch", "submit.err")
+SUBMIT_RC = jobfiles.plugin_file("batch", "submit.rc")
+#: Exit status of the submit wrapper when an earlier attempt holds the lock.
+LOCK_TAKEN = 75
+#: Exit status of the record section while the submit command is still running.
+STILL_SUBMITTING = 76
+
+
+def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
+    """The remote side of an exactly-once submission of ``command`` in ``remote_dir``.
+
+    The lock is taken with ``mkdir`` (atomic); the submit command runs in a background subshell
+    that ignores hang-ups and writes only to files, so it ends normally and leaves its record even
+    when the connection (or the process that drives it) dies. ``again`` first clears the record
+    of an earlier attempt that has ended (a retry after a transient failure).
+    """
+    clear = (f"if [ -f {SUBMIT_RC} ]; then rm -rf {SUBMIT_LOCK} {SUBMIT_RC} {SUBMIT_OUT} {SUBMIT_ERR}; fi\n"
+             if again else "")
+    return (f"cd {quote(remote_dir)} || exit 1\n{clear}"
+            f"mkdir {SUBMIT_LOCK} 2>/dev/null || {{ echo 'expyre: an earlier submission holds the lock' >&2; "
+            f"exit {LOCK_TAKEN}; }}\n"
+            f"( trap '' HUP INT TERM PIPE; ( {command} ) > {SUBMIT_OUT} 2> {SUBMIT_ERR} < /dev/null\n"
+            f"  echo $? > {SUBMIT_RC}.tmp && mv -f {SUBMIT_RC}.tmp {SUBMIT_RC} ) &\n"
+            f"echo \"$! $(uname -n)\" > {SUBMIT_LOCK}/pid\n"
+            "wait $!\n"
+            f"cat {SUBMIT_OUT}; cat {SUBMIT_ERR} >&2; read -r _xpr_rc < {SUBMIT_RC} || _xpr_rc=1; exit $_xpr_rc")
+
+
+def record_probe(remote_dir: str) -> str:
+    """Shell code printing the submit record of the job in ``remote_dir``: the submit command's
+    output with its exit status; :data:`STILL_SUBMITTING` while its process still runs (or runs on
+    another login node, whose processes cannot be seen from here, or has taken the lock in the
+    last two minutes and not written its pid yet); 1 when there was no attempt or it died."""
+    d, lock = quote(remote_dir.rstrip("/") or "/"), SUBMIT_LOCK
+    return (f"_xpr_p=; _xpr_h=; if [ -f {d}/{SUBMIT_RC} ]; then cat {d}/{SUBMIT_OUT}; "
+            f"read -r _xpr_r < {d}/{SUBMIT_RC}; (exit ${{_xpr_r:-1}})\n"
+            f"elif [ -d {d}/{lock} ]; then read -r _xpr_p _xpr_h < {d}/{lock}/pid 2>/dev/null\n"
+            f"  if {{ [ -z \"$_xpr_p\" ] && [ -n \"$(find {d}/{lock} -maxdepth 0 -mmin -2)\" ]; }} || "
+            f"{{ [ -n \"$_xpr_p\" ] && {{ [ \"$_xpr_h\" != \"$(uname -n)\" ] || kill -0 \"$_xpr_p\" 2>/dev/null; }}; }}"
+            "\n"
+            f"  then echo \"submitting $_xpr_p\"; (exit {STILL_SUBMITTING}); else (exit 1); fi\n"
+            "else (exit 1); fi")
+
+
+# --------------------------------------------------------------------------- the base class
+
+class BatchScheduler:
+    """A batch scheduler described by command builders and parsers; core runs them.
+
+    Subclasses set :attr:`name` and implement the methods marked "plugin supplies". Every word a
+    builder puts into a command must be quoted (:func:`expyre.quote`).
+    """
+
+    #: the scheduler name a system's config selects (``"scheduler": NAME``)
+    name: str = ""
+    #: lower-case fragments of messages that mean the command may work when tried again
+    transient: Sequence[str] = ()
+    #: regular expression matching what cancel/hold/release print for a job that is already over
+    already_over: str = r"(?!)"
+    #: regular expression matching the lines of their output that complain (others are ignored)
+    complaint: str = r"\S"
+    #: a non-zero exit status without any complaint means the jobs are already over
+    already_over_silently: bool = False
+    #: shell code run before every command (e.g. to set up the scheduler's environment)
+    preamble: str = ""
+    #: the characters the scheduler takes in a job name, a prefix and the longest name
+    name_safe: str = "A-Za-z0-9_.=+-"
+    name_prefix: str = ""
+    name_max: int = 200
+    #: seconds a status query, a submission, and cancel/hold/release may take
+    status_timeout: float = 120.0
+    submit_timeout: float = 300.0
+    control_timeout: float = 120.0
+    #: seconds between looks at a submission that is still running
+    submit_poll: float = 1.0
+    #: the submit program's name, for messages ("sbatch refused job ...")
+    submit_program: str = "the submit command"
+
+    # ------------------------------------------------------------------ plugin supplies
+
+    #: ``render_header(job) -> lines`` (as a ``staticmethod``), or override :meth:`header`
+    render_header_lines: Optional[Callable[[JobSpec], List[str]]] = None
+    #: shell lines that set ``EXPYRE_NUM_*`` from the scheduler's environment
+    environment_lines: Sequence[str] = ()
+
+    def header(self, job: JobSpec) -> List[str]:
+        """The job script's header lines (plugin supplies :attr:`render_header_lines`, or this)."""
+        if self.render_header_lines is None:
+            raise NotImplementedError(f"{type(self).__name__} renders no header")
+        return self.render_header_lines(job)
+
+    def environment(self, job: JobSpec) -> List[str]:
+        """Shell lines that set ``EXPYRE_NUM_*`` from the scheduler's environment (optional)."""
+        return list(self.environment_lines)
+
+    def submit_command(self, job: JobSpec, script: str) -> str:
+        """The command that submits ``script``, run in the job's directory: by default
+        :attr:`submit_program` with the script's name."""
+        return f"{self.submit_program} {quote(script)}"
+
+    def parse_submit(self, stdout: str) -> str:
+        """The remote id from the submit command's output; :class:`OutputError` if there is none
+        (plugin supplies)."""
+        raise NotImplementedError
+
+    def status_commands(self, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
+        """``{section: command}`` that together answer for all ``jobs`` (plugin supplies)."""
+        raise NotImplementedError
+
+    def parse_status(self, sections: Sections, jobs: Sequence[RemoteJob], stderr: str) -> Dict[str, str]:
+        """``{remote_id: state}`` from the sections; raise :class:`OutputError` for output that
+        cannot be read. Jobs left out are ``unknown`` (plugin supplies)."""
+        raise NotImplementedError
+
+    def control_commands(self, action: str, jobs: Sequence[RemoteJob]) -> List[str]:
+        """Commands that ``action`` (``cancel``, ``hold``, ``release``) ``jobs`` (plugin supplies)."""
+        raise NotImplementedError
+
+    def find_commands(self, job: JobSpec, name: str) -> Dict[str, str]:
+        """``{section: command}`` listing this user's jobs, at least those named ``name`` (plugin
+        supplies)."""
+        raise NotImplementedError
+
+    def parse_find(self, sections: Sections, name: str) -> List[str]:
+        """Remote ids of the jobs named ``name``; raise :class:`OutputError` if the listing failed
+        or cannot be read (an empty answer would make core submit again) (plugin supplies)."""
+        raise NotImplementedError
+
+    def answered(self, section: str, returncode: int, text: str) -> bool:
+        """True if a section's exit status and output (with the command's stderr) are an answer."""
+        return returncode == 0
+
+    # ------------------------------------------------------------------ what core runs
+
+    def is_transient(self, message: str) -> bool:
+        """True if ``message`` says the failure is passing (see :attr:`transient`)."""
+        text = message.lower()
+        return any(fragment in text for fragment in self.transient)
+
+    def job_name(self, expyre_id: str) -> str:
+        """The job name of an expyre job (:func:`job_name` with this scheduler's rules)."""
+        return job_name(expyre_id, self.name_safe, self.name_prefix, self.name_max)
+
+    def query(self, shell: Shell, commands: Mapping[str, str], what: str, timeout: Optional[float] = None) -> \
+            Tuple[Sections, CommandResult]:
+        """Run ``commands`` in one round trip (retrying transient failures); every section must
+        arrive and be :meth:`answered`. Raises :class:`BatchError`."""
+        def complete(result: CommandResult) -> Optional[str]:
+            sections = split_sections(result.stdout)
+            for name in (n for n in commands if not n.startswith("+")):
+                if name not in sections:
+                    return f"{name}: no complete answer (output cut short)"
+                rc, text = sections[name]
+                if name != "record" and not self.answered(name, rc, f"{text}\n{result.stderr}"):
+                    return f"{name} exited with status {rc}: {_first_line(text, result.stderr)}"
+            return None
+
+        result = run_retrying(shell, sections_command(commands, self.preamble), what=what,
+                              timeout=timeout or self.status_timeout, transient=self.is_transient,
+                              accept=lambda r: r.returncode > 0 and complete(r) is None, complete=complete)
+        return split_sections(result.stdout), result
+
+    def submit_job(self, job: JobSpec, script: str, shell: Shell) -> str:
+        """Submit exactly once (see the module's description); returns the remote id."""
+        command = self.submit_command(job, script)
+        tries, wait = retry_settings()
+        for attempt in range(1, tries + 1):
+            result = run_unchecked(shell, self._with_preamble(submit_wrapper(job.remote_dir, command, attempt > 1)),
+                                   self.submit_timeout)
+            if result.returncode in (-1, LOCK_TAKEN):
+                raise ConnectionLostError(shell.host, f"{self.name}: the submission of job {job.id} did not "
+                                                      f"answer ({_first_line(result.stderr)}); whether it "
+                                                      "took the job is unknown")
+            if result.returncode == 0:
+                try:
+                    return self.parse_submit(result.stdout)
+                except OutputError as exc:
+                    found = self._by_name(job, shell, f"the submit command's output could not be read ({exc})")
+                    if found:
+                        return found[0]
+                    raise BatchError(shell.host, result, f"job {job.id}: {exc}") from None
+            if attempt < tries and self.is_transient(f"{result.stderr}\n{result.stdout}"):
+                time.sleep(wait)
+                wait *= 2
+                found = self._by_name(job, shell, f"submission failed: {_first_line(result.stderr, result.stdout)}")
+                if found:
+                    return found[0]
+                continue
+            after = f" (after {attempt} tries)" if attempt > 1 else ""
+            refused = f"{self.submit_program} refused job {job.id} (in {job.remote_dir}){after}"
+            raise BatchError(shell.host, result, refused)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _by_name(self, job: JobSpec, shell: Shell, failure: str) -> List[str]:
+        try:
+            return self.find_jobs(job, shell, wait=False)
+        except BatchError as exc:
+            raise ConnectionLostError(shell.host, f"{failure}; whether {self.name} took job {job.id} is unknown, "
+                                                  f"and it could not be asked: {exc}") from exc
+
+    def find_jobs(self, job: JobSpec, shell: Shell, wait: bool = True) -> List[str]:
+        """Remote ids for ``job``: the id the submit record holds, and jobs listed under its name.
+
+        While an earlier submit command still runs, wait for it (up to :attr:`submit_timeout`);
+        if it still runs then, the outcome is unknown: :class:`expyre.ConnectionLostError`.
+        """
+        name = self.job_name(job.id)
+        commands = {"record": record_probe(job.remote_dir), **self.find_commands(job, name)}
+        deadline = time.monotonic() + self.submit_timeout
+        while True:
+            sections, result = self.query(shell, commands, f"looking for {self.name} jobs named {name}")
+            record_rc, record_text = sections.get("record", (1, ""))
+            if record_rc != STILL_SUBMITTING or not wait:
+                break
+            if time.monotonic() > deadline:
+                raise ConnectionLostError(shell.host, f"{self.name}: the submit command for job {job.id} is still "
+                                                      f"running after {self.submit_timeout:.0f} s; its outcome is "
+                                                      "unknown")
+            time.sleep(self.submit_poll)
+        found = []
+        if record_rc == 0:
+            try:
+                found.append(self.parse_submit(record_text))
+            except OutputError:
+                pass
+        try:
+            found += self.parse_find(sections, name)
+        except OutputError as exc:
+            raise BatchError(shell.host, result, f"looking for {self.name} jobs named {name}: {exc}") from None
+        return list(dict.fromkeys(found))
+
+    def query_status(self, jobs: Sequence[RemoteJob], shell: Shell) -> Dict[str, str]:
+        """States of ``jobs`` from one round trip; jobs the answer does not cover are ``unknown``."""
+        if not jobs:
+            return {}
+        sections, result = self.query(shell, self.status_commands(jobs), f"{self.name} status query")
+        try:
+            states = self.parse_status(sections, jobs, result.stderr)
+        except OutputError as exc:
+            raise BatchError(shell.host, result, f"{self.name} status query: {exc}") from None
+        unlisted = [job for job in jobs if job.remote_id not in states]
+        if unlisted:
+            states.update(self.resolve_unlisted(shell, unlisted))
+        states = {job.remote_id: states.get(job.remote_id, "unknown") for job in jobs}
+        self.after_status(shell, sections, jobs, states)
+        return states
+
+    def after_status(self, shell: Shell, sections: Sections, jobs: Sequence[RemoteJob], states: Dict[str, str]) -> None:
+        """Called with every status answer (for example to note why a job is stuck); by default nothing."""
+
+    def resolve_unlisted(self, shell: Shell, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
+        """States of jobs the status answer left out, from a second look (for example accounting);
+        by default none: they stay ``unknown``."""
+        return {}
+
+    def control(self, action: str, jobs: Sequence[RemoteJob], shell: Shell) -> bool:
+        """Run ``action`` on ``jobs``; jobs already over (:attr:`already_over`) are not an error."""
+        if not jobs:
+            return True
+        commands = self.control_commands(action, jobs)
+        lines = commands if len(commands) == 1 else ["_xpr_rc=0", *(f"{c} || _xpr_rc=$?" for c in commands),
+                                                      "exit $_xpr_rc"]
+        over, complaint = re.compile(self.already_over), re.compile(self.complaint)
+
+        def only_over(result: CommandResult) -> bool:
+            said = [line for line in f"{result.stderr}\n{result.stdout}".splitlines() if complaint.search(line)]
+            return result.returncode > 0 and (bool(said) or self.already_over_silently) and \
+                all(over.search(line) for line in said)
+
+        run_retrying(shell, self._with_preamble("\n".join(lines)), timeout=self.control_timeout,
+                     what=f"{action} of {self.name} jobs {', '.join(job.remote_id for job in jobs)}",
+                     transient=self.is_transient, accept=only_over)
+        return True
+
+    def _with_preamble(self, command: str) -> str:
+        return f"{self.preamble}\n{command}" if self.preamble else command
+
+    # ------------------------------------------------------------------ per system
+
+    #: the scheduler's own settings (the system's table named after it): key -> a check that raises
+    #: ValueError for a bad value
+    settings: Mapping[str, Callable[[Any], Any]] = {}
+    #: for a scheduler bound to a system (:meth:`bound`): the system's shell and settings table
+    shell: Optional[Shell] = None
+    options: Mapping[str, Any] = {}
+
+    def check(self, options: Mapping[str, Any]) -> List[Tuple[str, object, str]]:
+        """Problems in the system's settings table for this scheduler, as ``(key, value, problem)``."""
+        problems = []
+        for key, value in options.items():
+            try:
+                if key not in self.settings:
+                    raise ValueError(f"unknown {self.name} setting; known: {', '.join(self.settings) or 'none'}")
+                self.settings[key](value)
+            except ValueError as exc:
+                problems.append((key, value, str(exc)))
+        return problems
+
+    def bound(self, shell: Shell, system: Optional[Any]) -> BatchScheduler:
+        """The scheduler to run ``system``'s commands with: a copy of this one, kept in
+        ``system.plugin_state`` (so what it learns about the host is learnt once per system, and
+        nothing is kept at module level), with :attr:`shell` and :attr:`options` set."""
+        state = getattr(system, "plugin_state", {})
+        if self.name not in state:
+            state[self.name] = copy.copy(self)
+            state[self.name].options = dict(getattr(system, "scheduler_options", None) or {})
+        state[self.name].shell = shell
+        return state[self.name]
+
+    # ------------------------------------------------------------------ the hooks
+
+    def hooks(self) -> Tuple[Callable, ...]:
+        """The hook implementations, for a plugin module to expose (see the module's description)."""
+        return (self.expyre_schedulers, self.check_options, self.render_header, self.job_environment, self.submit,
+                self.status, self.find_submitted, self.cancel, self.hold, self.release)
+
+    @hookimpl
+    def expyre_schedulers(self) -> List[str]:
+        return [self.name]
+
+    @hookimpl
+    def check_options(self, name: str, options: dict) -> List[Tuple[str, object, str]]:
+        return self.check(options)
+
+    @hookimpl
+    def render_header(self, scheduler: str, job: JobSpec) -> List[str]:
+        return self.header(job)
+
+    @hookimpl
+    def job_environment(self, scheduler: str, job: JobSpec) -> List[str]:
+        return list(self.environment(job))
+
+    @hookimpl
+    def submit(self, scheduler: str, job: JobSpec, script: str, shell: Shell, system: Optional[Any] = None) -> str:
+        return self.bound(shell, system).submit_job(job, script, shell)
+
+    @hookimpl
+    def status(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell,
+               system: Optional[Any] = None) -> Dict[str, str]:
+        return self.bound(shell, system).query_status(jobs, shell)
+
+    @hookimpl
+    def find_submitted(self, scheduler: str, job: JobSpec, shell: Shell, system: Optional[Any] = None) -> List[str]:
+        return self.bound(shell, system).find_jobs(job, shell)
+
+    @hookimpl
+    def cancel(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Optional[Any] = None) -> bool:
+        return self.bound(shell, system).control("cancel", jobs, shell)
+
+    @hookimpl
+    def hold(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Optional[Any] = None) -> bool:
+        return self.bound(shell, system).control("hold", jobs, shell)
+
+    @hookimpl
+    def release(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Optional[Any] = None) -> bool:
+        return self.bound(shell, system).control("release", jobs, shell)
+
+
+def _first_line(*texts: str) -> str:
+    """The most telling line of a command's output: the first that says ``error``, else the first."""
+    lines = [line.strip() for text in texts for line in str(text).splitlines() if line.strip()]
+    return next((line for line in lines if "error" in line.lower()), lines[0] if lines else "")
