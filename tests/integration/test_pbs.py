@@ -162,7 +162,9 @@ def test_many_jobs_one_status_query_per_poll(remote, monkeypatch):
         if command.startswith("qstat "):
             queries.append(command.split("\n")[0])
         return real_run(shell, command, timeout)
-    monkeypatch.setattr(commands, "run", counting_run)
+    monkeypatch.setattr(commands, "run", counting_run)  # the dialect question
+    from expyre import batch
+    monkeypatch.setattr(batch, "run_unchecked", counting_run)  # the toolkit runs the status queries
     jobs = [ExPyRe(f"many{i}", function=pow, args=[i, 2]) for i in range(6)]
     for xpr in jobs:
         xpr.start(resources=ONE_CORE, system_name="remote", partial_node=True)
