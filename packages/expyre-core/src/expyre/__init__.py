@@ -30,16 +30,23 @@ from .hooktypes import (
 
 __version__ = "0.1.0"
 
-__all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
-           "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell", "CommandResult",
+__all__ = ["ExPyRe", "Executor", "start_many", "ExPyReJobDiedError", "ExPyReTimeoutError",
+           "ExPyReRemoteEnvironmentError", "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell",
+           "CommandResult",
            "RemoteCommandError", "ConnectionLostError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
            "quote", "quote_all", "run_unchecked", "__version__"]
 
 
 def __getattr__(name):
-    # ExPyRe is imported on first use so that "import expyre" (for example by a plugin for
-    # hookimpl) does not load the config, the jobs database or the plugins.
+    # ExPyRe, Executor and start_many are imported on first use so that "import expyre" (for
+    # example by a plugin for hookimpl) does not load the config, the jobs database or the plugins.
     if name == "ExPyRe":
         from .func import ExPyRe
         return ExPyRe
+    if name == "Executor":
+        from .executor import Executor
+        return Executor
+    if name == "start_many":
+        from .batch import start_many
+        return start_many
     raise AttributeError(f"module 'expyre' has no attribute {name!r}")
