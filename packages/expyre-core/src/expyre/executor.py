@@ -216,7 +216,8 @@ class Executor(concurrent.futures.Executor):
 
     @contextmanager
     def batch(self):
-        """Start everything submitted inside the block together, when the block ends.
+        """Start everything submitted inside the block together, when the block ends (the
+        executor's thread neither starts nor polls while the block runs).
 
         The calls are started in the calling thread before the block is left (one transfer); an
         error in starting them goes to their futures.
@@ -322,8 +323,11 @@ class Executor(concurrent.futures.Executor):
                 if self._shutdown and not unfinished:
                     break
             try:
-                self._start_pending()
-                self._poll()
+                with self._lock:
+                    held = self._held > 0
+                if not held:  # a batch being submitted is started, and polled, as a whole
+                    self._start_pending()
+                    self._poll()
                 self._show_progress()
             except Exception as exc:  # the thread must go on: the futures depend on it
                 warnings.warn(f"expyre Executor on system '{self.system_name}': poll failed, trying again "
