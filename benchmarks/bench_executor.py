@@ -138,7 +138,8 @@ def main() -> None:
         submit_phase(int(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-n", type=int, nargs="+", default=[10, 100, 1000], help="numbers of calls (default 10 100 1000)")
+    parser.add_argument("-n", type=int, nargs="+", default=[10, 100, 1000],
+                        help="numbers of calls (default 10 100 1000)")
     parser.add_argument("--host", help="SSH host to run on (with a temporary config)")
     parser.add_argument("--scheduler", default="slurm", help="scheduler for --host (default slurm)")
     parser.add_argument("--partition", default="standard", help="partition for --host (default standard)")

@@ -300,3 +300,58 @@ def test_map_killed_and_run_again_runs_every_call_once(staged, tmp_path, die_at)
     if die_at == "mapped":
         # every call was created before the kill: re-attaching was the one batch lookup
         assert "LOOKUPS 0" in second.stdout
+
+
+# --------------------------------------------------------------------------- progress
+
+PROGRESS_SCRIPT = """
+import sys, time
+from expyre import Executor
+def nap(x):
+    time.sleep(1.5)
+    return x
+with Executor("remote", resources={"max_time": "10m", "num_cores": 1, "partitions": "regular"}, partial_node=True,
+              check_interval=0.2, quiet=sys.argv[1] == "quiet") as ex:
+    print(list(ex.map(nap, range(int(sys.argv[2]), int(sys.argv[2]) + 6))), flush=True)
+"""
+
+
+def run_with_stderr_on_a_terminal(script, mode, offset, columns):
+    import fcntl
+    import pty
+    import struct
+    import termios
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, str(script), mode, offset], stdout=subprocess.PIPE, stderr=follower,
+                            env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the terminal closes when the script ends
+            break
+        if not data:
+            break
+        chunks.append(data)
+    stdout = proc.communicate(timeout=120)[0]
+    os.close(leader)
+    return stdout.decode(), b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_line_of_totals(staged, tmp_path):
+    script = tmp_path / "many.py"
+    script.write_text(PROGRESS_SCRIPT)
+    stdout, terminal = run_with_stderr_on_a_terminal(script, "show", "0", columns=50)
+    assert stdout.strip() == "[0, 1, 2, 3, 4, 5]"
+    updates = [u.replace("\r\n", "\n").rstrip("\n") for u in terminal.split("\r\x1b[K") if u.strip()]
+    assert len(updates) >= 2 and all(len(u) <= 49 for u in updates)   # fits the 50 columns
+    assert terminal.replace("\r\n", "\n").count("\n") == 1               # one line, updated in place
+    assert updates[-1].startswith("expyre 6: q0 r0 d6 f0")               # short form at this width
+    plain = subprocess.run([sys.executable, str(script), "show", "10"], capture_output=True, text=True, timeout=120)
+    lines = plain.stderr.splitlines()
+    assert lines[-1].startswith("expyre: 6 jobs: 0 queued, 0 running, 6 done, 0 failed,") and 2 <= len(lines) <= 3
+    quiet = subprocess.run([sys.executable, str(script), "quiet", "20"], capture_output=True, text=True, timeout=120)
+    assert quiet.stderr == "" and quiet.stdout.strip() == "[20, 21, 22, 23, 24, 25]"

@@ -3,6 +3,7 @@ elapsed) that fits the terminal and is updated in place; plain lines now and the
 not a terminal; nothing when quiet."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -26,6 +27,18 @@ def format_totals(counts: Mapping[str, int], elapsed: float, width: int) -> str:
         return long
     short = f"expyre {total}: " + " ".join(f"{label}{counts.get(key, 0)}" for key, label in FIELDS) + f" {waited}"
     return short[:limit]
+
+
+def _terminal_width(stream: TextIO) -> int:
+    """Columns of the terminal ``stream`` writes to (``$COLUMNS`` wins, as for ``shutil``)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return shutil.get_terminal_size().columns
 
 
 class ManyProgress:
@@ -55,7 +68,7 @@ class ManyProgress:
             return
         elapsed = time.monotonic() - self.start
         if self.is_tty:
-            width = shutil.get_terminal_size().columns
+            width = _terminal_width(self.stream)
             self.stream.write("\r\033[K" + format_totals(counts, elapsed, width))
             self._line_open = True
         elif self._last_plain is None or elapsed - self._last_plain >= self.plain_interval:
