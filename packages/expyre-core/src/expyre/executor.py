@@ -261,8 +261,7 @@ class Executor(concurrent.futures.Executor):
         return future
 
     def _results(self, futures: List[ExPyReFuture], end_time: Optional[float], chunked: bool) -> Iterator:
-        with self._lock:
-            self._waiting += 1
+        self._begin_wait()
         try:
             for future in futures:
                 value = future.result() if end_time is None else future.result(end_time - time.monotonic())
@@ -271,8 +270,7 @@ class Executor(concurrent.futures.Executor):
                 else:
                     yield value
         finally:
-            with self._lock:
-                self._waiting -= 1
+            self._end_wait()
 
     # ------------------------------------------------------------------ shutting down and cancelling
 
@@ -283,8 +281,9 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             self._shutdown = True
             unfinished = [f for job in self._jobs.values() for f in job.futures if not f.done()]
-            if wait:
-                self._waiting += 1
+        waiting = wait and bool(unfinished)
+        if waiting:
+            self._begin_wait()
         try:
             if cancel_futures:
                 self._cancelled([f for f in unfinished if f._cancel_here()])
@@ -292,9 +291,8 @@ class Executor(concurrent.futures.Executor):
             if wait and self._thread is not None:
                 self._thread.join()
         finally:
-            if wait:
-                with self._lock:
-                    self._waiting -= 1
+            if waiting:
+                self._end_wait()
 
     def _cancelled(self, futures: Sequence[ExPyReFuture]) -> None:
         """Cancel the jobs whose futures are all cancelled: not started ones are not started,
@@ -337,7 +335,6 @@ class Executor(concurrent.futures.Executor):
             woken = self._wake.wait(None if idle and not self._shutdown else interval)
             self._wake.clear()
             interval = min(0.25, self.check_interval) if woken else min(interval * 2, self.check_interval)
-        self._show_progress(final=True)
 
     def _start_pending(self) -> None:
         with self._start_lock:
@@ -423,19 +420,27 @@ class Executor(concurrent.futures.Executor):
                 counts["queued"] += 1
         return counts
 
-    def _show_progress(self, final: bool = False) -> None:
+    def _begin_wait(self) -> None:
+        with self._lock:
+            self._waiting += 1
+
+    def _end_wait(self) -> None:
+        """The last waiter is done: show the final totals and end the line."""
+        with self._lock:
+            self._waiting -= 1
+            if self._waiting == 0 and self._progress is not None:
+                self._progress.finish(self.counts())
+                self._progress = None
+
+    def _show_progress(self) -> None:
+        """Show the totals while someone waits (``map`` results, ``shutdown(wait=True)``)."""
         if self.quiet:
             return
         with self._lock:
-            waiting = self._waiting > 0
-        if waiting and self._progress is None:
-            self._progress = ManyProgress()
-        if self._progress is None:
-            return
-        if final or not waiting:
-            self._progress.finish(self.counts())
-            self._progress = None
-        else:
+            if self._waiting == 0:
+                return
+            if self._progress is None:
+                self._progress = ManyProgress()
             self._progress.update(self.counts())
 
     # ------------------------------------------------------------------ context manager
