@@ -17,11 +17,11 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from . import batch, gather, results
+from . import batch, config, gather, results
 from .func import ExPyRe, _system
-from .hooktypes import FINISHED_REMOTE_STATES, RemoteJob
+from .hooktypes import FINISHED_REMOTE_STATES
 from .manyprogress import ManyProgress
 from .resources import Resources
 
@@ -297,7 +297,7 @@ class Executor(concurrent.futures.Executor):
     def _cancelled(self, futures: Sequence[ExPyReFuture]) -> None:
         """Cancel the jobs whose futures are all cancelled: not started ones are not started,
         submitted ones are cancelled on the system with one scheduler call."""
-        remote: List[RemoteJob] = []
+        remote: List[_Job] = []
         with self._lock:
             for job in {id(f): self._jobs.get(f.xpr.id) for f in futures}.values():
                 if job is None or job.finished or not all(f.cancelled() for f in job.futures):
@@ -307,9 +307,9 @@ class Executor(concurrent.futures.Executor):
                     job.pending = False
                     self._pending.remove(job)
                 elif job.xpr.remote_id is not None and job.xpr.status in ("submitted", "started"):
-                    remote.append(gather.remote_job(_row(job)))
-        if remote:
-            self._system.cancel(remote)
+                    remote.append(job)
+        for system, jobs in _by_system(remote):
+            system.cancel([gather.remote_job(_row(job)) for job in jobs])
 
     # ------------------------------------------------------------------ the background thread
 
@@ -353,17 +353,18 @@ class Executor(concurrent.futures.Executor):
                 if job.xpr.status in ("created", "submitting"):
                     self._resolve_error(job, error if error is not None else
                                         RuntimeError(f"job {job.xpr.id} was not started"))
-            late = [gather.remote_job(_row(job)) for job in jobs  # cancelled while being started
+            late = [job for job in jobs  # cancelled while being started
                     if all(f.cancelled() for f in job.futures) and job.xpr.status == "submitted"]
-            if late:
-                self._system.cancel(late)
+            for system, cancelled in _by_system(late):
+                system.cancel([gather.remote_job(_row(job)) for job in cancelled])
 
     def _poll(self) -> None:
         with self._lock:
             jobs = [job for job in self._jobs.values() if not job.finished and not job.pending]
         last_chance = [job for job in jobs if job.last_chance]
-        if last_chance:  # the scheduler said finished but no outcome came back: copy once more
-            self._system.fetch([(job.xpr.stage_dir, job.xpr.remote_dir) for job in last_chance])
+        # the scheduler said finished but no outcome came back: copy once more
+        for system, copied in _by_system(last_chance):
+            system.fetch([(job.xpr.stage_dir, gather.remote_dir_of(_row(job))) for job in copied])
         polled = [job for job in jobs if job.xpr.status in gather.POLLED_STATUSES and not job.last_chance]
         states = gather.sync([_row(job) for job in polled]) if polled else {}
         for job in jobs:
@@ -451,6 +452,15 @@ class Executor(concurrent.futures.Executor):
     def __exit__(self, exc_type, exc_val, exc_tb) -> bool:
         self.shutdown(wait=True)
         return False
+
+
+def _by_system(jobs: Sequence[_Job]) -> List[Tuple[Any, List[_Job]]]:
+    """``jobs`` grouped by the configured system they run on (a re-attached job may run on
+    another system than the executor's)."""
+    names: Dict[str, List[_Job]] = {}
+    for job in jobs:
+        names.setdefault(job.xpr.system_name, []).append(job)
+    return [(config.systems[name], grouped) for name, grouped in names.items()]
 
 
 def _row(job: _Job) -> dict:
