@@ -124,7 +124,8 @@ class Executor(concurrent.futures.Executor):
     name: str, optional
         job name for every call; default the function's name
     input_files, env_vars, pre_run_commands, post_run_commands, output_files, try_restart_from_prev, hash_ignore
-        as for :class:`~expyre.func.ExPyRe`, for every call
+        as for :class:`~expyre.func.ExPyRe`, for every call (``hash_ignore`` only for calls that
+        are not packed into chunks)
     header_extra, exact_fit, partial_node, python_cmd
         as for :meth:`ExPyRe.start`, for every call
     check_interval: float, default 30
@@ -236,7 +237,9 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-        xpr = ExPyRe(name, function=fn, args=list(args), _batch=self._batch, **self._xpr_options)
+        # the positions of hash_ignore are the user's function's, not those of the chunk runner
+        options = dict(self._xpr_options, hash_ignore=[])
+        xpr = ExPyRe(name, function=fn, args=list(args), _batch=self._batch, **options)
         return self._track(xpr)
 
     def _job_name(self, fn: Callable) -> str:
