@@ -74,6 +74,7 @@ def test_map_in_order_with_one_squeue_per_poll(cluster, monkeypatch):
     def affine(x, a, b):
         return a * x + b
 
+    start = time.monotonic()
     with executor() as ex:
         singles = ex.map(affine, range(40), [3] * 40, [1] * 40)
         chunked = ex.map(affine, range(200), [2] * 200, [-1] * 200, chunksize=10)
@@ -81,7 +82,8 @@ def test_map_in_order_with_one_squeue_per_poll(cluster, monkeypatch):
         assert list(chunked) == [2 * x - 1 for x in range(200)]
     assert puts == [40, 20]                               # one transfer per map
     assert all(calls == 1 for _, calls in polls)          # every poll: one squeue for all jobs
-    assert len(polls) < 60
+    assert max(n for n, _ in polls) == 60                 # (all 60 ongoing jobs in one query)
+    assert len(polls) <= (time.monotonic() - start) / 0.25 + 2  # at most one poll per poll interval
     ids = [row["id"] for row in cluster.config.db.jobs()]
     assert len(ids) == 60
     assert slurm_jobs_named(cluster, ids) == Counter(ids)  # Slurm has each job once
