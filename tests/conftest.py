@@ -27,7 +27,13 @@ def pytest_collection_modifyitems(config, items):
         except BlockingIOError:
             sys.stderr.write(f"waiting for {SERVICES_LOCK}: another test run is using the services\n")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        config._expyre_services_lock = lock  # held until this process exits
+        config._expyre_services_lock = lock  # held until the session ends
+
+
+def pytest_unconfigure(config):
+    lock = getattr(config, "_expyre_services_lock", None)
+    if lock is not None:
+        lock.close()
 
 
 @pytest.fixture(autouse=True)

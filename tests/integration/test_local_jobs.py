@@ -79,7 +79,8 @@ def test_job_environment_and_stdout(staged, monkeypatch):
         return {k: os.environ.get(k) for k in ("EXPYRE_NUM_NODES", "EXPYRE_NUM_CORES",
                                                "EXPYRE_NUM_CORES_PER_NODE", "LITERAL", "FROM_CALLER")}
 
-    xpr = ExPyRe("env", function=report, env_vars=["LITERAL=a b $c", "FROM_CALLER"])
+    # "NAME=value" is expanded by the job's shell (ExPyRe's semantics): quote it as on a command line
+    xpr = ExPyRe("env", function=report, env_vars=["LITERAL='a b $c'", "FROM_CALLER"])
     xpr.start(resources={"max_time": "10m", "num_cores": 1, "partitions": "regular"}, system_name="remote",
               partial_node=True)
     env, stdout, stderr = xpr.get_results(**FAST)

@@ -351,7 +351,8 @@ def test_interrupted_submission_is_found_not_submitted_again(site):
     again.start(resources=ONE_SLOT, system_name="remote", partial_node=True)
     assert again.remote_id == xpr.remote_id
     assert again.get_results(**FAST)[0] == "once"
-    job = again._job_spec(site.system, Resources(**ONE_SLOT), [], True, True)
+    job = site.system.job_spec(again.id, again.name, again.stage_dir, Resources(**ONE_SLOT),
+                               exact_fit=True, partial_node=True)
     assert expyre_sge.find_submitted("sge", job, site.system.shell) == [xpr.remote_id]
 
 

@@ -228,7 +228,8 @@ def test_header_through_core_on_an_expyre_testing_system(expyre_local_system):
     assert system.scheduler == "pbs"
     assert config.local_stage_dir.resolve() == expyre_local_system.root.resolve()
     xpr = ExPyRe("test_task", function=sum, args=[[1, 2, 3]])
-    job = xpr._job_spec(system, _Resources(max_time="1h", num_nodes=1, partitions="regular"), [], True, False)
+    job = system.job_spec(xpr.id, xpr.name, xpr.stage_dir, _Resources(max_time="1h", num_nodes=1, partitions="regular"),
+                          exact_fit=True, partial_node=False)
     script = xpr._render_script(system, job, None)
     assert "#PBS -l nodes=1:ppn=2" in script.splitlines()
     assert any(line.startswith("#PBS -N ") for line in script.splitlines())

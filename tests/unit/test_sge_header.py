@@ -50,7 +50,7 @@ SEED_RESOURCES = {"max_time": "1h", "num_nodes": 1, "partitions": "regular"}
 
 def job_spec(job_id=SEED_ID, resources=SEED_RESOURCES, header_lines=("#$ -pe smp {num_cores_per_node}",),
              partitions=None, no_default_header=False, **overrides):
-    """The JobSpec core builds for the seed's system (see ``ExPyRe._job_spec``)."""
+    """The JobSpec core builds for the seed's system (see ``System.job_spec``)."""
     parts = partitions or {"regular": {"num_cores": 16, "max_time": 168 * 3600},
                            "large-mem": {"num_cores": 32, "max_time": 168 * 3600}}
     res = Resources(**resources)
@@ -85,7 +85,8 @@ def test_seed_example_through_core(expyre_config):
     config = expyre_config({"remote": SEED_SYSTEM})
     xpr = ExPyRe("test_task", function=np.sum, args=[np.ones((100, 50))], kwargs={"axis": 1})
     system = config.systems["remote"]
-    job = xpr._job_spec(system, Resources(**SEED_RESOURCES), [], True, False)
+    job = system.job_spec(xpr.id, xpr.name, xpr.stage_dir, Resources(**SEED_RESOURCES),
+                          exact_fit=True, partial_node=False)
     script = xpr._render_script(system, job, None)
     lines = script.splitlines()[: len(SEED_LISTING.splitlines())]
     assert re.fullmatch(r"test_task_[A-Za-z0-9_=-]{44}_[a-z0-9_]+", xpr.id)
@@ -232,7 +233,8 @@ def test_header_through_core_on_an_expyre_testing_system(expyre_local_system):
     assert system.scheduler == "sge"
     assert config.local_stage_dir.resolve() == expyre_local_system.root.resolve()
     xpr = ExPyRe("test_task", function=sum, args=[[1, 2, 3]])
-    job = xpr._job_spec(system, _Resources(max_time="1h", num_nodes=1, partitions="regular"), [], True, False)
+    job = system.job_spec(xpr.id, xpr.name, xpr.stage_dir, _Resources(max_time="1h", num_nodes=1, partitions="regular"),
+                          exact_fit=True, partial_node=False)
     script = xpr._render_script(system, job, None)
     assert "#$ -pe smp 2" in script.splitlines()
     assert any(line.startswith("#$ -N N_") for line in script.splitlines())

@@ -166,7 +166,8 @@ def test_header_through_core_on_an_expyre_testing_system(expyre_local_system):
     assert system.scheduler == "slurm"
     assert config.local_stage_dir.resolve() == expyre_local_system.root.resolve()
     xpr = ExPyRe("test_task", function=sum, args=[[1, 2, 3]])
-    job = xpr._job_spec(system, _Resources(max_time="1h", num_nodes=1, partitions="regular"), [], True, False)
+    job = system.job_spec(xpr.id, xpr.name, xpr.stage_dir, _Resources(max_time="1h", num_nodes=1, partitions="regular"),
+                          exact_fit=True, partial_node=False)
     script = xpr._render_script(system, job, None)
     assert "#SBATCH --ntasks-per-node=2" in script.splitlines()
     assert f"#SBATCH --job-name={xpr.id}" in script.splitlines()

@@ -12,6 +12,7 @@ from .errors import (
     ExPyReRemoteEnvironmentError,
     ExPyReRemoteTraceback,
     ExPyReTimeoutError,
+    FailedSubprocessWarning,
 )
 from .hookspecs import hookimpl
 from .hooktypes import (
@@ -31,15 +32,17 @@ from .hooktypes import (
 __version__ = "0.1.0"
 
 __all__ = ["ExPyRe", "Executor", "start_many", "ExPyReJobDiedError", "ExPyReTimeoutError",
-           "ExPyReRemoteEnvironmentError", "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell",
-           "CommandResult",
+           "ExPyReRemoteEnvironmentError", "FailedSubprocessWarning",
+           "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell", "CommandResult",
            "RemoteCommandError", "ConnectionLostError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
            "quote", "quote_all", "run_unchecked", "__version__"]
 
 
 def __getattr__(name):
-    # ExPyRe, Executor and start_many are imported on first use so that "import expyre" (for
-    # example by a plugin for hookimpl) does not load the config, the jobs database or the plugins.
+    # ExPyRe, Executor, start_many, the config module and its systems are imported on first use,
+    # so that "import expyre" (for example by a plugin for hookimpl) does not read the config, the
+    # jobs database or the plugins. ExPyRe 0.1.6 had expyre.config and expyre.systems at package
+    # level; so do we.
     if name == "ExPyRe":
         from .func import ExPyRe
         return ExPyRe
@@ -49,4 +52,10 @@ def __getattr__(name):
     if name == "start_many":
         from .batch import start_many
         return start_many
+    if name == "config":
+        import importlib
+        return importlib.import_module(".config", __name__)
+    if name == "systems":
+        from . import config
+        return config.systems
     raise AttributeError(f"module 'expyre' has no attribute {name!r}")

@@ -99,7 +99,8 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
 
     jobs: List[JobSpec] = []
     for xpr in to_start:
-        job = xpr._job_spec(system, resources, list(header_extra), exact_fit, partial_node)
+        job = system.job_spec(xpr.id, xpr.name, xpr.stage_dir, resources, header_extra=list(header_extra),
+                              exact_fit=exact_fit, partial_node=partial_node)
         script_path = xpr.stage_dir / jobfiles.SCRIPT
         script_path.write_text(xpr._render_script(system, job, python_cmd))
         script_path.chmod(0o755)
@@ -127,6 +128,7 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
             raise
         xpr.remote_id, xpr.status = remote_id, "submitted"
         config.db.update(xpr.id, status="submitted", remote_id=remote_id)
+    system.poll_schedule.restart()
 
 
 def _undo(system, xprs: Sequence[ExPyRe], jobs: Sequence[JobSpec]) -> None:

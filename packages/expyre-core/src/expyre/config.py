@@ -29,6 +29,7 @@ machine with one partition ``regular`` of all its cores and memory.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -53,7 +54,7 @@ DEFAULT_SYSTEM = "local"
 DEFAULT_PARTITION = "regular"
 TOP_LEVEL_KEYS = ("systems", "local_stage_dir", "remote_rundir_submit_hostname")
 SYSTEM_KEYS = ("host", "scheduler", "transport", "partitions", "queues", "header", "commands",
-               "rundir", "remsh_cmd", "no_default_header", "script_exec", "ssh")
+               "rundir", "remsh_cmd", "no_default_header", "script_exec", "pre_submit_cmds", "ssh")
 PARTITION_KEYS = ("num_cores", "max_time", "max_mem", "header", "partition")
 
 _LAZY_ATTRIBUTES = ("systems", "db", "local_stage_dir", "config_files")
@@ -261,6 +262,33 @@ def merge(target: dict, update: dict, origin: Path, sources: Sources, path: Tupl
             sources[here] = origin
 
 
+def update_dict_leaves(d: dict, d_loc: dict) -> None:
+    """Merge ``d_loc`` into ``d`` in place, leaf by leaf (ExPyRe 0.1.6's function, kept for its users).
+
+    A value ``"_DELETE_"`` removes the key; a table is merged into the table of the same key; any
+    other value replaces the old one (a copy of it is stored).
+
+    Raises
+    ------
+    ConfigMergeError
+        a table would be merged into a value that is not a table (also an ``AssertionError``,
+        which ExPyRe raised)
+    """
+    for key, value in d_loc.items():
+        if isinstance(value, str) and value == DELETE:
+            d.pop(key, None)
+        elif isinstance(value, dict) and key in d:
+            if not isinstance(d[key], dict):
+                raise ConfigMergeError(f"cannot merge table {key!r} into {d[key]!r}, which is not a table")
+            update_dict_leaves(d[key], value)
+        else:
+            d[key] = copy.deepcopy(value)
+
+
+class ConfigMergeError(ValueError, AssertionError):
+    """:func:`update_dict_leaves` was asked to merge a table into a value that is not a table."""
+
+
 def _is_deletion(path: Tuple[str, ...], value: Any) -> bool:
     if isinstance(value, str) and value == DELETE:
         return True
@@ -389,6 +417,7 @@ def _build_system(name: str, entry: Any, problems: _Problems, extra: str) -> Opt
         remsh_cmd=_optional_str(entry, "remsh_cmd", problems),
         no_default_header=_bool(entry, "no_default_header", False, problems),
         script_exec=_script_exec(entry, problems),
+        pre_submit_cmds=_str_list(entry, "pre_submit_cmds", problems),
         options=_options(entry, problems),
     )
     if len(problems.lines) > before:

@@ -16,6 +16,15 @@ class ExPyReRemoteEnvironmentError(RuntimeError):
     needs is missing there, or is an incompatible version)."""
 
 
+class FailedSubprocessWarning(RuntimeWarning):
+    """A command on a system's host failed (a try that will be repeated, or the last one).
+
+    ExPyRe's warning category (``expyre.subprocess.FailedSubprocessWarning``): code that filters
+    or escalates it keeps working. Status queries that fail warn with its subclass
+    :class:`expyre.gather.StatusQueryWarning`.
+    """
+
+
 class ExPyReRemoteTraceback(Exception):
     """Carries the remote traceback text; set as ``__cause__`` of a re-raised remote exception."""
 

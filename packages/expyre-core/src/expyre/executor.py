@@ -317,7 +317,10 @@ class Executor(concurrent.futures.Executor):
     # ------------------------------------------------------------------ the background thread
 
     def _run(self) -> None:
-        interval = min(0.25, self.check_interval)
+        # never more often than the system's poll schedule allows (1 s for a remote scheduler)
+        floor = self._system.poll_schedule.min_interval
+        first = max(min(0.25, self.check_interval), floor)
+        interval = first
         while True:
             with self._lock:
                 unfinished = [job for job in self._jobs.values() if not job.finished]
@@ -337,7 +340,7 @@ class Executor(concurrent.futures.Executor):
                 idle = not any(not job.finished for job in self._jobs.values())
             woken = self._wake.wait(None if idle and not self._shutdown else interval)
             self._wake.clear()
-            interval = min(0.25, self.check_interval) if woken else min(interval * 2, self.check_interval)
+            interval = first if woken else max(min(interval * 2, self.check_interval), floor)
 
     def _start_pending(self) -> None:
         with self._start_lock:

@@ -21,23 +21,25 @@ import warnings
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from . import config, gather, jobfiles, jobscript, plugins, results, stage
+from . import config, gather, jobfiles, jobscript, results, stage
 from .errors import (
     ExPyReJobDiedError,
     ExPyReRemoteEnvironmentError,
     ExPyReRemoteTraceback,
     ExPyReTimeoutError,
 )
-from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, JobSpec, RemoteJob, quote
+from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, JobSpec, RemoteJob
 from .progress import Progress
 from .resources import Resources
-from .units import time_to_HMS, time_to_sec
+from .units import time_to_sec
 
 __all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
            "ExPyReRemoteTraceback"]
 
 #: Preference among earlier jobs with the same name and hash when re-attaching.
 _RESTART_PREFERENCE = ("succeeded", "started", "submitted", "submitting", "created", "died")
+#: Local statuses in which get_results asks the system about the job.
+_POLLED = ("submitted", "started", "died")
 
 
 def _timing(message: str) -> None:
@@ -69,8 +71,10 @@ class ExPyRe:
         files, directories or globs the function needs. Relative paths (without '..') are
         staged at the same relative path in the job directory; absolute ones at its top
     env_vars: list(str), optional
-        environment variables for the job: ``"VAR=value"``, or ``"VAR"`` to take the value
-        from the current environment. Values are passed literally (quoted)
+        environment variables for the job, exported after ``pre_run_commands``:
+        ``"VAR=value"`` is written into the job script as ``export VAR=value``, so the job's
+        shell expands ``$OTHER``, ``${EXPYRE_NUM_CORES_PER_NODE}`` or ``$(...)`` in it (as
+        ExPyRe did); ``"VAR"`` takes the value from the current environment, passed literally
     pre_run_commands: list(str), optional
         shell commands run before the function, after the system's ``commands``
     post_run_commands: list(str), optional
@@ -240,7 +244,8 @@ class ExPyRe:
             self._forget_previous_run()
         if isinstance(resources, dict):
             resources = Resources(**resources)
-        job = self._job_spec(system, resources, list(header_extra), exact_fit, partial_node)
+        job = system.job_spec(self.id, self.name, self.stage_dir, resources, header_extra=list(header_extra),
+                              exact_fit=exact_fit, partial_node=partial_node)
         script = self._render_script(system, job, python_cmd)
         script_path = self.stage_dir / jobfiles.SCRIPT
         script_path.write_text(script)
@@ -267,35 +272,13 @@ class ExPyRe:
             raise
         self.remote_id, self.status = remote_id, "submitted"
         config.db.update(self.id, status="submitted", remote_id=remote_id)
+        system.poll_schedule.restart()
         _timing(f"ExPyRe {self.id} submitted as {remote_id}")
-
-    def _job_spec(self, system, resources: Resources, header_extra: List[str], exact_fit: bool,
-                  partial_node: bool) -> JobSpec:
-        partition_key, node_dict = resources.find_nodes(system.partitions, exact_fit=exact_fit,
-                                                        partial_node=partial_node)
-        partition = system.partitions[partition_key]
-        actual_partition = partition.get("partition", partition_key)
-        max_time = resources.max_time
-        hms = time_to_HMS(max_time) if max_time is not None else None
-        node_dict = dict(node_dict, partition=actual_partition, queue=actual_partition, id=self.id,
-                         max_time=hms, max_time_HMS=hms, max_time_s=max_time)
-        header_lines = (list(system.header) + list(partition.get("header", [])) + header_extra
-                        + _env_header_extra())
-        return JobSpec(id=self.id, name=self.name, remote_dir=system.job_remote_dir(self.stage_dir),
-                       partition=actual_partition, node_dict=node_dict, max_time=max_time,
-                       header_lines=header_lines, no_default_header=system.no_default_header)
 
     def _render_script(self, system, job: JobSpec, python_cmd: Optional[str]) -> str:
         settings = self._settings()
-        if python_cmd is None:
-            python_cmd = quote(sys.executable) if system.host is None else "python3"
-        return jobscript.job_script(
-            script_exec=system.script_exec, header=plugins.render_header(system.scheduler, job),
-            remote_dir=job.remote_dir, node_dict=job.node_dict,
-            scheduler_env=plugins.job_environment(system.scheduler, job),
-            system_commands=system.commands, env_lines=settings["env_lines"],
-            pre_run_commands=settings["pre_run_commands"], python_cmd=python_cmd,
-            post_run_commands=settings["post_run_commands"])
+        return system.job_script(job, env_lines=settings["env_lines"], pre_run_commands=settings["pre_run_commands"],
+                                 post_run_commands=settings["post_run_commands"], python_cmd=python_cmd)
 
     def _undo_submission(self, system, remote_dir: str) -> None:
         try:
@@ -368,14 +351,17 @@ class ExPyRe:
 
         Polls quickly at first and then every ``check_interval`` seconds. Each poll asks the
         scheduler about all ongoing jobs of the system at once (``sync_all``) and copies back the
-        files of those that finished in one batch.
+        files of those that finished in one batch. All calls in a process share one poll schedule
+        per system: a job whose result is already here costs no query, and a system with a host
+        is never asked more than once a second, whatever ``check_interval`` says.
 
         Parameters
         ----------
         timeout: int or str, default 3600
-            longest wait (seconds, or a time such as ``"2h"``); None or <= 0 waits forever
+            longest wait (seconds, or a time such as ``"2h"``); 0 looks once (one poll) and raises
+            :class:`ExPyReTimeoutError` if the job has not finished; None or < 0 waits forever
         check_interval: float, default 30
-            longest time between polls, in seconds
+            longest time between polls, in seconds (at least 1 s for a system with a host)
         sync: bool, default True
             poll the system; with False only files already copied back are looked at
         sync_all: bool, default True
@@ -407,17 +393,18 @@ class ExPyRe:
             raise RuntimeError(f"job {self.id} has status {self.status}; its results are no longer available")
         if self.status in ("created", "submitting"):
             raise RuntimeError(f"job {self.id} has status {self.status}: call start() first")
-        timeout_s = timeout if isinstance(timeout, (int, float)) or timeout is None else time_to_sec(timeout)
-        deadline = time.monotonic() + timeout_s if timeout_s is not None and timeout_s > 0 else None
+        deadline = _deadline(timeout)
+        system = config.systems.get(self.system_name) if sync else None
+        schedule = system.poll_schedule if system is not None else None
         progress = Progress(self.id, quiet=quiet)
-        wait = min(0.25, check_interval)
         last_chance = False
         try:
             while True:
-                if sync and self.status in ("submitted", "started", "died"):
-                    self.sync_remote_results_status(sync_all=sync_all, force_sync=force_sync or last_chance,
-                                                    verbose=verbose)
                 outcome = results.read_outcome(self.stage_dir)
+                if outcome is None and schedule is not None and self.status in _POLLED \
+                        and schedule.claim(check_interval):
+                    self.sync_remote_results_status(sync_all=sync_all, force_sync=force_sync, verbose=verbose)
+                    outcome = results.read_outcome(self.stage_dir)
                 if outcome is not None:
                     progress.finish()
                     return self._finish(outcome)
@@ -426,19 +413,23 @@ class ExPyRe:
                 if row and row["status"] != self.status:
                     self.status = row["status"]
                 if remote_status in FINISHED_REMOTE_STATES:
-                    if last_chance:
+                    if last_chance or system is None:
                         progress.finish()
                         self._died(remote_status)
+                    # the scheduler says it is over but no marker came back (yet): copy once more
+                    gather.sync([row], force_fetch=True, verbose=verbose)
                     last_chance = True
-                    wait = min(wait, 1.0)
-                if deadline is not None and time.monotonic() > deadline:
+                    continue
+                if deadline is not None and time.monotonic() >= deadline:
                     progress.finish()
-                    raise ExPyReTimeoutError(f"job {self.id} did not finish within {timeout_s} s "
+                    raise ExPyReTimeoutError(f"job {self.id} did not finish within {_show_timeout(timeout)} "
                                              f"(remote status {remote_status}); it keeps running: "
                                              "call get_results() again to wait longer")
                 progress.update(remote_status or self.status)
-                time.sleep(wait if deadline is None else max(0.0, min(wait, deadline - time.monotonic() + 0.01)))
-                wait = min(wait * 2, check_interval)
+                wait = schedule.seconds_until_due() if schedule is not None else max(check_interval, 0.1)
+                if deadline is not None:
+                    wait = min(wait, max(0.0, deadline - time.monotonic()))
+                time.sleep(max(wait, 0.01))
         finally:
             progress.finish()
 
@@ -537,8 +528,7 @@ class ExPyRe:
             if remote_dir is not None:
                 say(f"{prefix}overwrite {', '.join(large_files)} in {remote_dir} on system {system.name}")
                 if not dry_run:
-                    files = " ".join(quote(f"{remote_dir}/{name}") for name in large_files)
-                    system.shell.run(f"for f in {files}; do if [ -f \"$f\" ]; then echo CLEANED > \"$f\"; fi; done")
+                    system.overwrite_remote_files(remote_dir, large_files, "CLEANED")
             say(f"{prefix}overwrite {', '.join(large_files)} in {self.stage_dir}")
             if not dry_run and self.stage_dir.is_dir():
                 for name in large_files:
@@ -570,18 +560,21 @@ def _system(system_name: Optional[str]):
                          f"{', '.join(systems) or 'none'} (from {files})") from None
 
 
-def _env_header_extra() -> List[str]:
-    """Header lines from ``$EXPYRE_HEADER_EXTRA`` (a JSON list of strings)."""
-    raw = os.environ.get("EXPYRE_HEADER_EXTRA")
-    if not raw:
-        return []
-    try:
-        lines = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"EXPYRE_HEADER_EXTRA must be a JSON list of header lines, got {raw!r}: {exc}") from None
-    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
-        raise ValueError(f"EXPYRE_HEADER_EXTRA must be a JSON list of strings, got {raw!r}")
-    return lines
+def _deadline(timeout: Union[int, float, str, None]) -> Optional[float]:
+    """The monotonic time at which ``get_results`` gives up; None to wait forever.
+
+    As in ExPyRe: None or a negative number waits forever, 0 looks once.
+    """
+    if timeout is None:
+        return None
+    seconds = timeout if isinstance(timeout, (int, float)) else time_to_sec(timeout)
+    if seconds is None or seconds < 0:
+        return None
+    return time.monotonic() + seconds
+
+
+def _show_timeout(timeout: Union[int, float, str]) -> str:
+    return f"{timeout} s" if isinstance(timeout, (int, float)) else str(timeout)
 
 
 def _remove_tree(path: Path) -> None:

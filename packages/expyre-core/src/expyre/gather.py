@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Dict, Iterable, List
 
 from . import config, results
+from .errors import FailedSubprocessWarning
 from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, RemoteCommandError, RemoteJob
 
 #: Local statuses of jobs whose remote state is worth asking for.
 POLLED_STATUSES = ("submitted", "started")
 
 
-class StatusQueryWarning(RuntimeWarning):
+class StatusQueryWarning(FailedSubprocessWarning):
     """A scheduler status query failed; the jobs it was about are treated as still ongoing."""
 
 

@@ -7,7 +7,7 @@ in :mod:`expyre.jobfiles`, which :mod:`expyre.results` reads back.
 """
 from __future__ import annotations
 
-from typing import List, Sequence
+from typing import List, Mapping, Sequence
 
 from . import jobfiles
 from .hooktypes import quote
@@ -109,22 +109,36 @@ RUNNER_SOURCE = ('"""expyre job runner: load the pickled call, run it, write the
                  + _RUNNER_BODY)
 
 
-def env_var_lines(env_vars: Sequence[str], environ: dict) -> List[str]:
-    """``export`` lines for ``env_vars`` entries: ``"VAR=value"``, or ``"VAR"`` taken from ``environ``.
+def env_var_lines(env_vars: Sequence[str], environ: Mapping[str, str]) -> List[str]:
+    """``export`` lines for ``env_vars`` entries, with ExPyRe's semantics.
 
-    Values are quoted, so they reach the job literally.
+    * ``"NAME=value"`` becomes ``export NAME=value`` as written, so the job's shell expands the
+      value when the job runs (``${EXPYRE_NUM_CORES_PER_NODE}``, ``$PYTHONPATH``, ``$(...)``):
+      write it as you would on the remote command line, quoting included.
+    * ``"NAME"`` takes the value from ``environ`` (this process's environment) and passes it
+      literally (quoted).
+
+    Raises
+    ------
+    ValueError
+        the name is not a shell variable name, a bare ``NAME`` is not set in ``environ``, or a
+        value holds a line break or NUL (it cannot stand on one ``export`` line)
     """
     lines = []
     for entry in env_vars:
         name, sep, value = entry.partition("=")
-        if not name.isidentifier():
+        if not name.isidentifier() or not name.isascii():
             raise ValueError(f"env_vars entry {entry!r}: {name!r} is not a valid variable name")
-        if not sep:
-            if name not in environ:
-                raise ValueError(f"env_vars entry {entry!r}: variable {name} is not set in the current "
-                                 "environment (give it as 'VAR=value')")
-            value = environ[name]
-        lines.append(f"export {name}={quote(value)}")
+        if sep:
+            if any(c in value for c in "\n\r\0"):
+                raise ValueError(f"env_vars entry {entry!r}: the value holds a line break or NUL; "
+                                 "set such a variable in pre_run_commands")
+            lines.append(f"export {name}={value}")
+            continue
+        if name not in environ:
+            raise ValueError(f"env_vars entry {entry!r}: variable {name} is not set in the current "
+                             "environment (give it as 'NAME=value')")
+        lines.append(f"export {name}={quote(environ[name])}")
     return lines
 
 
@@ -141,8 +155,9 @@ def job_script(*, script_exec: str, header: Sequence[str], remote_dir: str, node
                python_cmd: str, post_run_commands: Sequence[str]) -> str:
     """The whole job script: header, environment, the user's commands, the runner, the markers.
 
-    The user's pre- and post-run commands and the runner run in a subshell; its exit status
-    (the runner's) decides which marker the script leaves.
+    The user's pre-run commands, then the ``env_vars`` exports (ExPyRe's order), the runner and the
+    post-run commands run in a subshell; its exit status (the runner's) decides which marker the
+    script leaves.
     """
     lines = [f"#!{script_exec} -l", *header, "",
              cd_line(remote_dir),
@@ -151,7 +166,7 @@ def job_script(*, script_exec: str, header: Sequence[str], remote_dir: str, node
              f"export EXPYRE_NUM_CORES={int(node_dict['num_cores'])}",
              f"export EXPYRE_NUM_CORES_PER_NODE={int(node_dict['num_cores_per_node'])}",
              *scheduler_env, *system_commands,
-             "(", *env_lines, *pre_run_commands,
+             "(", *pre_run_commands, *env_lines,
              f"{python_cmd} {jobfiles.RUNNER}",
              "error_stat=$?", *post_run_commands, "exit $error_stat", ")",
              "error_stat=$?",
@@ -165,7 +180,8 @@ def _marker_lines() -> List[str]:
         f"    if [ -f {jobfiles.SUCCEEDED_TMP} ]; then",
         f"        mv {jobfiles.SUCCEEDED_TMP} {jobfiles.SUCCEEDED}",
         "    else",
-        f"        printf 'kind: exit\\nthe job exited with status 0 but the runner wrote no result\\n' > {jobfiles.ERROR}",
+        "        printf 'kind: exit\\nthe job exited with status 0 but the runner wrote no result\\n' "
+        f"> {jobfiles.ERROR}",
         "    fi",
         f"elif [ ! -f {jobfiles.ERROR} ]; then",
         f"    printf 'kind: exit\\nthe Python runner exited with status %s\\n' \"$error_stat\" > {jobfiles.ERROR}",

@@ -180,6 +180,21 @@ def _db_value(value: Any) -> Any:
 # ---------------------------------------------------------------------------- JobsDB
 
 
+class UnknownStatusError(ValueError, AssertionError):
+    """A job status (or status group) that the jobs database does not know.
+
+    Also an ``AssertionError``, which ExPyRe raised, so that its callers' ``except`` clauses match.
+    """
+
+
+class UnknownColumnError(ValueError, sqlite3.OperationalError):
+    """A field that the jobs database does not have.
+
+    Also an ``sqlite3.OperationalError``, which ExPyRe raised, so that its callers' ``except``
+    clauses match.
+    """
+
+
 class JobsDB:
     """Database of jobs, kept in one SQLite file.
 
@@ -481,7 +496,7 @@ class JobsDB:
     @classmethod
     def _check_status(cls, status: str) -> None:
         if status not in cls.possible_status:
-            raise ValueError(f"JobsDB: unknown job status {status!r}, "
+            raise UnknownStatusError(f"JobsDB: unknown job status {status!r}, "
                              f"not one of {', '.join(cls.possible_status)}")
 
     def add(self, id: str, name: str, from_dir: Union[str, os.PathLike], status: str = "created",
@@ -597,7 +612,7 @@ class JobsDB:
         """
         for column in kwargs:
             if column not in _COLUMNS or column == "id":
-                raise ValueError(f"JobsDB: cannot update column {column!r}, not one of "
+                raise UnknownColumnError(f"JobsDB: cannot update column {column!r}, not one of "
                                  f"{', '.join(c for c in _COLUMNS if c != 'id')}")
         if "status" in kwargs:
             self._check_status(kwargs["status"])
@@ -654,7 +669,7 @@ class JobsDB:
             elif s in cls.possible_status:
                 members = [s]
             else:
-                raise ValueError(f"JobsDB: unknown job status or status group {s!r}, not one of "
+                raise UnknownStatusError(f"JobsDB: unknown job status or status group {s!r}, not one of "
                                  f"{', '.join(cls.possible_status + list(cls.status_group))}")
             wanted.extend(m for m in members if m not in wanted)
         return wanted

@@ -7,28 +7,46 @@ and remove remote directories. It opens its transport's shell once and reuses it
 """
 from __future__ import annotations
 
+import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import plugins
+from . import jobscript, plugins
+from .header import env_header_extra
 from .hooktypes import CommandResult, JobSpec, RemoteJob, Shell, quote
+from .polling import PollSchedule
+from .resources import Resources
+from .units import time_to_HMS
 
 
-class NonRepeatingShell:
-    """A view of a shell whose commands are never run again after a lost connection."""
+class SubmitShell:
+    """The shell a scheduler's ``submit`` hook gets: it never runs a command again after a lost
+    connection (the outcome of a submission must not be guessed), and it runs the system's
+    ``pre_submit_cmds`` before each command, in the same shell, as ExPyRe did."""
 
-    def __init__(self, shell: Shell):
+    def __init__(self, shell: Shell, pre_submit_cmds: Sequence[str] = ()):
         self._shell = shell
         self.host = shell.host
+        self._prefix = pre_submit_line(pre_submit_cmds)
 
     def run(self, command: str, **kwargs) -> CommandResult:
         kwargs["idempotent"] = False
+        if self._prefix:
+            command = f"{self._prefix} && {{\n{command}\n}}"
         return self._shell.run(command, **kwargs)
 
     def close(self) -> None:
         self._shell.close()
+
+
+def pre_submit_line(words: Sequence[str]) -> str:
+    """The shell line of a system's ``pre_submit_cmds``, written as ExPyRe wrote it: the list is a
+    sequence of words (``["module", "load", "slurm", "&&", "cd", "."]``), each taken as one word
+    (blanks, quotes and parentheses in it are escaped), while ``$``-expansions are left to the shell."""
+    return " ".join(re.sub(r"""(['" ()])""", r"\\\1", word) for word in words)
 
 
 #: Default remote run directory (relative to the remote home) for systems with a host.
@@ -70,6 +88,9 @@ class System:
         leave out the scheduler's default header lines
     script_exec: str, default "/bin/bash"
         interpreter of the job script (its ``#!`` line is ``#!<script_exec> -l``)
+    pre_submit_cmds: list(str), optional
+        words of a command run on the host before each submission, in the same shell (ExPyRe's
+        key: for example ``["module", "load", "slurm"]``), see :func:`pre_submit_line`
     options: dict, optional
         transport settings (ssh port, user, key file, ...) passed through to the transport
     sources: dict, optional
@@ -88,6 +109,7 @@ class System:
     remsh_cmd: Optional[str] = None
     no_default_header: bool = False
     script_exec: str = "/bin/bash"
+    pre_submit_cmds: List[str] = field(default_factory=list)
     options: dict = field(default_factory=dict)
     sources: Dict[str, str] = field(default_factory=dict)
 
@@ -103,6 +125,8 @@ class System:
             self.rundir = self.rundir.rstrip("/") or "/"
         self._shell: Optional[Shell] = None
         self._shell_lock = threading.Lock()
+        #: when this system's jobs may next be polled, shared by every caller in the process
+        self.poll_schedule = PollSchedule(remote=self.host is not None)
 
     # ------------------------------------------------------------------ where jobs live
 
@@ -125,6 +149,64 @@ class System:
         if self.runs_in_stage_dir:
             return str(stage_dir)
         return f"{self.remote_rundir}/{Path(stage_dir).name}"
+
+    # ------------------------------------------------------------------ a job's spec and script
+
+    def job_spec(self, job_id: str, name: str, stage_dir: Path, resources: Resources, *,
+                 header_extra: Sequence[str] = (), exact_fit: bool = True, partial_node: bool = False) -> JobSpec:
+        """What the scheduler plugin needs to render a header for, and submit, one job.
+
+        Chooses the partition for ``resources`` and collects the header lines: the system's, the
+        partition's, ``header_extra`` and ``EXPYRE_HEADER_EXTRA``, in that order.
+
+        Parameters
+        ----------
+        job_id, name: str
+            the expyre job id and the job's name
+        stage_dir: Path
+            the job's local stage directory (its name is the job directory's name on the host)
+        resources: Resources
+            what the job asks for
+        header_extra: list(str), optional
+            the job's own extra header lines
+        exact_fit, partial_node: bool
+            see :meth:`expyre.resources.Resources.find_nodes`
+
+        Raises
+        ------
+        expyre.resources.NoMatchingPartitionError
+            no partition of this system fits ``resources``
+        """
+        partition_key, node_dict = resources.find_nodes(self.partitions, exact_fit=exact_fit,
+                                                        partial_node=partial_node)
+        partition = self.partitions[partition_key]
+        actual_partition = partition.get("partition", partition_key)
+        max_time = resources.max_time
+        hms = time_to_HMS(max_time) if max_time is not None else None
+        node_dict = dict(node_dict, partition=actual_partition, queue=actual_partition, id=job_id,
+                         max_time=hms, max_time_HMS=hms, max_time_s=max_time)
+        header_lines = (list(self.header) + list(partition.get("header", [])) + list(header_extra)
+                        + env_header_extra())
+        return JobSpec(id=job_id, name=name, remote_dir=self.job_remote_dir(stage_dir), partition=actual_partition,
+                       node_dict=node_dict, max_time=max_time, header_lines=header_lines,
+                       no_default_header=self.no_default_header)
+
+    def job_script(self, job: JobSpec, *, env_lines: Sequence[str], pre_run_commands: Sequence[str],
+                   post_run_commands: Sequence[str], python_cmd: Optional[str] = None) -> str:
+        """The whole job script of ``job`` on this system: the scheduler's header and job
+        environment, the system's ``commands``, the job's own commands and the runner.
+
+        ``python_cmd`` defaults to ``python3`` on a host, and to this process's interpreter
+        for a system on this machine.
+        """
+        if python_cmd is None:
+            python_cmd = quote(sys.executable) if self.host is None else "python3"
+        return jobscript.job_script(
+            script_exec=self.script_exec, header=plugins.render_header(self.scheduler, job),
+            remote_dir=job.remote_dir, node_dict=job.node_dict,
+            scheduler_env=plugins.job_environment(self.scheduler, job), system_commands=self.commands,
+            env_lines=env_lines, pre_run_commands=pre_run_commands, python_cmd=python_cmd,
+            post_run_commands=post_run_commands)
 
     # ------------------------------------------------------------------ plugins
 
@@ -161,10 +243,11 @@ class System:
     def submit(self, job: JobSpec, script: str) -> str:
         """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id.
 
-        The scheduler plugin gets a shell that never repeats a command after a lost connection:
-        a submission whose outcome is unknown is resolved by :meth:`find_submitted`.
+        The scheduler plugin gets a :class:`SubmitShell`: it never repeats a command after a lost
+        connection (a submission whose outcome is unknown is resolved by :meth:`find_submitted`)
+        and runs ``pre_submit_cmds`` first.
         """
-        return plugins.submit(self.scheduler, job, script, NonRepeatingShell(self.shell))
+        return plugins.submit(self.scheduler, job, script, SubmitShell(self.shell, self.pre_submit_cmds))
 
     def find_submitted(self, job: JobSpec) -> List[str]:
         """Remote ids of jobs the scheduler already has for ``job``."""
@@ -191,6 +274,14 @@ class System:
         if self.runs_in_stage_dir:
             return
         plugins.transfer(self.transport, self.shell, "get", list(pairs))
+
+    def overwrite_remote_files(self, remote_dir: str, names: Sequence[str], text: str) -> None:
+        """Replace the content of the files ``names`` (those that exist) in a job directory on the
+        host with ``text``, in one command (``clean`` uses it for the large pickles)."""
+        if self.runs_in_stage_dir or not names:
+            return
+        files = " ".join(quote(f"{remote_dir}/{name}") for name in names)
+        self.shell.run(f'for f in {files}; do if [ -f "$f" ]; then echo {quote(text)} > "$f"; fi; done')
 
     def remove_remote_dirs(self, remote_dirs: Sequence[str]) -> None:
         """Delete job directories on the host (never a stage directory on this machine)."""

@@ -8,8 +8,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from expyre import CommandResult, RemoteCommandError, quote, run_unchecked
-from expyre import jobfiles
+from expyre import CommandResult, RemoteCommandError, jobfiles, quote, run_unchecked
 from expyre.retry import retry_settings
 
 from .parse import END_MARKER, is_transient, split_remote_id

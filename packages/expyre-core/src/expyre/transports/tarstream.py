@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, List, Sequence, Tuple
 
-from ..hooktypes import CommandResult, RemoteCommandError, quote
 from .. import jobfiles
+from ..hooktypes import CommandResult, RemoteCommandError, quote
 
 #: Archives bigger than this are spooled to a temporary file instead of memory.
 SPOOL_LIMIT = 8 * 1024 * 1024
