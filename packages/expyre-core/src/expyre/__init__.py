@@ -31,20 +31,27 @@ from .hooktypes import (
 
 __version__ = "0.1.0"
 
-__all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
-           "FailedSubprocessWarning",
+__all__ = ["ExPyRe", "Executor", "start_many", "ExPyReJobDiedError", "ExPyReTimeoutError",
+           "ExPyReRemoteEnvironmentError", "FailedSubprocessWarning",
            "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell", "CommandResult",
            "RemoteCommandError", "ConnectionLostError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
            "quote", "quote_all", "run_unchecked", "__version__"]
 
 
 def __getattr__(name):
-    # ExPyRe, the config module and its systems are imported on first use, so that "import expyre"
-    # (for example by a plugin for hookimpl) does not read the config, the jobs database or the
-    # plugins. ExPyRe 0.1.6 had expyre.config and expyre.systems at package level; so do we.
+    # ExPyRe, Executor, start_many, the config module and its systems are imported on first use,
+    # so that "import expyre" (for example by a plugin for hookimpl) does not read the config, the
+    # jobs database or the plugins. ExPyRe 0.1.6 had expyre.config and expyre.systems at package
+    # level; so do we.
     if name == "ExPyRe":
         from .func import ExPyRe
         return ExPyRe
+    if name == "Executor":
+        from .executor import Executor
+        return Executor
+    if name == "start_many":
+        from .many import start_many
+        return start_many
     if name == "config":
         import importlib
         return importlib.import_module(".config", __name__)

@@ -92,7 +92,7 @@ class ExPyRe:
                  pre_run_commands: Sequence[str] = (), post_run_commands: Sequence[str] = (),
                  output_files: Sequence[str] = (), try_restart_from_prev: bool = True,
                  hash_ignore: Sequence[Union[int, str]] = (), function=None, args: Sequence = (),
-                 kwargs: Optional[dict] = None, _from_db_info: Optional[dict] = None):
+                 kwargs: Optional[dict] = None, _from_db_info: Optional[dict] = None, _batch=None):
         self.name = name
         self.recreated = False
         if _from_db_info is not None:
@@ -113,7 +113,7 @@ class ExPyRe:
         arghash = stage.task_hash(function, task, hash_ignore, input_pairs)
         _timing(f"ExPyRe {name} hashed")
 
-        if try_restart_from_prev and self._reattach(name, arghash):
+        if try_restart_from_prev and self._reattach(name, arghash, _batch):
             _timing(f"ExPyRe {name} re-attached to {self.id}")
             return
 
@@ -129,7 +129,8 @@ class ExPyRe:
                 self._write_settings(env_lines, list(pre_run_commands), list(post_run_commands), output_specs)
                 (self.stage_dir / jobfiles.RUNNER).write_text(jobscript.RUNNER_SOURCE)
             self.stage_dir = stage.publish_stage_dir(self.stage_dir)
-            config.db.add(self.id, name=name, from_dir=str(self.stage_dir), status=self.status)
+            config.db.add(self.id, name=name, from_dir=str(self.stage_dir), status=self.status,
+                          batch=_batch.name if _batch is not None else None)
         except BaseException:
             _remove_tree(self.stage_dir)
             raise
@@ -149,9 +150,12 @@ class ExPyRe:
         self.system_name = row.get("system_name", row.get("system"))
         self.remote_dir = row.get("remote_dir")
 
-    def _reattach(self, name: str, arghash: str) -> bool:
-        prefix = re.escape(f"{name}_{arghash}") + "_.*"
-        rows = list(config.db.jobs(status="can_produce_results", id=prefix))
+    def _reattach(self, name: str, arghash: str, batch=None) -> bool:
+        # an Executor's batch (expyre.many.BatchLookup) knows its earlier jobs from one lookup
+        rows = batch.earlier_jobs(name, arghash) if batch is not None else []
+        if not rows:
+            prefix = re.escape(f"{name}_{arghash}") + "_.*"
+            rows = list(config.db.jobs(status="can_produce_results", id=prefix))
         if not rows:
             return False
         rows.sort(key=lambda r: _RESTART_PREFERENCE.index(r["status"]))

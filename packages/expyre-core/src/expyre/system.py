@@ -261,6 +261,12 @@ class System:
             return
         plugins.transfer(self.transport, self.shell, "put", [(Path(stage_dir), remote_dir)])
 
+    def stage_out_many(self, pairs: Sequence[Tuple[Path, str]]) -> None:
+        """:meth:`stage_out` for many jobs: ``(stage_dir, remote_dir)`` pairs, in one transfer."""
+        if self.runs_in_stage_dir or not pairs:
+            return
+        plugins.transfer(self.transport, self.shell, "put", [(Path(s), r) for s, r in pairs])
+
     def submit(self, job: JobSpec, script: str) -> str:
         """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id.
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..system import System
 
 NAME = "local"
+#: Commands longer than this are run from a temporary file rather than as an argument of ``bash -c``.
+MAX_ARGUMENT_BYTES = 100_000
 
 
 class LocalShell:
@@ -34,11 +36,21 @@ class LocalShell:
 
     def run(self, command: str, *, input: Optional[bytes] = None, timeout: Optional[float] = None,
             check: bool = True, idempotent: bool = True) -> CommandResult:
+        script = None
+        if len(command.encode()) > MAX_ARGUMENT_BYTES:
+            # one argument of a new process is limited (128 KiB on Linux): a command about
+            # many jobs at once goes through a private temporary file instead
+            with tempfile.NamedTemporaryFile("w", prefix="expyre-command-", suffix=".sh", delete=False) as fout:
+                fout.write(command)
+            script = fout.name
         try:
-            proc = subprocess.run(["bash", "-c", command], input=input, capture_output=True,
-                                  timeout=timeout, cwd=Path.home())
+            proc = subprocess.run(["bash", script] if script else ["bash", "-c", command], input=input,
+                                  capture_output=True, timeout=timeout, cwd=Path.home())
         except subprocess.TimeoutExpired:
             raise TimeoutError(f"command on this machine did not finish within {timeout} s: {command}") from None
+        finally:
+            if script:
+                os.unlink(script)
         return command_result(None, command, proc.returncode, proc.stdout, proc.stderr, check)
 
     def close(self) -> None:

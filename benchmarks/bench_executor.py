@@ -1,0 +1,156 @@
+"""Per-call cost of ``expyre.Executor.map``: submitting N calls, and gathering N finished results.
+
+    python benchmarks/bench_executor.py [-n 10 100 1000] [--host HOST [--scheduler slurm] [--partition P]]
+
+For each N, three steps, each in a fresh temporary expyre root:
+
+1. submit: a separate Python process creates an Executor and calls ``map`` over N tiny calls;
+   ``map`` returns when every call is staged and submitted. Its time, divided by N, is the
+   per-call submit cost. The process then exits at once, as a killed script would, so that no
+   result is gathered yet;
+2. the benchmark waits (asking the scheduler directly) until every job has finished on the host;
+3. gather: this process runs the same ``map`` again. Every call re-attaches to its job (one
+   jobs-database lookup for the whole batch), one status query finds them all finished, one
+   transfer copies them back, and the results are read. Its time, divided by N, is the per-call
+   gather cost.
+
+Without ``--host`` the system is this machine (direct scheduler, with a run directory so that
+files are really copied out and back). ``--host`` runs on that SSH host (as ``ssh HOST`` would
+reach it) through the ``ssh`` transport with ``--scheduler`` (default slurm).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SYSTEM = "bench"
+
+
+def tiny(i):
+    return i * i
+
+
+def write_config(root: Path, host, scheduler: str, partition: str) -> None:
+    system = {"host": host, "scheduler": scheduler,
+              "rundir": str(root / "rundir") if host is None else f"run_expyre_bench_{os.getpid()}",
+              "partitions": {partition: {"num_cores": 1, "max_time": "1h"}}}
+    (root / "config.json").write_text(json.dumps({"systems": {SYSTEM: system}}))
+
+
+def executor():
+    from expyre import Executor
+    return Executor(SYSTEM, resources={"max_time": "10m", "num_cores": 1}, name="bench", check_interval=0.5,
+                    quiet=True)
+
+
+def submit_phase(n: int) -> None:
+    """Step 1, in its own process: print the seconds ``map`` took, then exit without gathering."""
+    ex = executor()
+    t0 = time.perf_counter()
+    ex.map(tiny, range(n))
+    print(f"SUBMIT {time.perf_counter() - t0:.6f}", flush=True)
+    os._exit(0)
+
+
+def wait_until_finished(timeout: float = 3600) -> float:
+    from expyre import FINISHED_REMOTE_STATES, config, gather
+    system = config.systems[SYSTEM]
+    jobs = [gather.remote_job(row) for row in config.db.jobs(status=["submitted", "started"])]
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        states = system.status(jobs)
+        if all(state in FINISHED_REMOTE_STATES for state in states.values()):
+            return time.perf_counter() - t0
+        time.sleep(1.0)
+    raise TimeoutError(f"jobs did not finish within {timeout} s")
+
+
+def gather_phase(n: int) -> dict:
+    from expyre import plugins
+    from expyre.transports import ssh
+    counts = {"status": 0, "get": 0}
+    real_status, real_transfer = plugins.status, plugins.transfer
+
+    def status(*args, **kwargs):
+        counts["status"] += 1
+        return real_status(*args, **kwargs)
+
+    def transfer(transport, shell, direction, pairs):
+        counts["get"] += direction == "get"
+        return real_transfer(transport, shell, direction, pairs)
+
+    plugins.status, plugins.transfer = status, transfer
+    connections = ssh.connections_opened
+    try:
+        t0 = time.perf_counter()
+        with executor() as ex:
+            values = list(ex.map(tiny, range(n)))
+        seconds = time.perf_counter() - t0
+    finally:
+        plugins.status, plugins.transfer = real_status, real_transfer
+    assert values == [tiny(i) for i in range(n)], "wrong results"
+    return {"gather": seconds, "connections": ssh.connections_opened - connections, **counts}
+
+
+def run(n: int, host, scheduler: str, partition: str) -> dict:
+    from expyre import config
+    with tempfile.TemporaryDirectory(prefix="bench_executor_") as tmp:
+        root = Path(tmp)
+        write_config(root, host, scheduler, partition)
+        env = dict(os.environ, EXPYRE_ROOT=str(root))
+        proc = subprocess.run([sys.executable, __file__, "--submit-phase", str(n)], env=env, capture_output=True,
+                              text=True, timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"submit step failed:\n{proc.stderr}")
+        submit = float(proc.stdout.split("SUBMIT")[1].split()[0])
+        config.init(root)
+        try:
+            waited = wait_until_finished()
+            figures = gather_phase(n)
+        finally:
+            system = config.systems[SYSTEM]
+            if host is not None:
+                system.remove_remote_dirs([system.remote_rundir])
+            system.close()
+    return {"n": n, "submit": submit, "waited": waited, **figures}
+
+
+def report(label: str, rows: list) -> None:
+    print(label)
+    print(f"  {'calls':>6} {'submit ms/call':>15} {'gather ms/call':>15} {'gather s':>9} "
+          f"{'status queries':>15} {'copy-backs':>11} {'ssh conns':>10}")
+    for r in rows:
+        print(f"  {r['n']:>6} {r['submit'] / r['n'] * 1e3:>15.2f} {r['gather'] / r['n'] * 1e3:>15.2f} "
+              f"{r['gather']:>9.3f} {r['status']:>15} {r['get']:>11} {r['connections']:>10}")
+    print(f"  median over sizes: submit {statistics.median(r['submit'] / r['n'] for r in rows) * 1e3:.2f} ms/call, "
+          f"gather {statistics.median(r['gather'] / r['n'] for r in rows) * 1e3:.2f} ms/call")
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--submit-phase":
+        submit_phase(int(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, nargs="+", default=[10, 100, 1000],
+                        help="numbers of calls (default 10 100 1000)")
+    parser.add_argument("--host", help="SSH host to run on (with a temporary config)")
+    parser.add_argument("--scheduler", default="slurm", help="scheduler for --host (default slurm)")
+    parser.add_argument("--partition", default="standard", help="partition for --host (default standard)")
+    args = parser.parse_args()
+    if args.host is None:
+        label, scheduler, partition = "direct scheduler on this machine, with a run directory", "direct", "regular"
+    else:
+        label, scheduler, partition = f"{args.scheduler} on {args.host} over ssh", args.scheduler, args.partition
+    rows = [run(n, args.host, scheduler, partition) for n in args.n]
+    report(label, rows)
+
+
+if __name__ == "__main__":
+    main()

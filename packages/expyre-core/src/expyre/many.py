@@ -1,0 +1,144 @@
+"""Many jobs at once: starting a list of ``ExPyRe`` jobs together, and finding a batch again.
+
+:func:`start_many` starts many jobs on one system with one transfer of all their stage
+directories, recording each job as ``submitting`` before the scheduler is asked and as
+``submitted`` right after, so that a crash at any point leaves every job either not submitted
+(``created``), known (``submitted``), or recoverable by name (``submitting``): never submitted
+twice. :class:`BatchLookup` lets the jobs an :class:`expyre.Executor` creates be found again by a
+restarted script with one lookup in the jobs database instead of one per call.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Dict, List, Optional, Sequence, Union
+
+from . import config, jobfiles
+from .func import ExPyRe, _system
+from .hooktypes import ConnectionLostError, JobSpec
+from .resources import Resources
+
+__all__ = ["start_many", "BatchLookup"]
+
+
+class BatchLookup:
+    """The earlier jobs of one batch, read from the jobs database once.
+
+    A batch is named after its first call (``<name>_<hash>``), so that rerunning the same script
+    gives the same batch name. The first :meth:`earlier_jobs` reads the whole batch with one
+    indexed lookup; each call after that is answered from memory. A call the batch does not know
+    (a new one, or one an earlier batch created) is looked up on its own by ``ExPyRe``, exactly
+    as without a batch.
+    """
+
+    def __init__(self) -> None:
+        self.name: Optional[str] = None
+        self._rows: Dict[str, List[dict]] = {}
+
+    def earlier_jobs(self, name: str, arghash: str) -> List[dict]:
+        """Rows of the batch's jobs (in a state that can still produce results) for this call."""
+        prefix = f"{name}_{arghash}"
+        if self.name is None:
+            self.name = prefix
+            for row in config.db.batch_jobs(prefix, status="can_produce_results"):
+                # ids are "<name>_<hash>_<unique>", and every hash has the length of this one
+                call = row["id"][:len(row["name"]) + 1 + len(arghash)]
+                self._rows.setdefault(call, []).append(row)
+        return self._rows.get(prefix, [])
+
+
+def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system_name: Optional[str] = None,
+               header_extra: Sequence[str] = (), exact_fit: bool = True, partial_node: bool = False,
+               python_cmd: Optional[str] = None, force_rerun: bool = False) -> None:
+    """Start many jobs on one system together, with the arguments of :meth:`ExPyRe.start`.
+
+    The stage directories of all jobs are copied to the system in one transfer; then each job is
+    submitted (recorded as ``submitting`` first, ``submitted`` with its remote id right after).
+    Jobs that were already started (re-attached to an earlier run, or started before) are left
+    alone unless ``force_rerun``; a job whose submission an earlier process left unfinished is
+    looked up in the scheduler first, as :meth:`ExPyRe.start` does.
+
+    Parameters
+    ----------
+    xprs: list(ExPyRe)
+        the jobs to start (the same job given twice is started once)
+    resources: dict or Resources
+        resources of each job
+    system_name: str, optional
+        system to start them on; default as for :meth:`ExPyRe.start`
+    header_extra, exact_fit, partial_node, python_cmd, force_rerun
+        as for :meth:`ExPyRe.start`
+
+    Raises
+    ------
+    Exception
+        the first error of the transfer or of a submission. Jobs submitted before it stay
+        submitted; the others are back in status ``created`` with nothing left on the system
+        (except one whose submission's outcome is unknown after a lost connection: it stays
+        ``submitting`` and the next start looks for it), so calling ``start_many`` again with
+        the same list starts exactly the ones that are missing.
+    """
+    unique: Dict[str, ExPyRe] = {}
+    for xpr in xprs:
+        unique.setdefault(xpr.id, xpr)
+    if isinstance(resources, dict):
+        resources = Resources(**resources)
+    system = _system(system_name)
+
+    to_start: List[ExPyRe] = []
+    for xpr in unique.values():
+        if xpr.status == "submitting" and not force_rerun:
+            xpr._recover_submission()
+        if xpr.status == "created" or force_rerun:
+            to_start.append(xpr)
+    if not to_start:
+        return
+    if force_rerun:
+        for xpr in to_start:
+            if xpr.status != "created":
+                xpr._forget_previous_run()
+
+    jobs: List[JobSpec] = []
+    for xpr in to_start:
+        job = system.job_spec(xpr.id, xpr.name, xpr.stage_dir, resources, header_extra=list(header_extra),
+                              exact_fit=exact_fit, partial_node=partial_node)
+        script_path = xpr.stage_dir / jobfiles.SCRIPT
+        script_path.write_text(xpr._render_script(system, job, python_cmd))
+        script_path.chmod(0o755)
+        jobs.append(job)
+
+    for xpr, job in zip(to_start, jobs):
+        config.db.update(xpr.id, status="submitting", system=system.name, remote_dir=job.remote_dir,
+                         remote_id=None, remote_status=None)
+        xpr.status, xpr.system_name, xpr.remote_dir = "submitting", system.name, job.remote_dir
+    try:
+        system.stage_out_many([(xpr.stage_dir, job.remote_dir) for xpr, job in zip(to_start, jobs)])
+    except BaseException:
+        _undo(system, to_start, jobs)
+        raise
+
+    for n, (xpr, job) in enumerate(zip(to_start, jobs)):
+        try:
+            remote_id = system.submit(job, jobfiles.SCRIPT)
+        except ConnectionLostError:
+            # this job's outcome is unknown: it stays "submitting" for the next start to look up
+            _undo(system, to_start[n + 1:], jobs[n + 1:])
+            raise
+        except BaseException:
+            _undo(system, to_start[n:], jobs[n:])
+            raise
+        xpr.remote_id, xpr.status = remote_id, "submitted"
+        config.db.update(xpr.id, status="submitted", remote_id=remote_id)
+    system.poll_schedule.restart()
+
+
+def _undo(system, xprs: Sequence[ExPyRe], jobs: Sequence[JobSpec]) -> None:
+    """Put jobs that were not submitted back to ``created``, removing their remote directories."""
+    if not xprs:
+        return
+    try:
+        system.remove_remote_dirs([job.remote_dir for job in jobs])
+    except Exception as exc:
+        warnings.warn(f"could not remove the directories of {len(jobs)} jobs on system '{system.name}' "
+                      f"after the failed submission: {exc}", RuntimeWarning, stacklevel=3)
+    for xpr in xprs:
+        xpr._set_created()

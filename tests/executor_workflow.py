@@ -1,0 +1,78 @@
+"""A user's script that maps a function over many inputs with ``expyre.Executor``, run as its own
+Python process by the restart tests of the Executor (on this machine and on Slurm).
+
+The function appends its input to a log file (``RUN_LOG``) when it runs, so a test can count how
+often each call really ran. With ``DIE_AT`` the script kills itself (SIGKILL, as a crash or the
+OOM killer would) at one point of the map:
+
+* ``submit:K``: just before the K-th scheduler submission (jobs after it are staged, not submitted)
+* ``submitted:K``: right after the scheduler accepted the K-th job, before expyre recorded it
+* ``mapped``: after ``map`` returned (everything submitted), before any result was read
+
+It prints ``LOOKUPS n`` (how many per-call jobs-database lookups re-attaching needed), then
+``RESULTS`` and the results, one per line.
+"""
+import os
+import signal
+import sys
+import time
+
+from expyre import Executor
+from expyre.jobsdb import JobsDB
+from expyre.system import System
+
+N = int(os.environ.get("N_CALLS", "30"))
+RUN_LOG = os.environ["RUN_LOG"]
+DIE_AT = os.environ.get("DIE_AT", "")
+
+
+def logged_square(x, run_log, pause):
+    import os
+    with open(os.path.expanduser(run_log), "a") as log:
+        log.write(f"{x}\n")
+    time.sleep(pause)
+    return x * x
+
+
+def die_during_submission():
+    real_submit = System.submit
+    what, _, k = DIE_AT.partition(":")
+    count = [0]
+
+    def submit(self, job, script):
+        count[0] += 1
+        if what == "submit" and count[0] == int(k):
+            os.kill(os.getpid(), signal.SIGKILL)
+        remote_id = real_submit(self, job, script)
+        if what == "submitted" and count[0] == int(k):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return remote_id
+
+    System.submit = submit
+
+
+def count_lookups():
+    real_jobs = JobsDB.jobs
+    count = [0]
+
+    def jobs(self, *args, **kwargs):
+        count[0] += 1
+        return real_jobs(self, *args, **kwargs)
+
+    JobsDB.jobs = jobs
+    return count
+
+
+if __name__ == "__main__":
+    die_during_submission()
+    lookups = count_lookups()
+    resources = {"max_time": "10m", "num_cores": 1, "partitions": os.environ.get("PARTITION", "regular")}
+    with Executor(os.environ.get("SYSTEM", "remote"), resources=resources, partial_node=True, check_interval=0.5,
+                  quiet=True) as executor:
+        results = executor.map(logged_square, range(N), [RUN_LOG] * N, [float(os.environ.get("PAUSE", "0"))] * N)
+        print("LOOKUPS", lookups[0], flush=True)
+        if DIE_AT == "mapped":
+            os.kill(os.getpid(), signal.SIGKILL)
+        values = list(results)
+    print("RESULTS", *values, sep="\n", flush=True)
+    sys.exit(0 if values == [x * x for x in range(N)] else 1)
