@@ -130,3 +130,26 @@ def test_jobsdb_errors_match_expyre_except_clauses(tmp_path):
 
 def test_expyre_testing_is_not_auto_loaded():
     assert not [ep for ep in importlib.metadata.entry_points(group="pytest11") if ep.value.startswith("expyre")]
+
+
+def test_bad_job_name_and_missing_function_match_expyre_except_clauses(expyre_local_system):
+    from expyre.func import ExPyRe
+    expyre_local_system("local_test")
+    with pytest.raises(AssertionError):
+        ExPyRe("a/b", function=abs, args=[1])
+    with pytest.raises(ValueError):
+        ExPyRe("a/b", function=abs, args=[1])
+    with pytest.raises(AssertionError):
+        ExPyRe("no_function")
+    with pytest.raises(TypeError):
+        ExPyRe("no_function")
+
+
+def test_expyre_rsh_is_the_default_remote_shell(monkeypatch):
+    from expyre.system import System
+    monkeypatch.setenv("EXPYRE_RSH", "ssh -K")
+    remote = System(name="r", scheduler="direct", host="me@cluster")
+    assert (remote.remsh_cmd, remote.transport) == ("ssh -K", "openssh")
+    assert System(name="l", scheduler="direct").transport == "local"
+    monkeypatch.delenv("EXPYRE_RSH")
+    assert System(name="r", scheduler="direct", host="me@cluster").transport == "ssh"

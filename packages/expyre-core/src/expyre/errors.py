@@ -16,6 +16,11 @@ class ExPyReRemoteEnvironmentError(RuntimeError):
     needs is missing there, or is an incompatible version)."""
 
 
+class NotAFunctionError(TypeError, AssertionError):
+    """``ExPyRe(function=...)`` was not given a callable. Also an ``AssertionError``, which ExPyRe
+    raised, so that its callers' ``except`` clauses still match."""
+
+
 class FailedSubprocessWarning(RuntimeWarning):
     """A command on a system's host failed (a try that will be repeated, or the last one).
 

@@ -26,6 +26,7 @@ from .errors import (
     ExPyReRemoteEnvironmentError,
     ExPyReRemoteTraceback,
     ExPyReTimeoutError,
+    NotAFunctionError,
 )
 from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, JobSpec, RemoteJob
 from .progress import Progress, interrupted_error
@@ -100,7 +101,7 @@ class ExPyRe:
             return
         jobnames.check_job_name(name)
         if function is None or not callable(function):
-            raise TypeError(f"ExPyRe({name!r}): function must be a callable, not {function!r}")
+            raise NotAFunctionError(f"ExPyRe({name!r}): function must be a callable, not {function!r}")
         _timing(f"ExPyRe {name} create start")
         kwargs = dict(kwargs or {})
         input_specs = stage.check_input_file_specs(input_files)

@@ -25,8 +25,13 @@ FORBIDDEN = {
 MAX_BYTES = 190
 
 
+class JobNameError(ValueError, AssertionError):
+    """A name that cannot be a job name. Also an ``AssertionError``, which ExPyRe raised for a
+    name with ``/``, so that its callers' ``except`` clauses still match."""
+
+
 def check_job_name(name: object) -> None:
-    """Raise ValueError, saying which character or limit is the problem, if ``name`` cannot be a job name.
+    """Raise :class:`JobNameError`, saying which character or limit is the problem, if ``name`` cannot be a job name.
 
     Parameters
     ----------
@@ -35,20 +40,20 @@ def check_job_name(name: object) -> None:
 
     Raises
     ------
-    ValueError
-        for a name that is not a non-empty string, has a forbidden or control character, or is
+    JobNameError
+        (a ValueError) for a name that is not a non-empty string, has a forbidden or control character, or is
         longer than :data:`MAX_BYTES` bytes
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"job name must be a non-empty string, not {name!r}")
+        raise JobNameError(f"job name must be a non-empty string, not {name!r}")
     for char in name:
         if char in FORBIDDEN:
-            raise ValueError(f"job name {name!r} contains {char!r}, which job names may not contain: "
+            raise JobNameError(f"job name {name!r} contains {char!r}, which job names may not contain: "
                              f"{FORBIDDEN[char]}")
         if ord(char) < 0x20 or ord(char) == 0x7f:
-            raise ValueError(f"job name {name!r} contains the control character {char!r}, "
+            raise JobNameError(f"job name {name!r} contains the control character {char!r}, "
                              "which cannot be part of a directory name")
     size = len(name.encode("utf-8", errors="surrogatepass"))
     if size > MAX_BYTES:
-        raise ValueError(f"job name {name[:40]!r}... is {size} bytes long; job names may have at most "
+        raise JobNameError(f"job name {name[:40]!r}... is {size} bytes long; job names may have at most "
                          f"{MAX_BYTES} (they are part of directory names)")

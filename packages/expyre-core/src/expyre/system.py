@@ -7,6 +7,7 @@ and remove remote directories. It opens its transport's shell once and reuses it
 """
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
@@ -103,7 +104,8 @@ class System:
     rundir_extra: str, optional
         per-project subdirectory of ``rundir`` (hostname and local stage directory)
     remsh_cmd: str, optional
-        remote shell command for the ``openssh`` transport
+        remote shell command for the ``openssh`` transport; default ``$EXPYRE_RSH`` (ExPyRe's
+        variable) for a system with a host, when it is set
     no_default_header: bool, default False
         leave out the scheduler's default header lines
     script_exec: str, default "/bin/bash"
@@ -138,6 +140,8 @@ class System:
     scheduler_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if self.remsh_cmd is None and self.host is not None and os.environ.get("EXPYRE_RSH"):
+            self.remsh_cmd = os.environ["EXPYRE_RSH"]  # ExPyRe's default remote shell command
         if self.transport is None:
             if self.remsh_cmd is not None and self.host is not None:
                 self.transport = "openssh"
