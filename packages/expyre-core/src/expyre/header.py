@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, List
+from typing import Iterable, List, Optional, Tuple
+
+from .hooktypes import JobSpec
 
 
 class HeaderTemplateError(ValueError):
@@ -58,3 +60,15 @@ def env_header_extra() -> List[str]:
     if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
         raise ValueError(f"EXPYRE_HEADER_EXTRA must be a JSON list of strings, got {raw!r}")
     return lines
+
+
+def queue_and_wall_time(job: JobSpec) -> Tuple[Optional[str], Optional[str]]:
+    """The partition (queue) a job goes to and its wall time (``H:MM:SS``), each None when the
+    job has none: what every scheduler's default header asks for."""
+    return job.node_dict.get("partition", job.partition) or None, job.node_dict.get("max_time") or None
+
+
+def optional_lines(*pairs: Tuple[str, Optional[object]]) -> List[str]:
+    """``template.format(value)`` for each ``(template, value)`` whose value is set, so that a
+    job without a partition or a wall time gets no such directive."""
+    return [template.format(value) for template, value in pairs if value]

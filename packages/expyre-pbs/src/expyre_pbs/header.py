@@ -5,7 +5,7 @@ import re
 from typing import Iterable, List, Set
 
 from expyre import JobSpec
-from expyre.header import format_header_lines
+from expyre.header import format_header_lines, optional_lines, queue_and_wall_time
 
 from .names import directive_path, job_name
 
@@ -33,13 +33,9 @@ def default_header(job: JobSpec) -> List[str]:
     ``:``, a quote or a backslash, see :func:`expyre_pbs.names.directive_path`) leaves its line
     out; PBS then writes its default ``<job name>.o<number>``.
     """
-    lines = [f"#PBS -N {job_name(job.id)}"]
-    partition = job.node_dict.get("partition", job.partition)
-    if partition:
-        lines.append(f"#PBS -q {partition}")
-    max_time = job.node_dict.get("max_time")
-    if max_time:
-        lines.append(f"#PBS -l walltime={max_time}")
+    partition, max_time = queue_and_wall_time(job)
+    lines = [f"#PBS -N {job_name(job.id)}",
+             *optional_lines(("#PBS -q {}", partition), ("#PBS -l walltime={}", max_time))]
     for option, path in (("-o", job.stdout_file), ("-e", job.stderr_file)):
         value = directive_path(path)
         if value is not None:

@@ -7,7 +7,7 @@ import warnings
 from typing import List, Sequence, Set, Tuple
 
 from expyre import JobSpec
-from expyre.header import format_header_lines
+from expyre.header import format_header_lines, queue_and_wall_time
 
 from .names import job_name, output_file
 
@@ -67,10 +67,9 @@ def default_header(job: JobSpec) -> List[Tuple[Tuple[str, ...], str]]:
         ``(options, line)`` pairs, in the seed's order
     """
     lines: List[Tuple[Tuple[str, ...], str]] = [((), f"#$ -N {job_name(job.id)}")]
-    partition = job.node_dict.get("partition", job.partition)
+    partition, max_time = queue_and_wall_time(job)
     if partition:
         lines.append((("-q",), f"#$ -q {partition}"))
-    max_time = job.node_dict.get("max_time")
     if max_time:
         lines.append((("-l h_rt",), f"#$ -l h_rt={max_time}"))
     lines += [

@@ -5,7 +5,7 @@ import shlex
 from typing import Iterable, List, Set
 
 from expyre import JobSpec
-from expyre.header import format_header_lines
+from expyre.header import format_header_lines, optional_lines, queue_and_wall_time
 
 from .parse import directive_path, job_name
 
@@ -68,16 +68,12 @@ def resource_lines(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
 def default_header(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
     """The default lines: job name (the expyre id), partition, wall time, stdout and stderr
     files, then nodes, tasks per node and memory (see :func:`resource_lines`)."""
-    lines = [f"#SBATCH --job-name={job_name(job.id)}"]
-    partition = job.node_dict.get("partition", job.partition)
-    if partition:
-        lines.append(f"#SBATCH --partition={partition}")
-    max_time = job.node_dict.get("max_time")
-    if max_time:
-        lines.append(f"#SBATCH --time={max_time}")
-    lines.append(f"#SBATCH --output={directive_path(job.stdout_file)}")
-    lines.append(f"#SBATCH --error={directive_path(job.stderr_file)}")
-    return lines + resource_lines(job, given)
+    partition, max_time = queue_and_wall_time(job)
+    return [f"#SBATCH --job-name={job_name(job.id)}",
+            *optional_lines(("#SBATCH --partition={}", partition), ("#SBATCH --time={}", max_time)),
+            f"#SBATCH --output={directive_path(job.stdout_file)}",
+            f"#SBATCH --error={directive_path(job.stderr_file)}",
+            *resource_lines(job, given)]
 
 
 def render_header(job: JobSpec) -> List[str]:
