@@ -46,9 +46,9 @@ def counted(monkeypatch):
         calls[direction].append(len(list(pairs)))
         return real_transfer(transport, shell, direction, pairs)
 
-    def submit(scheduler, job, script, shell):
+    def submit(scheduler, job, script, shell, **kwargs):
         calls["submit"] += 1
-        return real_submit(scheduler, job, script, shell)
+        return real_submit(scheduler, job, script, shell, **kwargs)
 
     monkeypatch.setattr(plugins, "status", status)
     monkeypatch.setattr(plugins, "transfer", transfer)
@@ -253,11 +253,11 @@ def test_start_many_refused_submission_leaves_the_rest_created(staged):
     real_submit = plugins.submit
     calls = []
 
-    def submit_failing_third(scheduler, job, script, shell):
+    def submit_failing_third(scheduler, job, script, shell, **kwargs):
         calls.append(job.id)
         if len(calls) == 3:
             raise RuntimeError("refused by the scheduler")
-        return real_submit(scheduler, job, script, shell)
+        return real_submit(scheduler, job, script, shell, **kwargs)
 
     plugins.submit = submit_failing_third
     try:
