@@ -153,3 +153,20 @@ def test_expyre_rsh_is_the_default_remote_shell(monkeypatch):
     assert System(name="l", scheduler="direct").transport == "local"
     monkeypatch.delenv("EXPYRE_RSH")
     assert System(name="r", scheduler="direct", host="me@cluster").transport == "ssh"
+
+
+def test_force_rerun_removes_a_plugins_lock_directory_too(expyre_local_system):
+    """A scheduler plugin's lock is a directory in the job directory (wfl's resubmit of a killed
+    Slurm job failed on it with IsADirectoryError)."""
+    from expyre import jobfiles
+    from expyre.func import ExPyRe
+    expyre_local_system("local_test")
+    xpr = ExPyRe("rerun", function=abs, args=[-1])
+    lock = xpr.stage_dir / jobfiles.plugin_file("batch", "submit.lock")
+    lock.mkdir()
+    (lock / "owner").write_text("1234\n")
+    (xpr.stage_dir / jobfiles.SUCCEEDED).write_text("old")
+    xpr.system_name = None
+    xpr._forget_previous_run()
+    assert not lock.exists() and not (xpr.stage_dir / jobfiles.SUCCEEDED).exists()
+    assert (xpr.stage_dir / jobfiles.TASK).exists()

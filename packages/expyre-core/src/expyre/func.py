@@ -308,7 +308,10 @@ class ExPyRe:
             if old_system is not None and not old_system.runs_in_stage_dir:
                 old_system.remove_remote_dirs([self.remote_dir])
         for path in jobfiles.run_files(self.stage_dir, self.id):
-            path.unlink(missing_ok=True)
+            if path.is_dir() and not path.is_symlink():
+                _remove_tree(path)  # e.g. the batch toolkit's submission lock
+            else:
+                path.unlink(missing_ok=True)
         self.status, self.remote_id = "created", None
         config.db.update(self.id, status="created", remote_id=None, remote_status=None)
 

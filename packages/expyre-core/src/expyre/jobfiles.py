@@ -87,8 +87,9 @@ def is_reserved(name: str) -> bool:
 
 
 def run_files(job_dir: Path, job_id: str) -> List[Path]:
-    """The files in ``job_dir`` that a run of the job wrote: everything of expyre's and its
-    plugins' that is not staged, and the job script's output files. A rerun removes them."""
+    """The files (and directories, such as a plugin's lock) in ``job_dir`` that a run of the job
+    wrote: everything of expyre's and its plugins' that is not staged, and the job script's output
+    files. A rerun removes them."""
     found = []
     for path in Path(job_dir).iterdir() if Path(job_dir).is_dir() else ():
         name = path.name
