@@ -48,7 +48,7 @@ from typing import Iterable, List, Sequence, Union
 import cloudpickle
 
 from . import jobfiles
-from .writes import writing
+from .writes import copy_atomically, writing
 
 TASK_MAGIC = b"EXPYRE-TASK-1\n"
 
@@ -368,18 +368,8 @@ def copy_output_files(specs: Sequence[str], stage_dir: Path, dest_dir: Path) -> 
                 if Path(match).is_dir():
                     shutil.copytree(match, target, dirs_exist_ok=True, symlinks=True)
                 else:
-                    _copy_file_atomically(Path(match), target)
+                    copy_atomically(Path(match), target)
             copied.append(target)
     return copied
 
 
-def _copy_file_atomically(source: Path, target: Path) -> None:
-    """Copy ``source`` to a temporary name next to ``target`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        shutil.copy2(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

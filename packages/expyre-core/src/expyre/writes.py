@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 
 class writing:
@@ -32,3 +34,16 @@ class writing:
             described._expyre_described = True
             raise described from exc
         return False
+
+
+def copy_atomically(source: Path, target: Path, copy: Callable[[Path, Path], object] = shutil.copy2) -> None:
+    """Copy ``source`` with ``copy`` to a temporary name next to ``target`` and rename it into
+    place, so that a reader of ``target`` sees the old file or the new one, never a partial one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        copy(source, Path(tmp))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from ..hookspecs import hookimpl
 from ..hooktypes import CommandResult, Shell, command_result
-from ..writes import writing
+from ..writes import copy_atomically, writing
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..system import System
@@ -93,17 +93,7 @@ def _copy_changed(src_dir: Path, dest_dir: Path) -> None:
 
 
 def _copy_atomically(src: Path, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".copy", dir=dest.parent)
-    os.close(fd)
-    try:
-        if src.is_symlink():
-            _copy_link(src, Path(tmp))
-        else:
-            shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    copy_atomically(src, dest, _copy_link if src.is_symlink() else shutil.copy2)
 
 
 def _copy_link(src: Path, tmp: Path) -> None:
