@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 import xml.etree.ElementTree as ElementTree
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -26,7 +26,7 @@ HARNESS_DIR = Path(__file__).resolve().parent / "integration" / "wfl_harness"
 WFL_TEST_MODULES = ("tests/test_remote_run.py", "tests/test_list_with_nested_configset_info.py")
 
 
-@lru_cache(maxsize=None)
+@cache
 def set_up_environment() -> Dict[str, str]:
     """Bring the wfl environment up to date (tests/services/50-wfl.sh), once per session, and
     return the values it prints; empty when the service cannot be set up here. Raises with the
