@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence
 from expyre import CommandResult, JobSpec, RemoteJob, Shell, quote_all
 from expyre.batch import BatchError, BatchScheduler, Sections
 
-from . import commands, dialect, header, names, parse
+from . import check, commands, dialect, header, names, parse
 from .commands import PBSCommandError
 from .dialect import Dialect
 
@@ -110,7 +110,14 @@ def host_dialect(shell: Shell, configured: Optional[str] = None) -> Dialect:
         raise PBSCommandError(shell.host, CommandResult(dialect.VERSION_COMMAND, 127, "", str(exc)),
                               "finding the PBS dialect") from None
 
+    def check_commands(self, partitions):
+        return dict(check.COMMANDS)
+
+    def parse_check(self, sections: Sections, partitions):
+        return check.parse_check(sections, partitions)
+
 
 SCHEDULER = PBS()
 (expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()
+check_system = SCHEDULER.check_system
