@@ -2,8 +2,6 @@
 system (direct scheduler, local transport) running the job's Python through a login shell,
 with the Python, ``commands`` and modules changed to make it wrong on purpose."""
 import json
-import sys
-import textwrap
 
 import pytest
 from click.testing import CliRunner

@@ -149,8 +149,8 @@ def test_slurm_partitions_and_time_limits():
     assert parsed == {"standard": (2, None), "debug": (4, 1800.0), "long": (8, 172800.0)}
     partitions = {"standard": {"num_cores": 4, "max_time": None}, "debug": {"num_cores": 4, "max_time": 3600},
                   "gone": {"num_cores": 1, "max_time": None}}
-    results = check.parse_check({"sinfo": (0, "slurm 22.05.8"), "squeue": (0, ""), "partitions": (0, "standard|2|infinite\ndebug|4|30:00")},
-                                partitions)
+    results = check.parse_check({"sinfo": (0, "slurm 22.05.8"), "squeue": (0, ""),
+                                 "partitions": (0, "standard|2|infinite\ndebug|4|30:00")}, partitions)
     by_name = {r.name: r for r in results}
     assert not by_name["partition 'standard'"].ok and "num_cores 4" in by_name["partition 'standard'"].detail
     assert not by_name["partition 'debug'"].ok and "max_time" in by_name["partition 'debug'"].detail
@@ -159,7 +159,8 @@ def test_slurm_partitions_and_time_limits():
 
 def test_sge_queue_slots_and_h_rt():
     from expyre_sge import check
-    text = "qname                 regular\nhostlist              localhost\nslots                 1,[localhost=2]\nh_rt                  01:00:00\n"
+    text = ("qname                 regular\nhostlist              localhost\n"
+            "slots                 1,[localhost=2]\nh_rt                  01:00:00\n")
     assert check.parse_queue(text) == (2, 3600.0)
     results = check.parse_check({"qstat": (0, ""), "qconf": (0, "regular\n"), "queue:regular": (0, text)},
                                 {"regular": {"num_cores": 2, "max_time": 1800}})

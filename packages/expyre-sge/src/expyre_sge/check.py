@@ -46,7 +46,8 @@ def parse_queue(text: str) -> Tuple[Optional[int], Optional[float]]:
 
 def parse_check(sections: Sections, partitions: Mapping[str, dict]) -> List[CheckResult]:
     results = [command_check("qstat answers", sections, "qstat",
-                             "set up Grid Engine in the account's login profile (. $SGE_ROOT/$SGE_CELL/common/settings.sh)"),
+                             "set up Grid Engine in the account's login profile "
+                             "(. $SGE_ROOT/$SGE_CELL/common/settings.sh)"),
                command_check("qconf answers", sections, "qconf", "check that sge_qmaster is up (`qconf -sql`)")]
     listed = set(sections.get("qconf", (1, ""))[1].split()) if sections.get("qconf", (1, ""))[0] == 0 else set()
     reported = {}
