@@ -42,12 +42,14 @@ def one_run(args) -> tuple:
         xpr.start(preflight=flag, **res)
         times[label] = time.perf_counter() - t0
         xpr.cancel()
+        xpr.clean(wipe=True)
     count = preflight.probe_count
     xpr = ExPyRe(f"bench_second_{time.time_ns()}", function=numpy.sum, args=[numpy.ones(4)])
     t0 = time.perf_counter()
     xpr.start(**res)
     second = time.perf_counter() - t0
     xpr.cancel()
+    xpr.clean(wipe=True)
     config.systems["bench"].close()
     return times["with"] - times["without"], second, preflight.probe_count - count
 

@@ -647,12 +647,13 @@ def compare_partitions(partitions: Mapping[str, dict], reported: Mapping[str, Tu
     return results
 
 
-def command_check(name: str, sections: Sections, section: str, fix: str) -> CheckResult:
-    """A check that the command of ``section`` ran and answered (exit status 0)."""
+def command_check(name: str, sections: Sections, section: str, fix: str, show: bool = False) -> CheckResult:
+    """A check that the command of ``section`` ran and answered (exit status 0); with ``show``
+    its first line of output (a version) is the detail."""
     rc, text = sections.get(section, (-1, ""))
     first = _first_line(text)
     if rc == 0:
-        return CheckResult(name, True, first[:100])
+        return CheckResult(name, True, first[:100] if show else "")
     return CheckResult(name, False, f"exit status {rc}: {first[:200] or 'no output'}", fix)
 
 

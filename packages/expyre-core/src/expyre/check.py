@@ -57,7 +57,10 @@ def _rundir_check(system, shell) -> CheckResult:
                            f"(mode {mode:o})", "" if ok else f"chmod 700 {quote(str(path))}")
     rundir = system.remote_rundir
     target = rundir if rundir.startswith("/") else f'"$HOME"/{quote(rundir)}'
-    result = shell.run(f"mkdir -p {target} && test -w {target} && stat -c %a {target}", check=False, timeout=60)
+    # created as expyre creates it (private), so that only a directory that was already there
+    # with other permissions is reported
+    result = shell.run(f"(umask 077 && mkdir -p {target}) && test -w {target} && stat -c %a {target}",
+                       check=False, timeout=60)
     if result.returncode != 0:
         return CheckResult("run directory", False, f"{rundir}: {(result.stderr or result.stdout).strip()[:200]}",
                            "choose a writable rundir in the config, or create it")

@@ -95,6 +95,12 @@ class PBS(BatchScheduler):
             return parse.parse_job_id_lines(text)
         return [job_id for job_id, record in parse.parse_qstat_full(text).records.items() if record.name == name]
 
+    def check_commands(self, partitions):
+        return dict(check.COMMANDS)
+
+    def parse_check(self, sections: Sections, partitions):
+        return check.parse_check(sections, partitions)
+
 
 def host_dialect(shell: Shell, configured: Optional[str] = None) -> Dialect:
     """The configured dialect, or the host's, from ``qstat --version``; :class:`PBSCommandError`
@@ -109,12 +115,6 @@ def host_dialect(shell: Shell, configured: Optional[str] = None) -> Dialect:
     except dialect.DialectError as exc:
         raise PBSCommandError(shell.host, CommandResult(dialect.VERSION_COMMAND, 127, "", str(exc)),
                               "finding the PBS dialect") from None
-
-    def check_commands(self, partitions):
-        return dict(check.COMMANDS)
-
-    def parse_check(self, sections: Sections, partitions):
-        return check.parse_check(sections, partitions)
 
 
 SCHEDULER = PBS()

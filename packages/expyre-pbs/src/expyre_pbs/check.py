@@ -1,5 +1,5 @@
 """``xpr check`` for PBS: ``qstat`` and ``pbsnodes`` answer, and each configured queue exists
-(``qstat -Qf``: its ``resources_max.walltime`` when the server states one) with no more cores
+(``qstat -Q -f``: its ``resources_max.walltime`` when the server states one) with no more cores
 per node than ``pbsnodes -a`` reports (``np`` in Torque, ``resources_available.ncpus`` in PBS Pro)."""
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from expyre.hooktypes import CheckResult
 from expyre.units import time_to_sec
 
 COMMANDS = {
-    "qstat": "qstat -Qf 2>&1",
+    "qstat": "qstat -Q -f 2>&1",
     "pbsnodes": "pbsnodes -a 2>&1",
 }
 
 
 def parse_queues(text: str) -> Dict[str, Optional[float]]:
-    """``{queue: resources_max.walltime s or None}`` from ``qstat -Qf``."""
+    """``{queue: resources_max.walltime s or None}`` from ``qstat -Q -f``."""
     queues: Dict[str, Optional[float]] = {}
     current = None
     for line in text.splitlines():
@@ -53,4 +53,4 @@ def parse_check(sections: Sections, partitions: Mapping[str, dict]) -> List[Chec
         else None
     reported: Dict[str, Tuple[Optional[int], Optional[float]]] = {
         queue: (cores, walltime) for queue, walltime in parse_queues(text).items()}
-    return results + compare_partitions(partitions, reported, "queue", "qstat -Qf; pbsnodes -a")
+    return results + compare_partitions(partitions, reported, "queue", "qstat -Q -f; pbsnodes -a")

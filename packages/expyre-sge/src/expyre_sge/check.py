@@ -12,7 +12,8 @@ from expyre.hooktypes import CheckResult
 
 def commands(partitions: Mapping[str, dict]) -> Dict[str, str]:
     queues = sorted({spec.get("partition", key) for key, spec in partitions.items()})
-    cmds = {"qstat": 'qstat -u "${USER:-$(id -un)}" 2>&1 | head -n 5; exit "${PIPESTATUS[0]}"',
+    cmds = {"qstat": ('_xpr_o=$(qstat -u "${USER:-$(id -un)}" 2>&1); _xpr_r=$?; '
+                      'printf "%s\\n" "$_xpr_o" | head -n 5; (exit $_xpr_r)'),
             "qconf": "qconf -sql 2>&1"}
     for queue in queues:
         cmds[f"queue:{queue}"] = f"qconf -sq {quote(queue)} 2>&1"

@@ -13,7 +13,8 @@ SINFO_FORMAT = "%R|%c|%l"
 
 COMMANDS = {
     "sinfo": "sinfo --version 2>&1",
-    "squeue": 'squeue --noheader --user="${USER:-$(id -un)}" --format=%i 2>&1 | head -n 3; exit "${PIPESTATUS[0]}"',
+    "squeue": ('_xpr_o=$(squeue --noheader --user="${USER:-$(id -un)}" --format=%i 2>&1); _xpr_r=$?; '
+               'printf "%s\\n" "$_xpr_o" | head -n 3; (exit $_xpr_r)'),
     "partitions": f"sinfo --noheader --format='{SINFO_FORMAT}' 2>&1",
 }
 
@@ -55,7 +56,7 @@ def parse_partitions(text: str) -> Dict[str, Tuple[Optional[int], Optional[float
 def parse_check(sections: Sections, partitions: Mapping[str, dict]) -> List[CheckResult]:
     results = [command_check("sinfo answers", sections, "sinfo",
                              "put Slurm's commands on PATH for the account (its login profile, or the "
-                             "system's pre_submit_cmds such as ['module', 'load', 'slurm'])"),
+                             "system's pre_submit_cmds such as ['module', 'load', 'slurm'])", show=True),
                command_check("squeue answers", sections, "squeue",
                              "check that slurmctld is up and reachable from the host (`scontrol ping`)")]
     rc, text = sections.get("partitions", (-1, ""))
