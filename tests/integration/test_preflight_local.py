@@ -53,6 +53,22 @@ def test_a_module_missing_on_the_job_side_stops_the_submission(expyre_config, py
         xpr.get_results(timeout=60, check_interval=0.2, quiet=True)
 
 
+def test_input_files_and_pre_run_commands_count_as_the_job_side(expyre_config, python_exe, only_here):
+    """A module sent with the job (input_files) is not asked about, and the probe runs the job's
+    own pre_run_commands: neither call is refused, and both run."""
+    import shlex
+    from pathlib import Path
+    local_system(expyre_config, python_exe)
+    pkg_dir = Path(only_here.__file__).parent
+    sent = ExPyRe("pf_sent", function=only_here.triple, args=[2], input_files=[str(pkg_dir)])
+    sent.start(system_name="here", **RES)
+    assert sent.get_results(timeout=60, check_interval=0.2, quiet=True)[0] == 6
+    setup = ExPyRe("pf_setup", function=only_here.triple, args=[3],
+                   pre_run_commands=[f"export PYTHONPATH={shlex.quote(str(pkg_dir.parent))}"])
+    setup.start(system_name="here", **RES)
+    assert setup.get_results(timeout=60, check_interval=0.2, quiet=True)[0] == 9
+
+
 def test_one_round_trip_per_system_and_the_jobs_db_keeps_it(expyre_config, python_exe):
     numpy = pytest.importorskip("numpy")
     local_system(expyre_config, python_exe)

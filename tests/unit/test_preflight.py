@@ -95,10 +95,10 @@ def test_a_python_that_does_not_answer():
 
 
 def test_probe_output_is_parsed_with_failed_command_lines():
-    out = ("profile noise\nEXPYRE-PREFLIGHT-COMMAND-FAILED 2 127\n\nEXPYRE-PREFLIGHT-REPORT "
+    out = ("profile noise\nEXPYRE-PREFLIGHT-COMMAND-FAILED commands:2 127\n\nEXPYRE-PREFLIGHT-REPORT "
            '{"python": "3.11.2", "executable": "/x/python", "modules": {"numpy": {"ok": true, "version": "1.26.4"}}}\n')
     report = preflight.parse_probe(out)
-    assert report.python == "3.11.2" and report.failed_commands == [(2, 127)]
+    assert report.python == "3.11.2" and report.failed_commands == [("commands:2", 127)]
     assert report.modules["numpy"]["version"] == "1.26.4"
 
 

@@ -77,7 +77,8 @@ def environment_checks(system, modules: Sequence[str] = (), python_cmd: Optional
     python_cmd = python_cmd or preflight.default_python_cmd(system)
     report = preflight.run_probe(system, python_cmd, ["cloudpickle", *modules])
     results = []
-    failed = dict(report.failed_commands)
+    failed = {int(label.partition(":")[2]): rc for label, rc in report.failed_commands
+              if label.startswith("commands:") and label.partition(":")[2].isdigit()}
     for i, command in enumerate(system.commands, 1):
         if i in failed:
             results.append(CheckResult(f"commands line {i}", False, f"{command!r} exited with status {failed[i]}",

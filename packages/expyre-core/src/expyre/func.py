@@ -298,7 +298,16 @@ class ExPyRe:
         if record is None:
             return
         _timing(f"ExPyRe {self.id} preflight")
-        preflight.check_call(system, record, python_cmd)
+        preflight.check_call(system, record, python_cmd, *self._job_side_setup())
+
+    def _job_side_setup(self) -> Tuple[List[str], set]:
+        """For preflight: the job's own shell lines before its Python (``pre_run_commands``,
+        ``env_vars`` exports), and the top-level modules its directory brings (``input_files``)."""
+        settings = self._settings()
+        setup = list(settings.get("pre_run_commands", [])) + list(settings.get("env_lines", []))
+        provided = {p.stem if p.suffix == ".py" else p.name for p in self.stage_dir.iterdir()
+                    if not jobfiles.is_reserved(p.name) and (p.suffix == ".py" or p.is_dir())}
+        return setup, provided
 
     def _render_script(self, system, job: JobSpec, python_cmd: Optional[str]) -> str:
         settings = self._settings()

@@ -106,10 +106,11 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
         if not _preflight.enabled(system, requested):
             continue
         record = stage.read_preflight_record(xpr.stage_dir)
-        key = repr(record)
+        setup, provided = xpr._job_side_setup() if record is not None else ([], set())
+        key = repr((record, setup, sorted(provided)))
         if record is not None and key not in checked:
             checked.add(key)
-            _preflight.check_call(system, record, python_cmd)
+            _preflight.check_call(system, record, python_cmd, setup, provided)
 
     jobs: List[JobSpec] = []
     for xpr in to_start:

@@ -167,7 +167,7 @@ class Report:
 
     python: Optional[str]
     modules: Dict[str, dict]
-    failed_commands: List[Tuple[int, int]] = field(default_factory=list)
+    failed_commands: List[Tuple[str, int]] = field(default_factory=list)
     executable: Optional[str] = None
     output: str = ""
     checked_at: float = field(default_factory=time.time)
@@ -189,15 +189,28 @@ def default_python_cmd(system) -> str:
     return quote(sys.executable) if system.host is None else "python3"
 
 
-def probe_command(system, python_cmd: str, modules: Iterable[str]) -> str:
-    """The one command that asks the job side about ``modules``: the job script's interpreter
-    as a login shell (as the job script's ``#!... -l``), the system's ``commands`` (each line's
-    failure reported), then ``python_cmd`` running :data:`PROBE_SOURCE`."""
+def probe_command(system, python_cmd: str, modules: Iterable[str], job_setup: Sequence[str] = ()) -> str:
+    """The one command that asks the job side about ``modules``, run as the job script runs:
+    the job script's interpreter as a login shell (as its ``#!... -l``), the system's
+    ``commands``, then ``job_setup`` (a job's ``pre_run_commands`` and ``env_vars`` exports) in an
+    empty private directory that is removed afterwards, then ``python_cmd`` running
+    :data:`PROBE_SOURCE`. The failure of each line is reported (``commands:N``,
+    ``pre_run_commands:N``)."""
     lines = ['cd "$HOME" 2>/dev/null']
-    for i, command in enumerate(system.commands, 1):
+
+    def add(label: str, command: str) -> None:
         lines.append(command)
-        lines.append(f'_xpr_rc=$?; [ "$_xpr_rc" -eq 0 ] || echo "{_COMMAND_FAILED}{i} $_xpr_rc"')
+        lines.append(f'_xpr_rc=$?; [ "$_xpr_rc" -eq 0 ] || echo "{_COMMAND_FAILED}{label} $_xpr_rc"')
+
+    for i, command in enumerate(system.commands, 1):
+        add(f"commands:{i}", command)
+    if job_setup:
+        lines.append('_xpr_pd=$(umask 077 && mktemp -d) && cd "$_xpr_pd"')
+        for i, command in enumerate(job_setup, 1):
+            add(f"pre_run_commands:{i}", command)
     lines.append(f"{python_cmd} -c {quote(PROBE_SOURCE)} {' '.join(quote(m) for m in sorted(set(modules)))}")
+    if job_setup:
+        lines.append('cd / && rm -rf "$_xpr_pd"')
     body = "\n".join(lines)
     return f"{quote(system.script_exec)} -l -c {quote(body)} < /dev/null 2>&1"
 
@@ -209,8 +222,8 @@ def parse_probe(output: str) -> Report:
     for line in output.splitlines():
         if line.startswith(_COMMAND_FAILED):
             parts = line[len(_COMMAND_FAILED):].split()
-            if len(parts) == 2 and all(p.isdigit() for p in parts):
-                failed.append((int(parts[0]), int(parts[1])))
+            if len(parts) == 2 and parts[1].isdigit():
+                failed.append((parts[0], int(parts[1])))
         elif line.startswith(_MARKER):
             try:
                 report = json.loads(line[len(_MARKER):])
@@ -222,9 +235,10 @@ def parse_probe(output: str) -> Report:
                   executable=report.get("executable"))
 
 
-def run_probe(system, python_cmd: str, modules: Iterable[str]) -> Report:
+def run_probe(system, python_cmd: str, modules: Iterable[str], job_setup: Sequence[str] = ()) -> Report:
     """Run the probe on ``system`` (one round trip through its shell)."""
-    result = system.shell.run(probe_command(system, python_cmd, modules), check=False, timeout=PROBE_TIMEOUT_S)
+    result = system.shell.run(probe_command(system, python_cmd, modules, job_setup), check=False,
+                              timeout=PROBE_TIMEOUT_S)
     report = parse_probe(result.stdout + ("\n" + result.stderr if result.stderr else ""))
     global probe_count
     probe_count += 1
@@ -314,9 +328,11 @@ def assess(record: dict, report: Report) -> Tuple[List[Finding], List[Finding]]:
                               "the job side's Python did not answer: " + (report.output[-800:] or "no output"),
                               "check `python_cmd` and the system's `commands` (run `xpr check`)"))
         return errors, notes
-    for line, rc in report.failed_commands:
-        notes.append(Finding("commands", None, None, f"line {line} of the system's `commands` exited with status {rc}",
-                             "fix that line in the config (run `xpr check` to see it)"))
+    for label, rc in report.failed_commands:
+        which, _, line = label.partition(":")
+        where = "the system's `commands`" if which == "commands" else "the job's `pre_run_commands` and `env_vars`"
+        notes.append(Finding(label, None, None, f"line {line} of {where} exited with status {rc}",
+                             "fix that line (`xpr check` runs the system's `commands`)"))
     if _major_minor(report.python) is not None and _major_minor(report.python) < (3, 8):
         errors.append(Finding("python", local_python, report.python, "the job side's Python is older than 3.8 and "
                               "cannot read pickle protocol 5", "use a Python >= 3.8 as `python_cmd`"))
@@ -377,9 +393,9 @@ class PreflightWarning(UserWarning):
     """The job side differs from here in a way that usually still works (another version)."""
 
 
-def probe_key(system, python_cmd: str) -> str:
+def probe_key(system, python_cmd: str, job_setup: Sequence[str] = ()) -> str:
     """What a cached report depends on besides the system's name: how the job's Python is reached."""
-    return json.dumps([system.host, system.script_exec, list(system.commands), python_cmd])
+    return json.dumps([system.host, system.script_exec, list(system.commands), python_cmd, list(job_setup)])
 
 
 def _db():
@@ -387,9 +403,9 @@ def _db():
     return config.db
 
 
-def cached_report(system, python_cmd: str, needed: Iterable[str]) -> Optional[Report]:
+def cached_report(system, python_cmd: str, needed: Iterable[str], job_setup: Sequence[str] = ()) -> Optional[Report]:
     """A report that covers ``needed`` modules, from this process or from the jobs database."""
-    key = (system.name, probe_key(system, python_cmd))
+    key = (system.name, probe_key(system, python_cmd, job_setup))
     needed = set(needed)
     report = _reports.get(key)
     if report is None:
@@ -406,14 +422,14 @@ def cached_report(system, python_cmd: str, needed: Iterable[str]) -> Optional[Re
     return None
 
 
-def fresh_report(system, python_cmd: str, needed: Iterable[str]) -> Report:
+def fresh_report(system, python_cmd: str, needed: Iterable[str], job_setup: Sequence[str] = ()) -> Report:
     """Probe the job side for ``needed`` (and whatever an earlier report covered), and keep it."""
-    key = (system.name, probe_key(system, python_cmd))
+    key = (system.name, probe_key(system, python_cmd, job_setup))
     modules = set(needed) | {"cloudpickle"}
     earlier = _reports.get(key)
     if earlier is not None:
         modules |= set(earlier.modules)
-    report = run_probe(system, python_cmd, modules)
+    report = run_probe(system, python_cmd, modules, job_setup)
     _reports[key] = report
     _probed_here.add(key)
     if report.python is not None:
@@ -421,10 +437,13 @@ def fresh_report(system, python_cmd: str, needed: Iterable[str]) -> Report:
     return report
 
 
-def check_call(system, record: dict, python_cmd: Optional[str] = None) -> None:
+def check_call(system, record: dict, python_cmd: Optional[str] = None, job_setup: Sequence[str] = (),
+               provided: Iterable[str] = ()) -> None:
     """Stop a submission whose call the job side of ``system`` cannot load.
 
-    Uses a cached report when one covers the call's modules (no round trip); otherwise one
+    ``job_setup`` are the job's own shell lines before its Python (``pre_run_commands``, then the
+    ``env_vars`` exports), run by the probe too; ``provided`` are top-level modules the job brings
+    along in its directory (``input_files``), which are not asked about. Uses a cached report when one covers the call's modules (no round trip); otherwise one
     round trip. A cached report that finds an error is confirmed by a fresh one (the user may
     have fixed the job side since).
 
@@ -434,15 +453,18 @@ def check_call(system, record: dict, python_cmd: Optional[str] = None) -> None:
         naming module, local and remote versions, the system and the fix
     """
     python_cmd = python_cmd or default_python_cmd(system)
-    needed = list((record.get("versions") or {}))
+    job_setup = list(job_setup)
+    provided = set(provided)
+    record = dict(record, versions={k: v for k, v in (record.get("versions") or {}).items() if k not in provided})
+    needed = list(record["versions"])
     with _lock:
-        report = cached_report(system, python_cmd, needed)
+        report = cached_report(system, python_cmd, needed, job_setup)
         errors, notes = assess(record, report) if report is not None else ([None], [])
-        if errors and (report is None or (system.name, probe_key(system, python_cmd)) not in _probed_here):
-            report = fresh_report(system, python_cmd, needed)
+        if errors and (report is None or (system.name, probe_key(system, python_cmd, job_setup)) not in _probed_here):
+            report = fresh_report(system, python_cmd, needed, job_setup)
             errors, notes = assess(record, report)
         for note in notes:
-            if (system.name, note.module) in _warned:
+            if (system.name, note.module) in _warned:  # once per system and module per process
                 continue
             _warned.add((system.name, note.module))
             versions = f" (here {note.local}, on {system.name} {note.remote})" if note.local or note.remote else ""
