@@ -99,7 +99,7 @@ def _check(*args):
     return result.exit_code, {name: {r["name"]: r for r in rows} for name, rows in json.loads(result.output).items()}
 
 
-def test_xpr_check_slurm_right_and_wrong(expyre_config, ssh_client_setup, sshd):
+def test_xpr_check_slurm_right_and_wrong(expyre_config, ssh_client_setup, sshd, isolated_home):
     slurm = require_service("slurm")
     wrong = slurm_system(commands=["true", "false"])
     wrong["partitions"] = {"nosuch": {"num_cores": 1, "max_time": None},
@@ -118,6 +118,18 @@ def test_xpr_check_slurm_right_and_wrong(expyre_config, ssh_client_setup, sshd):
     has_cloudpickle = sshd.run_as_user("/usr/bin/python3 -c 'import cloudpickle'").returncode == 0
     assert lines["cloudpickle"]["ok"] is has_cloudpickle
     assert all(r["fix"] for r in lines.values() if not r["ok"])
+
+    # an unknown host key: the login line fails, says why and what to do, and nothing else runs
+    (isolated_home / ".ssh" / "known_hosts").write_text("")
+    ssh_transport.close_all()
+    from expyre import config
+    for system in config.systems.values():
+        system.close()
+    code, results = _check("right")
+    assert code == 1
+    [(name, login)] = results["right"].items()
+    assert name == "login to cluster" and not login["ok"] and "host key" in login["detail"]
+    assert "known_hosts" in login["fix"]
 
 
 def test_xpr_check_sge_right_and_wrong(expyre_config, ssh_client_setup, sshd):

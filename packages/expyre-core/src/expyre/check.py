@@ -111,6 +111,8 @@ def render(results_by_system: Dict[str, List[CheckResult]]) -> str:
             lines.append(f"  {'✓' if r.ok else '✗'} {r.name}" + (f": {r.detail}" if r.detail else ""))
             if not r.ok and r.fix:
                 lines.append(f"      fix: {r.fix}")
+    failed = sum(not r.ok for results in results_by_system.values() for r in results)
+    lines.append(f"{failed} problem(s) found" if failed else "all checks passed")
     return "\n".join(lines)
 
 
