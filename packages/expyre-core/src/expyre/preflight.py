@@ -278,10 +278,25 @@ def _major(version: Optional[str]) -> Optional[int]:
         return None
 
 
-_FIX_MISSING = ("install it in the job environment (after the system's `commands`, for `python_cmd`), "
-                "add it to `input_files` if it is a local module or package, or call "
-                "`cloudpickle.register_pickle_by_value(module)` before ExPyRe(...) so its code travels "
-                "in the pickle")
+def missing_module_fix(top: str) -> str:
+    """What to do about a module the job side lacks, with this module's own names: install it
+    there, send it with the job (``input_files``), or have cloudpickle pickle it by value."""
+    import os
+    from pathlib import Path
+    module = sys.modules.get(top)
+    where = getattr(module, "__file__", None)
+    send = "add it to `input_files`"
+    if where:
+        path = Path(where)
+        path = path.parent if path.name == "__init__.py" else path
+        try:
+            shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+        except ValueError:
+            shown = str(path)
+        send = f"send it with the job: ExPyRe(..., input_files=[{shown!r}])"
+    return (f"install {top} in the job environment (after the system's `commands`, for `python_cmd`), or {send}, "
+            f"or have cloudpickle put its code into the pickle: import cloudpickle, {top}; "
+            f"cloudpickle.register_pickle_by_value({top})")
 
 
 #: The ``numpy._core`` modules that numpy 1.26 provides as aliases (for numpy 2's pickles);
@@ -353,7 +368,7 @@ def assess(record: dict, report: Report) -> Tuple[List[Finding], List[Finding]]:
             continue
         if not remote.get("ok"):
             errors.append(Finding(top, local, None, f"does not import on the job side ({remote.get('error')})",
-                                  _FIX_MISSING))
+                                  missing_module_fix(top)))
             continue
         rversion = remote.get("version")
         numpy_problem = _numpy_problem(local, rversion, full_modules) if top == "numpy" else None
