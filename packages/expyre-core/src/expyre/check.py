@@ -9,7 +9,6 @@ probe preflight runs (:mod:`expyre.preflight`).
 from __future__ import annotations
 
 import json
-import stat
 from typing import Dict, List, Optional, Sequence
 
 from . import plugins, preflight
@@ -49,12 +48,15 @@ def _one_line(exc: BaseException) -> str:
 
 def _rundir_check(system, shell) -> CheckResult:
     if system.runs_in_stage_dir:
+        # each job runs in its own stage directory, which expyre creates private (0700) whatever
+        # the mode of the directory that holds them
+        import os
         from . import config
         path = config.local_stage_dir
-        mode = stat.S_IMODE(path.stat().st_mode)
-        ok = not mode & 0o077
-        return CheckResult("run directory", ok, f"jobs run in their stage directories under {path} "
-                           f"(mode {mode:o})", "" if ok else f"chmod 700 {quote(str(path))}")
+        ok = os.access(path, os.W_OK | os.X_OK)
+        return CheckResult("run directory", ok, f"jobs run in private (0700) stage directories under {path}"
+                           + ("" if ok else ", which is not writable"),
+                           "" if ok else f"make {path} writable, or set local_stage_dir in the config")
     rundir = system.remote_rundir
     target = rundir if rundir.startswith("/") else f'"$HOME"/{quote(rundir)}'
     # created as expyre creates it (private), so that only a directory that was already there
