@@ -149,22 +149,19 @@ def test_seed_example_end_to_end(remote, site):
 
 
 def test_many_jobs_one_status_query_per_poll(remote, monkeypatch):
-    from expyre import plugins
-    from expyre_pbs import commands
+    from expyre import batch, plugins
 
     polls = []
     real_status = plugins.status
     monkeypatch.setattr(plugins, "status", lambda s, jobs, sh: polls.append(len(jobs)) or real_status(s, jobs, sh))
     queries = []
-    real_run = commands.run
+    real_run = batch.run_unchecked
 
     def counting_run(shell, command, timeout):
         if command.startswith("qstat "):
             queries.append(command.split("\n")[0])
         return real_run(shell, command, timeout)
-    monkeypatch.setattr(commands, "run", counting_run)  # the dialect question
-    from expyre import batch
-    monkeypatch.setattr(batch, "run_unchecked", counting_run)  # the toolkit runs the status queries
+    monkeypatch.setattr(batch, "run_unchecked", counting_run)  # the toolkit runs the dialect question and status
     jobs = [ExPyRe(f"many{i}", function=pow, args=[i, 2]) for i in range(6)]
     for xpr in jobs:
         xpr.start(resources=ONE_CORE, system_name="remote", partial_node=True)

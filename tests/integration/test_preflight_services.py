@@ -6,7 +6,6 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 from servicelib import require_service
-from sshd_fixtures import ssh_client_setup, sshd  # noqa: F401  (pytest fixtures)
 
 from expyre import ExPyRe, ExPyRePreflightError, preflight
 from expyre.cli import cli

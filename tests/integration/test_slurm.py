@@ -397,4 +397,4 @@ def test_find_submitted_and_status_through_the_hooks(cluster):
     xpr.get_results(**FAST)
     job = RemoteJob(xpr.remote_id, xpr.remote_dir, xpr.id)
     assert system.status([job, RemoteJob("999999", "nowhere", "nobody")]) == {xpr.remote_id: "done", "999999": "other"}
-    assert expyre_slurm._resolve_unlisted(system.shell, [job]) == {xpr.remote_id: "done"}
+    assert expyre_slurm.SCHEDULER.resolve_unlisted(system.shell, [job]) == {xpr.remote_id: "done"}

@@ -1,7 +1,7 @@
 """Time and memory units as users write them in config files and resource requests."""
 import pytest
 
-from expyre.units import mem_to_kB, time_to_HMS, time_to_sec
+from expyre.units import duration_seconds, mem_to_kB, time_to_HMS, time_to_sec
 
 
 @pytest.mark.parametrize("spec, seconds", [
@@ -77,3 +77,15 @@ def test_time_round_trip():
 def test_time_to_HMS_rejects_negative():
     with pytest.raises(ValueError):
         time_to_HMS(-1)
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("01:02:03", 3723), ("2:03", 123), ("90", 90), ("6s", 6), ("6.25", 6.25), ("0:00:01.5", 1.5),
+    (" 45 ", 45)])
+def test_duration_seconds_reads_what_schedulers_print(text, seconds):
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", [None, "", "x", "1:2:3:4", "-5", "1h", "1::2"])
+def test_duration_seconds_gives_none_for_what_it_cannot_read(text):
+    assert duration_seconds(text) is None

@@ -64,7 +64,7 @@ from .hooktypes import (
 from .retry import retry_settings
 
 __all__ = ["BatchScheduler", "BatchError", "OutputError", "Sections", "job_name", "digest", "one_id",
-           "sections_command", "split_sections", "run_retrying", "SECTION_MARKER"]
+           "sections_command", "split_sections", "run_retrying", "ask_host", "SECTION_MARKER"]
 
 
 class BatchError(RemoteCommandError):
@@ -211,6 +211,27 @@ def run_retrying(shell: Shell, command: str, *, what: str, timeout: Optional[flo
         after = f" (after {attempt} tries)" if attempt > 1 else ""
         raise BatchError(shell.host, result, f"{what}{': ' + problem if problem else ''}{after}")
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def ask_host(shell: Shell, command: str, parse: Callable[[str, int], Any], what: str,
+             timeout: Optional[float] = 120.0) -> Any:
+    """What ``parse(output, exit status)`` makes of ``command``'s output (stdout and stderr
+    together) on the host: for a fact about the host's scheduler that a plugin learns once per
+    system (PBS's dialect), unless the system's config gives it.
+
+    Raises
+    ------
+    BatchError
+        the command could not be run, or ``parse`` raised ValueError (its message is quoted);
+        ``what`` (``"the PBS dialect"``) says what was being found
+    """
+    result = run_unchecked(shell, command, timeout)
+    if result.returncode == -1:
+        raise BatchError(shell.host, result, f"running {command!r} to find {what}")
+    try:
+        return parse(result.stdout + result.stderr, result.returncode)
+    except ValueError as exc:
+        raise BatchError(shell.host, CommandResult(command, 127, "", str(exc)), f"finding {what}") from None
 
 
 # --------------------------------------------------------------------------- exactly-once submission

@@ -51,6 +51,7 @@ def _rundir_check(system, shell) -> CheckResult:
         # each job runs in its own stage directory, which expyre creates private (0700) whatever
         # the mode of the directory that holds them
         import os
+
         from . import config
         path = config.local_stage_dir
         ok = os.access(path, os.W_OK | os.X_OK)

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 import click
 
-from . import config, jobfiles, plugins
+from . import config, jobfiles, jobstate, plugins
 
 SELECTION_HELP = {
     "id": "comma-separated regexps, each matching a whole job id",
@@ -237,14 +237,11 @@ def _remote_side_unreachable(xpr) -> Optional[str]:
     """Why the remote directory of ``xpr`` cannot be cleaned, or None if it can (or has none)."""
     if xpr.system_name is None or xpr.system_name in config.systems or not xpr.remote_dir:
         return None
-    still = " and the job was not cancelled" if xpr.status in _CANCELLABLE else ""
+    still = " and the job was not cancelled" if xpr.status in jobstate.CANCELLABLE else ""
     return (f"its remote directory {xpr.remote_dir} on system '{xpr.system_name}' was NOT deleted{still}: "
             f"system '{xpr.system_name}' is no longer in the config (configured: "
             f"{', '.join(config.systems) or 'none'}); delete that directory by hand")
 
-
-#: Local statuses of jobs that a cancel stops (other jobs are left as they are).
-_CANCELLABLE = ("submitting", "submitted", "started")
 
 
 def _scheduler_command(action: str, past: str, help_text: str):
@@ -262,9 +259,9 @@ def _scheduler_command(action: str, past: str, help_text: str):
             return
         for xpr in ExPyRe.from_jobsdb(jobs):
             getattr(xpr, action)()
-            if action == "cancel" and xpr.status in _CANCELLABLE:
+            if action == "cancel" and xpr.status in jobstate.CANCELLABLE:
                 # the job will not run any more: it leaves the ongoing group (see docs/restart.rst)
-                config.db.update(xpr.id, status="died", remote_status="failed")
+                jobstate.cancelled(xpr.id, xpr.status)
             click.echo(f"{past} {xpr.id}", err=True)
     return command
 
@@ -322,7 +319,7 @@ def cli_reset_status(id, name, status, system, new_status):
     """
     jobs = select_jobs(id, name, status, system)
     for job in jobs:
-        config.db.update(job["id"], status=new_status)
+        jobstate.reset(job["id"], job["status"], new_status)
         click.echo(f"{job['id']}: {job['status']} -> {new_status}", err=True)
     if not jobs:
         click.echo("No matching jobs", err=True)
@@ -343,8 +340,8 @@ def cli_create_job(from_dir, system, job_id, name):
         job_id = from_dir.name[len("run_"):]
     if name is None:
         name = re.sub(r"_[A-Za-z0-9_\-]{43}=_.{8}$", "", job_id)
-    config.db.add(job_id, name=name, from_dir=str(from_dir.resolve()), status="created", system=system,
-                  remote_id="NA", remote_status="unknown")
+    jobstate.record_new(job_id, name=name, from_dir=str(from_dir.resolve()), system=system, remote_id="NA",
+                        remote_status="unknown")
     click.echo(f"created {job_id} (name {name}) on {system}", err=True)
 
 
@@ -368,7 +365,7 @@ def cli_fail_job(ctx, id, name, status, system, yes):
         with open(stage_dir / jobfiles.EXCEPTION, "wb") as fout:
             pickle.dump((RuntimeError("xpr fail_job"), "RuntimeError: xpr fail_job\n"), fout)
         (stage_dir / jobfiles.ERROR).write_text("kind: exception\nRuntimeError: xpr fail_job\n")
-        config.db.update(job["id"], status="failed")
+        jobstate.fail(job["id"], job["status"])
         click.echo(f"failed {job['id']}", err=True)
 
 

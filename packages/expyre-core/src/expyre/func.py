@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from . import config, gather, jobfiles, jobnames, jobscript, preflight, results, stage
+from . import config, gather, jobfiles, jobnames, jobscript, jobstate, preflight, results, stage
 from .errors import (
     ExPyReJobDiedError,
     ExPyRePreflightError,
@@ -36,9 +36,6 @@ from .units import time_to_sec
 
 __all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
            "ExPyRePreflightError", "ExPyReRemoteTraceback"]
-
-#: Statuses a job's outcome (succeeded, failed, died) may be recorded over; never processed or cleaned.
-_OUTCOME_FROM = ("submitted", "started", "succeeded", "failed", "died")
 
 #: Preference among earlier jobs with the same name and hash when re-attaching.
 _RESTART_PREFERENCE = ("succeeded", "started", "submitted", "submitting", "created", "died")
@@ -137,8 +134,8 @@ class ExPyRe:
                 self._write_settings(env_lines, list(pre_run_commands), list(post_run_commands), output_specs)
                 (self.stage_dir / jobfiles.RUNNER).write_text(jobscript.RUNNER_SOURCE)
             self.stage_dir = stage.publish_stage_dir(self.stage_dir)
-            config.db.add(self.id, name=name, from_dir=str(self.stage_dir), status=self.status,
-                          batch=_batch.name if _batch is not None else None)
+            jobstate.record_new(self.id, name=name, from_dir=str(self.stage_dir),
+                                batch=_batch.name if _batch is not None else None)
         except BaseException:
             _remove_tree(self.stage_dir)
             raise
@@ -264,8 +261,7 @@ class ExPyRe:
         script_path.write_text(script)
         script_path.chmod(0o755)
 
-        config.db.update(self.id, status="submitting", system=system.name, remote_dir=job.remote_dir,
-                         remote_id=None, remote_status=None)
+        jobstate.begin_submission(self.id, self.status, system=system.name, remote_dir=job.remote_dir)
         self.status, self.system_name, self.remote_dir = "submitting", system.name, job.remote_dir
         _timing(f"ExPyRe {self.id} staging out")
         try:
@@ -283,8 +279,8 @@ class ExPyRe:
         except BaseException:
             self._undo_submission(system, job.remote_dir)
             raise
+        jobstate.submitted(self.id, self.status, remote_id)
         self.remote_id, self.status = remote_id, "submitted"
-        config.db.update(self.id, status="submitted", remote_id=remote_id)
         system.poll_schedule.restart()
         _timing(f"ExPyRe {self.id} submitted as {remote_id}")
 
@@ -323,8 +319,8 @@ class ExPyRe:
         self._set_created()
 
     def _set_created(self) -> None:
+        jobstate.not_submitted(self.id, self.status)
         self.status, self.remote_dir = "created", None
-        config.db.update(self.id, status="created", remote_dir=None)
 
     def _recover_submission(self) -> None:
         """Finish a submission that an earlier process began but did not record."""
@@ -333,8 +329,8 @@ class ExPyRe:
                         partition=None, node_dict={}, max_time=None)
         found = system.find_submitted(probe)
         if found:
+            jobstate.submitted(self.id, self.status, found[0])
             self.remote_id, self.status = found[0], "submitted"
-            config.db.update(self.id, status="submitted", remote_id=found[0])
             if len(found) > 1:
                 warnings.warn(f"job {self.id}: the scheduler has {len(found)} jobs for it ({', '.join(found)}); "
                               f"following {found[0]}", RuntimeWarning, stacklevel=3)
@@ -351,8 +347,8 @@ class ExPyRe:
                 _remove_tree(path)  # e.g. the batch toolkit's submission lock
             else:
                 path.unlink(missing_ok=True)
+        jobstate.rerun(self.id, self.status)
         self.status, self.remote_id = "created", None
-        config.db.update(self.id, status="created", remote_id=None, remote_status=None)
 
     # ------------------------------------------------------------------ results
 
@@ -371,7 +367,7 @@ class ExPyRe:
             report remote status changes on stderr
         """
         if sync_all:
-            rows = list(config.db.jobs(system=re.escape(self.system_name), status=list(gather.POLLED_STATUSES)))
+            rows = list(config.db.jobs(system=re.escape(self.system_name), status=list(jobstate.POLLED)))
             if not any(row["id"] == self.id for row in rows):
                 rows.append(config.db.get(self.id))
         else:
@@ -476,12 +472,12 @@ class ExPyRe:
     def _finish(self, outcome: results.Outcome):
         stdout, stderr, job_stdout, job_stderr = results.read_outputs(self.stage_dir, self.id)
         if outcome.kind == "succeeded":
-            self._set_status("succeeded", if_status=_OUTCOME_FROM)
+            self._set_outcome("succeeded")
             output_files = self._settings().get("output_files", [])
             if output_files:
                 stage.copy_output_files(output_files, self.stage_dir, Path.cwd())
             return outcome.value, stdout, stderr
-        self._set_status("failed", if_status=_OUTCOME_FROM)
+        self._set_outcome("failed")
         if outcome.kind == "exception":
             results.raise_remote_exception(outcome, self.id)
         if outcome.kind == "load":
@@ -492,22 +488,23 @@ class ExPyRe:
                                  + results.describe_outputs(self.stage_dir, self.id))
 
     def _died(self, remote_status: str) -> None:
-        self._set_status("died", if_status=_OUTCOME_FROM)
+        self._set_outcome("died")
         raise ExPyReJobDiedError(
             f"job {self.id} ended with remote status '{remote_status}' and left no result or exception "
             f"(killed, out of time, cancelled or lost)\n" + results.describe_outputs(self.stage_dir, self.id))
 
-    def _set_status(self, status: str, if_status: Optional[Sequence[str]] = None) -> None:
-        """Record ``status``; with ``if_status``, only if the job's status is still one of those
-        (another process may have marked it processed meanwhile: that stays)."""
-        if config.db.update(self.id, if_status=if_status, status=status):
-            self.status = status
+    def _set_outcome(self, kind: str) -> None:
+        """Record the job's outcome, unless another process marked it processed or cleaned
+        meanwhile: that stays (:func:`expyre.jobstate.record_outcome`)."""
+        if jobstate.record_outcome(self.id, kind):
+            self.status = kind
 
     # ------------------------------------------------------------------ after the job
 
     def mark_processed(self) -> None:
         """Mark the job as processed: its results were used and need not be kept."""
-        self._set_status("processed")
+        jobstate.processed(self.id, self.status)
+        self.status = "processed"
 
     def cancel(self, verbose: bool = False) -> None:
         """Cancel the job if it is queued or running (``get_results`` then raises ExPyReJobDiedError)."""
@@ -576,7 +573,8 @@ class ExPyRe:
                         (self.stage_dir / name).write_text("CLEANED\n")
                 (self.stage_dir / jobfiles.CLEANED).write_text("CLEANED\n")
         if not dry_run and config.db.get(self.id) is not None:
-            self._set_status("cleaned")
+            jobstate.cleaned(self.id, self.status)
+            self.status = "cleaned"
 
     def __str__(self) -> str:
         return (f"{self.id} system={self.system_name} remote_id={self.remote_id} status={self.status} "

@@ -19,12 +19,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Set
 
-from . import config, results
+from . import config, jobstate, results
 from .errors import FailedSubprocessWarning
 from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, RemoteCommandError, RemoteJob
 
-#: Local statuses of jobs whose remote state is worth asking for.
-POLLED_STATUSES = ("submitted", "started")
+#: Local statuses of jobs whose remote state is worth asking for (:data:`expyre.jobstate.POLLED`).
+POLLED_STATUSES = jobstate.POLLED
 
 
 class StatusQueryWarning(FailedSubprocessWarning):
@@ -139,26 +139,16 @@ def _fetch(system, to_fetch) -> bool:
 
 
 def _record_states(rows: List[dict], states: Dict[str, str], verbose: bool) -> List[dict]:
-    """Record each job's remote state (compare-and-set on its status); the rows as they now are."""
+    """Record each job's remote state (:func:`expyre.jobstate.record_poll`); the rows as they now are."""
     updated = []
     for row in rows:
         state = states[row["id"]]
-        if row["status"] == "died" and state not in FINISHED_REMOTE_STATES:
-            # cancelled: the scheduler may show it running while it stops; it will not run on
-            updated.append(row)
-            continue
-        changes = {}
-        if state != "unknown" and state != row.get("remote_status"):
-            changes["remote_status"] = state
-        if state == "running" and row["status"] == "submitted":
-            changes["status"] = "started"
-        if changes and config.db.update(row["id"], if_status=row["status"], **changes):
-            if verbose and "remote_status" in changes:
-                before = row.get("remote_status")
-                change = f"{before} -> {state}" if before else f"{state} (first seen)"
-                sys.stderr.write(f"remote status of {row['id']}: {change}\n")
-            row = dict(row, **changes)
-        updated.append(row)
+        changes = jobstate.record_poll(row, state)
+        if verbose and "remote_status" in changes:
+            before = row.get("remote_status")
+            change = f"{before} -> {state}" if before else f"{state} (first seen)"
+            sys.stderr.write(f"remote status of {row['id']}: {change}\n")
+        updated.append(dict(row, **changes))
     return updated
 
 
@@ -176,4 +166,4 @@ def _record_outcome(row: dict, state: str) -> None:
     if kind is None and state in FINISHED_REMOTE_STATES:
         kind = "died"
     if kind is not None:
-        config.db.update(row["id"], if_status=row["status"], status=kind)
+        jobstate.record_outcome(row["id"], kind, seen=row["status"])

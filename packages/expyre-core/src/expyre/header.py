@@ -1,10 +1,14 @@
-"""Batch header lines: formatting them with a job's node dict (shared by all scheduler plugins),
-and the extra lines a user sets in ``EXPYRE_HEADER_EXTRA``."""
+"""Batch header lines, shared by all scheduler plugins: formatting them with a job's node dict,
+the extra lines a user sets in ``EXPYRE_HEADER_EXTRA``, and the rules for default lines (which
+options and resources the configured lines already give, so that a default line they cover is
+left out, and how a file name is written as a directive's argument)."""
 from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, List, Optional, Tuple
+import re
+import shlex
+from typing import Iterable, List, Optional, Set, Tuple
 
 from .hooktypes import JobSpec
 
@@ -72,3 +76,67 @@ def optional_lines(*pairs: Tuple[str, Optional[object]]) -> List[str]:
     """``template.format(value)`` for each ``(template, value)`` whose value is set, so that a
     job without a partition or a wall time gets no such directive."""
     return [template.format(value) for template, value in pairs if value]
+
+
+# --------------------------------------------------------------------------- what configured lines ask for
+
+_RESOURCE_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def directive_words(lines: Iterable[str], prefix: str) -> List[List[str]]:
+    """The words (split as the shell would, else at blanks) after ``prefix`` of each line that
+    starts with it (``#SBATCH``, ``#$``, ``#PBS``); other lines are left out."""
+    found = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith(prefix):
+            try:
+                found.append(shlex.split(stripped[len(prefix):]))
+            except ValueError:
+                found.append(stripped[len(prefix):].split())
+    return found
+
+
+def directive_options(lines: Iterable[str], prefix: str, attached: bool = False) -> Set[str]:
+    """The options the ``prefix`` lines among ``lines`` set: ``--name`` for ``--name=value``, and
+    each ``-x`` word whole (``-cwd``), or only its first two characters when the scheduler takes a
+    short option's value attached to it (``attached``: Slurm's ``-N2``).
+
+    A scheduler plugin leaves out a default line whose option the configured lines already set, so
+    that a configured line decides (see :func:`unless_given`)."""
+    options: Set[str] = set()
+    for word in (w for words in directive_words(lines, prefix) for w in words):
+        if word.startswith("--"):
+            options.add(word.split("=", 1)[0])
+        elif word.startswith("-") and len(word) >= 2:
+            options.add(word[:2] if attached else word)
+    return options
+
+
+def requested_resources(lines: Iterable[str], prefix: str, option: str = "-l") -> Set[str]:
+    """The resources (``h_rt``, ``nodes``, ``mem`` ...) that the ``option`` (``-l``) arguments of the
+    ``prefix`` lines among ``lines`` ask for, including those in ``:``-separated chunks
+    (``select=2:ncpus=8:mem=4gb``) and in an argument attached to the option (``-lnodes=1``)."""
+    found: Set[str] = set()
+    for words in directive_words(lines, prefix):
+        for i, word in enumerate(words):
+            value = words[i + 1] if word == option and i + 1 < len(words) else (
+                word[len(option):] if word.startswith(option) and len(word) > len(option) else "")
+            found.update(_RESOURCE_NAME.findall(value.replace(":", ",")))
+    return found
+
+
+def unless_given(given: Set[str], *rules: Tuple[Iterable[str], Optional[str]]) -> List[str]:
+    """The lines of ``(options, line)`` rules whose line is set (not None or empty) and none of
+    whose options is in ``given`` (what the configured lines already say): the default lines a
+    configured line does not replace."""
+    return [line for options, line in rules if line and not set(options) & given]
+
+
+def quoted_directive_value(value: str, safe: str) -> Optional[str]:
+    """``value`` as a directive's argument: as it is when it matches the regular expression
+    ``safe`` whole, else double-quoted; None when it has a character no directive can quote
+    (a double quote, a backslash or a line break)."""
+    if re.fullmatch(safe, value):
+        return value
+    return None if re.search(r'["\\\n\r\0]', value) else f'"{value}"'

@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
-from . import config, jobfiles, stage
+from . import config, jobfiles, jobstate, stage
 from . import preflight as _preflight
 from .func import ExPyRe, _system
 from .hooktypes import ConnectionLostError, JobSpec
@@ -122,8 +122,7 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
         jobs.append(job)
 
     for xpr, job in zip(to_start, jobs):
-        config.db.update(xpr.id, status="submitting", system=system.name, remote_dir=job.remote_dir,
-                         remote_id=None, remote_status=None)
+        jobstate.begin_submission(xpr.id, xpr.status, system=system.name, remote_dir=job.remote_dir)
         xpr.status, xpr.system_name, xpr.remote_dir = "submitting", system.name, job.remote_dir
     try:
         system.stage_out_many([(xpr.stage_dir, job.remote_dir) for xpr, job in zip(to_start, jobs)])
@@ -141,8 +140,8 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
         except BaseException:
             _undo(system, to_start[n:], jobs[n:])
             raise
+        jobstate.submitted(xpr.id, xpr.status, remote_id)
         xpr.remote_id, xpr.status = remote_id, "submitted"
-        config.db.update(xpr.id, status="submitted", remote_id=remote_id)
     system.poll_schedule.restart()
 
 

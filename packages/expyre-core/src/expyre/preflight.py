@@ -458,9 +458,10 @@ def check_call(system, record: dict, python_cmd: Optional[str] = None, job_setup
 
     ``job_setup`` are the job's own shell lines before its Python (``pre_run_commands``, then the
     ``env_vars`` exports), run by the probe too; ``provided`` are top-level modules the job brings
-    along in its directory (``input_files``), which are not asked about. Uses a cached report when one covers the call's modules (no round trip); otherwise one
-    round trip. A cached report that finds an error is confirmed by a fresh one (the user may
-    have fixed the job side since).
+    along in its directory (``input_files``), which are not asked about. Uses a cached report
+    when one covers the call's modules (no round trip); otherwise one round trip. A cached
+    report that finds an error is confirmed by a fresh one (the user may have fixed the job
+    side since).
 
     Raises
     ------

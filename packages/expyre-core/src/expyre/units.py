@@ -130,3 +130,21 @@ def time_to_HMS(seconds: Union[int, float]) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+_DURATION = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d+)?)s?$")
+
+
+def duration_seconds(value: Optional[str]) -> Optional[float]:
+    """Seconds in a duration as schedulers print them (PBS's ``resources_used.walltime``, Grid
+    Engine's ``ru_wallclock`` and ``h_rt``): ``[[H:]M:]S``, ``S.F`` or ``Ss``.
+
+    Lenient where :func:`time_to_sec` is strict: it reads a scheduler's output, so what it cannot
+    read gives None (nothing is concluded from it) instead of an error.
+    """
+    match = _DURATION.match(str(value).strip()) if value is not None else None
+    if match is None:
+        return None
+    hours, minutes, seconds = match.groups()
+    total = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
+    return int(total) if total.is_integer() else total

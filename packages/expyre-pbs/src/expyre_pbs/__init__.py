@@ -7,8 +7,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence
 
-from expyre import CommandResult, JobSpec, RemoteJob, Shell, quote_all
-from expyre.batch import BatchError, BatchScheduler, Sections
+from expyre import JobSpec, RemoteJob, Shell, quote_all
+from expyre.batch import BatchError, BatchScheduler, Sections, ask_host
 
 from . import check, commands, dialect, header, names, parse
 from .commands import PBSCommandError
@@ -105,16 +105,8 @@ class PBS(BatchScheduler):
 def host_dialect(shell: Shell, configured: Optional[str] = None) -> Dialect:
     """The configured dialect, or the host's, from ``qstat --version``; :class:`PBSCommandError`
     if qstat cannot be run."""
-    if configured:
-        return dialect.for_name(configured)
-    result = commands.run(shell, dialect.VERSION_COMMAND, PBS.control_timeout)
-    if result.returncode == -1:
-        raise PBSCommandError(shell.host, result, "asking qstat for its PBS version")
-    try:
-        return dialect.parse_version(result.stdout + result.stderr, result.returncode)
-    except dialect.DialectError as exc:
-        raise PBSCommandError(shell.host, CommandResult(dialect.VERSION_COMMAND, 127, "", str(exc)),
-                              "finding the PBS dialect") from None
+    return dialect.for_name(configured) if configured else \
+        ask_host(shell, dialect.VERSION_COMMAND, dialect.parse_version, "the PBS dialect", PBS.control_timeout)
 
 
 SCHEDULER = PBS()

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Dict, Sequence
 
-from expyre import quote, quote_all, run_unchecked
+from expyre import quote, quote_all
 from expyre.batch import BatchError, section
 
 from .dialect import PBSPRO, Dialect
 
 PBSCommandError = BatchError
-run = run_unchecked
 
 
 def status_commands(dialect: Dialect, job_ids: Sequence[str]) -> Dict[str, str]:

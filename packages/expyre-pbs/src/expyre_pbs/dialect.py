@@ -59,7 +59,7 @@ _TORQUE_VERSION = re.compile(r"^\s*version\s*:\s*(\S+)", re.IGNORECASE | re.MULT
 _NOT_FOUND = re.compile(r"command not found|no such file or directory|not found", re.IGNORECASE)
 
 
-class DialectError(RuntimeError):
+class DialectError(ValueError):
     """``qstat`` cannot be run on the host, so no dialect can be told."""
 
 

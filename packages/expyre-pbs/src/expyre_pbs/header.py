@@ -1,11 +1,10 @@
 """The ``#PBS`` header of a job script and the job's ``EXPYRE_NUM_*`` variables from PBS."""
 from __future__ import annotations
 
-import re
-from typing import Iterable, List, Set
+from typing import List, Set
 
 from expyre import JobSpec
-from expyre.header import format_header_lines, optional_lines, queue_and_wall_time
+from expyre.header import format_header_lines, optional_lines, queue_and_wall_time, requested_resources, unless_given
 
 from .names import directive_path, job_name
 
@@ -34,39 +33,16 @@ def default_header(job: JobSpec) -> List[str]:
     out; PBS then writes its default ``<job name>.o<number>``.
     """
     partition, max_time = queue_and_wall_time(job)
-    lines = [f"#PBS -N {job_name(job.id)}",
-             *optional_lines(("#PBS -q {}", partition), ("#PBS -l walltime={}", max_time))]
-    for option, path in (("-o", job.stdout_file), ("-e", job.stderr_file)):
-        value = directive_path(path)
-        if value is not None:
-            lines.append(f"#PBS {option} {value}")
-    lines.append("#PBS -S /bin/bash")
-    lines.append("#PBS -r n")
-    return lines
+    return [f"#PBS -N {job_name(job.id)}",
+            *optional_lines(("#PBS -q {}", partition), ("#PBS -l walltime={}", max_time),
+                            ("#PBS -o {}", directive_path(job.stdout_file)),
+                            ("#PBS -e {}", directive_path(job.stderr_file))),
+            "#PBS -S /bin/bash", "#PBS -r n"]
 
-
-_RESOURCE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=")
 
 #: ``-l`` resources that already say how many nodes or cores a job gets, and how much memory.
 NODE_RESOURCES = ("nodes", "select", "ncpus", "procs", "nodect")
 MEMORY_RESOURCES = ("mem", "pmem", "vmem", "pvmem")
-
-
-def requested_resources(lines: Iterable[str]) -> Set[str]:
-    """The ``-l`` resources (``nodes``, ``select``, ``mem`` ...) the ``#PBS`` lines among ``lines``
-    ask for, including those inside a ``select`` chunk (``select=2:ncpus=8:mem=4gb``)."""
-    found: Set[str] = set()
-    for line in lines:
-        stripped = line.strip()
-        if not stripped.startswith("#PBS"):
-            continue
-        words = stripped[len("#PBS"):].split()
-        for i, word in enumerate(words):
-            if word == "-l" and i + 1 < len(words):
-                found.update(_RESOURCE.findall(words[i + 1].replace(":", ",")))
-            elif word.startswith("-l") and len(word) > 2:
-                found.update(_RESOURCE.findall(word[2:].replace(":", ",")))
-    return found
 
 
 def resource_lines(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
@@ -74,17 +50,11 @@ def resource_lines(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
     form, which PBS Professional converts to a ``select`` by itself) and ``-l mem=`` for the
     whole job when its memory per node is known (``mem_per_node_kB``). A line is left out when
     ``given`` (the resources the configured lines ask for) already covers it."""
-    node_dict = job.node_dict
-    lines = []
-    nodes, ppn = node_dict.get("num_nodes"), node_dict.get("num_cores_per_node")
-    if nodes and ppn and not given & set(NODE_RESOURCES):
-        lines.append(f"#PBS -l nodes={nodes}:ppn={ppn}")
-    mem = node_dict.get("mem_per_node_kB")
-    # PBS Professional refuses a job-wide "-l mem" next to a select: memory belongs in its chunks
-    if mem and nodes and not given & set(MEMORY_RESOURCES) and "select" not in given:
-        # whole megabytes, rounded up: every PBS (and Slurm's qsub wrapper) reads "mb"
-        lines.append(f"#PBS -l mem={-(-mem * nodes // 1024)}mb")
-    return lines
+    nodes, ppn, mem = (job.node_dict.get(key) for key in ("num_nodes", "num_cores_per_node", "mem_per_node_kB"))
+    # PBS Professional refuses a job-wide "-l mem" next to a select: memory belongs in its chunks;
+    # whole megabytes, rounded up: every PBS (and Slurm's qsub wrapper) reads "mb"
+    return unless_given(given, (NODE_RESOURCES, nodes and ppn and f"#PBS -l nodes={nodes}:ppn={ppn}"),
+                        (MEMORY_RESOURCES + ("select",), mem and nodes and f"#PBS -l mem={-(-mem * nodes // 1024)}mb"))
 
 
 def render_header(job: JobSpec) -> List[str]:
@@ -105,7 +75,7 @@ def render_header(job: JobSpec) -> List[str]:
     configured = format_header_lines(job.header_lines, job.node_dict)
     if job.no_default_header:
         return configured
-    return default_header(job) + resource_lines(job, requested_resources(configured)) + configured
+    return default_header(job) + resource_lines(job, requested_resources(configured, "#PBS")) + configured
 
 
 #: Shell lines (POSIX sh) run in the job after core's own ``EXPYRE_NUM_*`` exports, which stay

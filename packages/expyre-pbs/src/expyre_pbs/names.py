@@ -7,17 +7,15 @@ of the whole id is appended, so different ids keep different names).
 """
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 from expyre import batch
+from expyre.header import quoted_directive_value
 
 MAX_NAME_LENGTH = 236
 NAME_PREFIX = "N_"
 SAFE_CHARACTERS = "A-Za-z0-9_+-"
-_PATH_SAFE = re.compile(r"[A-Za-z0-9_.,=+@%^~!/-]+")
-#: ``:`` (PBS reads ``host:path``), quotes, backslash and line breaks cannot be in a directive path.
-_PATH_IMPOSSIBLE = re.compile(r"[:\"'\\\n\r\0]")
+_PATH_SAFE = r"[A-Za-z0-9_.,=+@%^~!/-]+"
 
 
 def job_name(expyre_id: str, max_length: int = MAX_NAME_LENGTH) -> str:
@@ -28,6 +26,5 @@ def job_name(expyre_id: str, max_length: int = MAX_NAME_LENGTH) -> str:
 def directive_path(path: str) -> Optional[str]:
     """A file name as a ``#PBS -o``/``-e`` value: as it is if safe, else double-quoted; None if it
     cannot be written (the directive is then left out and PBS uses its default file names)."""
-    if not path or _PATH_IMPOSSIBLE.search(path):
-        return None
-    return path if _PATH_SAFE.fullmatch(path) else f'"{path}"'
+    # ":" (PBS reads host:path) and quotes cannot be in a directive path
+    return None if not path or ":" in path or "'" in path else quoted_directive_value(path, _PATH_SAFE)

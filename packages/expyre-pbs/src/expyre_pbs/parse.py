@@ -11,6 +11,7 @@ from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from expyre import batch
 from expyre.batch import OutputError, split_sections  # noqa: F401  (part of this module's interface)
+from expyre.units import duration_seconds
 
 from .dialect import PBSPRO, TORQUE
 
@@ -256,11 +257,3 @@ def finished_state(exit_status: Optional[int], dialect: str, used: Optional[int]
         return "done"
     walltime = exit_status in WALLTIME_EXIT.get(dialect, set()) or (used is not None and limit and used >= limit)
     return "timeout" if walltime else "failed"
-
-
-def duration_seconds(value: Optional[str]) -> Optional[int]:
-    """Seconds in a PBS duration (``[[HH:]MM:]SS``); None if absent or unreadable."""
-    parts = str(value).strip().split(":") if value is not None else []
-    if not parts or len(parts) > 3 or not all(re.fullmatch(r"\d+", p) for p in parts):
-        return None
-    return sum(int(p) * 60 ** i for i, p in enumerate(reversed(parts)))

@@ -1,13 +1,12 @@
 """The ``#$`` header of a job script and the lines that run first inside the job."""
 from __future__ import annotations
 
-import re
-import shlex
 import warnings
-from typing import List, Sequence, Set, Tuple
+from typing import List, Sequence, Set
 
 from expyre import JobSpec
-from expyre.header import format_header_lines, queue_and_wall_time
+from expyre.header import directive_options as directive_options_set
+from expyre.header import format_header_lines, queue_and_wall_time, requested_resources, unless_given
 
 from .names import job_name, output_file
 
@@ -31,55 +30,25 @@ DEFAULT_HEADER = (
 #: ``qacct`` knows it (accounting written late, or not readable on the login node).
 EXIT_FILE = "_expyre_sge_exit"
 
-_RESOURCE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=")
-
-
 def directive_options(lines: Sequence[str]) -> Set[str]:
     """The options that the ``#$`` lines among ``lines`` set: ``-q``, ``-o``, ``-cwd`` ..., and
     ``-l NAME`` for each resource a ``-l`` requests (``-l h_rt``)."""
-    options: Set[str] = set()
-    for line in lines:
-        stripped = line.strip()
-        if not stripped.startswith("#$"):
-            continue
-        text = stripped[2:]
-        try:
-            words = shlex.split(text, comments=False)
-        except ValueError:
-            words = text.split()
-        for i, word in enumerate(words):
-            if not word.startswith("-"):
-                continue
-            options.add(word)
-            if word == "-l" and i + 1 < len(words):
-                for resource in _RESOURCE.findall(words[i + 1]):
-                    options.add(f"-l {resource}")
-    return options
+    return directive_options_set(lines, "#$") | {f"-l {name}" for name in requested_resources(lines, "#$")}
 
 
-def default_header(job: JobSpec) -> List[Tuple[Tuple[str, ...], str]]:
-    """The default lines, each with the options that, when the configured lines set them
-    already, make it unnecessary.
-
-    Returns
-    -------
-    list((tuple(str), str))
-        ``(options, line)`` pairs, in the seed's order
-    """
-    lines: List[Tuple[Tuple[str, ...], str]] = [((), f"#$ -N {job_name(job.id)}")]
+def default_header(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
+    """The default lines, in the seed's order, but for those whose options ``given`` (what the
+    configured lines set) already has; the ``-N`` line is always there."""
     partition, max_time = queue_and_wall_time(job)
-    if partition:
-        lines.append((("-q",), f"#$ -q {partition}"))
-    if max_time:
-        lines.append((("-l h_rt",), f"#$ -l h_rt={max_time}"))
-    lines += [
+    return [f"#$ -N {job_name(job.id)}", *unless_given(
+        given,
+        (("-q",), partition and f"#$ -q {partition}"),
+        (("-l h_rt",), max_time and f"#$ -l h_rt={max_time}"),
         (("-o",), f"#$ -o {output_file(job.stdout_file)}"),
         (("-e", "-j"), f"#$ -e {output_file(job.stderr_file)}"),
         (("-S",), "#$ -S /bin/bash"),
         (("-r",), "#$ -r n"),
-        (("-cwd", "-wd"), "#$ -cwd"),
-    ]
-    return lines
+        (("-cwd", "-wd"), "#$ -cwd"))]
 
 
 #: Whether this process already warned about a multi-core job without a parallel environment.
@@ -131,10 +100,7 @@ def render_header(job: JobSpec) -> List[str]:
     configured = format_header_lines(job.header_lines, job.node_dict)
     given = directive_options(configured)
     warn_if_no_parallel_environment(job, given)
-    if job.no_default_header:
-        return configured
-    defaults = [line for options, line in default_header(job) if not any(o in given for o in options)]
-    return configured + defaults
+    return configured if job.no_default_header else configured + default_header(job, given)
 
 
 #: Shell lines (POSIX sh) run in the job after core's own ``EXPYRE_NUM_*`` exports:

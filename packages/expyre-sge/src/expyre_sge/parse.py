@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from expyre import batch
 from expyre.batch import OutputError, split_sections  # noqa: F401  (part of this module's interface)
+from expyre.units import duration_seconds
 
 SECTION_MARKER = batch.SECTION_MARKER
 REMOTE_ID = re.compile(r"^(\d+)(?:\.(\d+)(?:-(\d+)(?::(\d+))?)?)?$")
@@ -153,14 +154,6 @@ class AccountingRecord:
     started: bool
 
 
-def _seconds(value: str) -> Optional[float]:
-    """``6s``, ``6``, ``6.25`` or ``[[H:]M:]S`` as seconds; None if it is none of these."""
-    if re.match(r"^\d+(?::\d+){1,2}$", value.strip()):
-        return float(sum(int(part) * 60 ** i for i, part in enumerate(reversed(value.strip().split(":")))))
-    match = re.match(r"^(\d+(?:\.\d+)?)s?$", value.strip())
-    return float(match.group(1)) if match else None
-
-
 def parse_qacct(text: str) -> List[AccountingRecord]:
     """The records in ``qacct -j`` output, in order (other lines ignored); :class:`OutputError` for a
     record without jobnumber, failed or exit_status, or with values that are not numbers."""
@@ -183,7 +176,7 @@ def parse_qacct(text: str) -> List[AccountingRecord]:
         h_rt = re.search(r"(?:^|[\s,])h_rt=([0-9:.]+)", fields.get("category", ""))
         records.append(AccountingRecord(
             number, int(task) if task.isdigit() else None, fields.get("jobname", ""), failed, failed_reason.strip(),
-            exit_status, _seconds(fields.get("ru_wallclock", "")), _seconds(h_rt.group(1)) if h_rt else None,
+            exit_status, duration_seconds(fields.get("ru_wallclock")), h_rt and duration_seconds(h_rt.group(1)),
             fields.get("start_time", "-/-") != "-/-"))
     return records
 

@@ -119,7 +119,4 @@ SCHEDULER = Slurm()
 (expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()
 
-
-def _resolve_unlisted(shell: Shell, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
-    return SCHEDULER.resolve_unlisted(shell, jobs)
 check_system = SCHEDULER.check_system

@@ -1,11 +1,10 @@
 """The ``#SBATCH`` header of a job script and the job's ``EXPYRE_NUM_*`` variables from Slurm."""
 from __future__ import annotations
 
-import shlex
-from typing import Iterable, List, Set
+from typing import List, Set
 
 from expyre import JobSpec
-from expyre.header import format_header_lines, optional_lines, queue_and_wall_time
+from expyre.header import directive_options, format_header_lines, optional_lines, queue_and_wall_time, unless_given
 
 from .parse import directive_path, job_name
 
@@ -30,39 +29,15 @@ TASK_OPTIONS = ("--ntasks", "-n", "--ntasks-per-node", "--tasks-per-node", "--cp
 MEMORY_OPTIONS = ("--mem", "--mem-per-cpu", "--mem-per-gpu")
 
 
-def directive_options(lines: Iterable[str]) -> Set[str]:
-    """The options (``--nodes``, ``-n`` ...) that the ``#SBATCH`` lines among ``lines`` set."""
-    options: Set[str] = set()
-    for line in lines:
-        stripped = line.strip()
-        if not stripped.startswith("#SBATCH"):
-            continue
-        try:
-            words = shlex.split(stripped[len("#SBATCH"):])
-        except ValueError:
-            words = stripped[len("#SBATCH"):].split()
-        for word in words:
-            if word.startswith("--"):
-                options.add(word.split("=", 1)[0])
-            elif word.startswith("-") and len(word) >= 2:
-                options.add(word[:2])
-    return options
-
-
 def resource_lines(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
     """The lines that ask for what partition selection computed: nodes, tasks per node (one task
     per core, as MPI programs expect), and memory per node when it is known (``mem_per_node_kB``:
     what the job asked for, else its share of the partition's ``max_mem``). A line is left out
     when ``given`` (the options the configured lines set) already covers it."""
-    node_dict = job.node_dict
-    lines = []
-    if node_dict.get("num_nodes") and not given & set(NODE_OPTIONS):
-        lines.append(f"#SBATCH --nodes={node_dict['num_nodes']}")
-    if node_dict.get("num_cores_per_node") and not given & set(TASK_OPTIONS):
-        lines.append(f"#SBATCH --ntasks-per-node={node_dict['num_cores_per_node']}")
-    if node_dict.get("mem_per_node_kB") and not given & set(MEMORY_OPTIONS):
-        lines.append(f"#SBATCH --mem={node_dict['mem_per_node_kB']}K")
-    return lines
+    nodes, cores, mem = (job.node_dict.get(key) for key in ("num_nodes", "num_cores_per_node", "mem_per_node_kB"))
+    return unless_given(given, (NODE_OPTIONS, nodes and f"#SBATCH --nodes={nodes}"),
+                        (TASK_OPTIONS, cores and f"#SBATCH --ntasks-per-node={cores}"),
+                        (MEMORY_OPTIONS, mem and f"#SBATCH --mem={mem}K"))
 
 
 def default_header(job: JobSpec, given: Set[str] = frozenset()) -> List[str]:
@@ -91,7 +66,7 @@ def render_header(job: JobSpec) -> List[str]:
         a configured line uses a key the node dict does not have; the message names the line
     """
     configured = format_header_lines(job.header_lines, job.node_dict)
-    lines = [] if job.no_default_header else default_header(job, directive_options(configured))
+    lines = [] if job.no_default_header else default_header(job, directive_options(configured, "#SBATCH", True))
     return lines + configured
 
 

@@ -12,10 +12,11 @@ from typing import Dict, List, Optional, Tuple
 
 from expyre import batch
 from expyre.batch import OutputError, split_sections  # noqa: F401  (part of this module's interface)
+from expyre.header import quoted_directive_value
 
 #: Characters kept in a job name (``#SBATCH`` lines split at blanks, cut at ``#``, strip quotes).
 NAME_SAFE = "A-Za-z0-9_.,:=+@^~!%-"
-_DIRECTIVE_SAFE = re.compile(r"[A-Za-z0-9_.,:=+@^~!/%-]+")
+_DIRECTIVE_SAFE = r"[A-Za-z0-9_.,:=+@^~!/%-]+"
 #: What squeue, scontrol and scancel say about a job id the controller does not know (any more).
 INVALID_JOB_ID = "Invalid job id specified"
 ACCOUNTING_DISABLED = "accounting storage is disabled"
@@ -49,12 +50,10 @@ def job_name(expyre_id: str) -> str:
 def directive_path(path: str) -> str:
     """A file name as an ``#SBATCH --output``/``--error`` value: ``%`` doubled (Slurm expands
     ``%j``), double-quoted if it has blanks or ``#``; ValueError if it cannot be written at all."""
-    escaped = path.replace("%", "%%")
-    if _DIRECTIVE_SAFE.fullmatch(escaped):
-        return escaped
-    if any(c in escaped for c in '"\\\n\r'):
+    value = quoted_directive_value(path.replace("%", "%%"), _DIRECTIVE_SAFE)
+    if value is None:
         raise ValueError(f"file name {path!r} cannot be written in an #SBATCH directive")
-    return f'"{escaped}"'
+    return value
 
 
 _SUBMITTED = re.compile(r"Submitted batch job (\d+)(?: on cluster (\S+))?")
