@@ -8,6 +8,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 from expyre import quote
 from expyre.batch import Sections, command_check, compare_partitions
 from expyre.hooktypes import CheckResult
+from expyre.units import duration_seconds
 
 
 def commands(partitions: Mapping[str, dict]) -> Dict[str, str]:
@@ -20,20 +21,6 @@ def commands(partitions: Mapping[str, dict]) -> Dict[str, str]:
     return cmds
 
 
-def sge_time_s(text: str) -> Optional[float]:
-    """Seconds of a Grid Engine time (``INFINITY``, ``hh:mm:ss``, seconds); None when unlimited."""
-    text = text.strip()
-    if text.upper() == "INFINITY" or not text:
-        return None
-    parts = text.split(":")
-    if all(p.isdigit() for p in parts) and len(parts) <= 3:
-        seconds = 0
-        for p in parts:
-            seconds = seconds * 60 + int(p)
-        return float(seconds)
-    return None
-
-
 def parse_queue(text: str) -> Tuple[Optional[int], Optional[float]]:
     """``(most slots on one host, h_rt s)`` from ``qconf -sq``."""
     values = {}
@@ -42,7 +29,7 @@ def parse_queue(text: str) -> Tuple[Optional[int], Optional[float]]:
         if key and not line.startswith((" ", "\t")):
             values[key] = value.strip()
     slots = [int(n) for n in re.findall(r"\d+", values.get("slots", ""))]
-    return (max(slots) if slots else None), sge_time_s(values.get("h_rt", "INFINITY"))
+    return (max(slots) if slots else None), duration_seconds(values.get("h_rt"))  # INFINITY: None
 
 
 def parse_check(sections: Sections, partitions: Mapping[str, dict]) -> List[CheckResult]:
