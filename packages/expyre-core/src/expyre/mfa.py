@@ -97,14 +97,15 @@ def has_terminal() -> bool:
         return False
 
 
-def no_way_message(destination: str, prompt: str, system: str = "") -> str:
+def no_way_message(destination: str, prompt: str, system: str = "", openssh: bool = False) -> str:
     """What to do when a host asks for a code and expyre cannot get one."""
-    which = f" of system '{system}'" if system else ""
+    which = f" '{system}'" if system else ""
+    provider = ("" if openssh else
+                ", or register a provider with expyre.mfa.set_code_provider(func)")
     return (f"{destination} asks for a one-time code ({prompt.strip() or 'keyboard-interactive login'}) and "
             f"there is no terminal to ask on. Give the system{which} \"ssh\": {{\"mfa_command\": [...]}}, a "
-            "command that prints the code, or register a provider with "
-            "expyre.mfa.set_code_provider(func), or run the script from a terminal (see the docs page "
-            "'One login per session')")
+            f"command that prints the code{provider}, or run the script from a terminal once (see the docs "
+            "page 'One login per session')")
 
 
 class Answerer:

@@ -61,11 +61,14 @@ class OpenSSHShell:
         extra environment variables for ``ssh`` (``SSH_ASKPASS`` for ``mfa_command``)
     control_path: str, optional
         the ControlMaster socket these commands share, if any
+    system_name: str, optional
+        the system's name, for messages
     """
 
     def __init__(self, host: str, remsh_cmd: List[str], env: Optional[Dict[str, str]] = None,
-                 control_path: Optional[str] = None):
+                 control_path: Optional[str] = None, system_name: str = ""):
         self.host = host
+        self.system_name = system_name
         self.remsh_cmd = remsh_cmd
         self.env = dict(env or {})
         self.control_path = control_path
@@ -97,7 +100,7 @@ class OpenSSHShell:
         if proc.returncode == SSH_FAILED and b"\n" not in proc.stdout:
             message = proc.stderr.decode(errors="replace").strip()
             if "keyboard-interactive" in message and "BatchMode=yes" in self.remsh_cmd:
-                raise mfa.MFACodeUnavailableError(mfa.no_way_message(self.host, message))
+                raise mfa.MFACodeUnavailableError(mfa.no_way_message(self.host, message, self.system_name, openssh=True))
             if not idempotent:
                 message = f"outcome unknown, the command was not repeated: {message}"
             raise ConnectionLostError(self.host, f"{' '.join(self.remsh_cmd)} {self.host} failed: {message}")
@@ -202,7 +205,7 @@ def open_openssh_shell(system) -> OpenSSHShell:
         env = {"SSH_ASKPASS": str(askpass_script(command, name)), "SSH_ASKPASS_REQUIRE": "force"}
     elif not mfa.has_terminal():
         argv += ["-o", "BatchMode=yes"]
-    return OpenSSHShell(system.host, argv, env=env, control_path=path)
+    return OpenSSHShell(system.host, argv, env=env, control_path=path, system_name=system.name)
 
 
 @hookimpl
