@@ -116,7 +116,7 @@ def test_five_processes_make_the_status_queries_of_one(expyre_config, mfa_host, 
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (_, err) in zip(procs, outputs):
         assert proc.returncode == 0, err
     made = [int(out.split()[-1]) for out, _ in outputs]
     status_queries = [call for call in squeue_calls() if "--jobs=" in call]

@@ -477,7 +477,8 @@ class JobsDB:
         have_id_index = self._unique_ids or _ID_FALLBACK_INDEX in indexes
         others = all(name in indexes for name in _INDEXES if name != "jobs_id_unique")
         batches = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'batches_batch'").fetchone()
-        queries = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'status_queries'").fetchone()
+        queries = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                               "AND name = 'status_queries'").fetchone()
         return ("remote_dir" in columns and have_id_index and others and batches is not None
                 and queries is not None)
 

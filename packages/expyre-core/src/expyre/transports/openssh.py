@@ -100,7 +100,8 @@ class OpenSSHShell:
         if proc.returncode == SSH_FAILED and b"\n" not in proc.stdout:
             message = proc.stderr.decode(errors="replace").strip()
             if "keyboard-interactive" in message and "BatchMode=yes" in self.remsh_cmd:
-                raise mfa.MFACodeUnavailableError(mfa.no_way_message(self.host, message, self.system_name, openssh=True))
+                raise mfa.MFACodeUnavailableError(
+                    mfa.no_way_message(self.host, message, self.system_name, openssh=True))
             if not idempotent:
                 message = f"outcome unknown, the command was not repeated: {message}"
             raise ConnectionLostError(self.host, f"{' '.join(self.remsh_cmd)} {self.host} failed: {message}")
