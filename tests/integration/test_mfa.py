@@ -38,7 +38,7 @@ RESOURCES = {"max_time": "10m", "num_cores": 1, "partitions": "regular"}
 
 def mfa_system(transport="ssh", **ssh_options):
     system = {"host": ALIAS, "scheduler": "direct", "rundir": RUNDIR, "transport": transport,
-              "partitions": {"regular": {"num_cores": 2, "max_time": "1h", "max_mem": "1GB"}}}
+              "partitions": {"regular": {"num_cores": 1, "max_time": "1h", "max_mem": "1GB"}}}
     if transport == "openssh":
         # the OpenSSH client finds ~/.ssh through the passwd entry, not $HOME
         system["remsh_cmd"] = f"ssh -F {Path(os.environ['HOME']) / '.ssh' / 'config'}"

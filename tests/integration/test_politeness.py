@@ -93,13 +93,16 @@ def test_five_processes_make_the_status_queries_of_one(expyre_config, mfa_host, 
         "ssh": {"mfa_command": mfa_sshd.code_command},
         # one query per 10 s, by all processes together: wide enough for five to start
         "limits": {"status_queries_per_minute": 6}}})
+    started = time.monotonic()
     for group in range(N_PROCESSES):
         for i in range(JOBS_EACH):
             ExPyRe(f"polite{group}", function=pow, args=[i, group]).start(
                 resources={"max_time": "10m", "num_cores": 1, "partitions": "standard"}, system_name="polite",
                 partial_node=True)
     ssh_transport.close_all()
+    submitted = time.monotonic()
     _wait_until_finished(mfa_sshd.user)
+    finished = time.monotonic()
     install_wrapper()
 
     go = Path(os.environ["HOME"]) / "go"
@@ -120,8 +123,9 @@ def test_five_processes_make_the_status_queries_of_one(expyre_config, mfa_host, 
         assert proc.returncode == 0, err
     made = [int(out.split()[-1]) for out, _ in outputs]
     status_queries = [call for call in squeue_calls() if "--jobs=" in call]
-    print(f"\n{N_PROCESSES} processes x {JOBS_EACH} jobs: status queries per process {made}, "
-          f"squeue status calls on the host {len(status_queries)}")
+    print(f"\n{N_PROCESSES} processes x {JOBS_EACH} jobs: submitted in {submitted - started:.1f} s, ran in "
+          f"{finished - submitted:.1f} s more, gathered in {time.monotonic() - finished:.1f} s; status queries "
+          f"per process {made}, squeue status calls on the host {len(status_queries)}")
     # one process gathering these finished jobs makes one query; five together make no more
     assert len(status_queries) == 1 and sum(made) == 1
     # and that one query asked about every process's jobs
