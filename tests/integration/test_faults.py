@@ -299,12 +299,17 @@ def test_numpy1_job_side_loads_arguments_pickled_with_numpy2(remote, sshd):
 
 
 def test_unpickling_failure_on_the_job_side_names_module_and_versions(remote, sshd):
-    from expyre import ExPyReRemoteEnvironmentError
+    from expyre import ExPyRePreflightError, ExPyReRemoteEnvironmentError
     python = numpy1_python(sshd)
     needs_numpy2 = np._core.numeric._frombuffer  # pickled by reference to numpy 2's numpy._core.numeric
     assert needs_numpy2.__module__ == "numpy._core.numeric"
     xpr = ExPyRe("numpy1_fails", function=needs_numpy2, args=[b"\0" * 8, np.dtype("f8"), (1,), "C"])
-    xpr.start(resources=RESOURCES, system_name="remote", python_cmd=python)
+    # preflight sees it coming and queues nothing ...
+    with pytest.raises(ExPyRePreflightError, match=r"numpy\._core\.numeric.*1\.26"):
+        xpr.start(resources=RESOURCES, system_name="remote", python_cmd=python)
+    assert remote.db.get(xpr.id)["status"] == "created"
+    # ... and without it, the job side's own message says the same
+    xpr.start(resources=RESOURCES, system_name="remote", python_cmd=python, preflight=False)
     with pytest.raises(ExPyReRemoteEnvironmentError) as info:
         xpr.get_results(**FAST)
     message = str(info.value)

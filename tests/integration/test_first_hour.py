@@ -299,7 +299,9 @@ def test_missing_local_module_names_input_files_and_register_pickle_by_value(exp
     (tmp_path / "main.py").write_text(HELPER_SCRIPT)
     proc = subprocess.run([sys.executable, "main.py"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 1
-    assert "ExPyReRemoteEnvironmentError" in proc.stderr and "No module named 'helpers'" in proc.stderr
+    # preflight stops it before anything is queued, with the remedies spelled out for this module
+    assert "ExPyRePreflightError" in proc.stderr and "No module named 'helpers'" in proc.stderr
+    assert "nothing was queued" in proc.stderr
     assert "input_files=['helpers.py']" in proc.stderr
     assert "cloudpickle.register_pickle_by_value(helpers)" in proc.stderr
     # and the first remedy works

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 from conftest import direct_system
 
-from expyre import ExPyReJobDiedError, ExPyReRemoteEnvironmentError, ExPyReRemoteTraceback, ExPyReTimeoutError
+from expyre import (
+    ExPyReJobDiedError,
+    ExPyRePreflightError,
+    ExPyReRemoteEnvironmentError,
+    ExPyReRemoteTraceback,
+    ExPyReTimeoutError,
+)
 from expyre.func import ExPyRe
 
 pytestmark = pytest.mark.integration
@@ -309,7 +315,12 @@ def test_remote_python_missing_module_is_reported(remote, tmp_path, monkeypatch)
     import localonly_mod
 
     xpr = ExPyRe("envmismatch", function=getattr, args=[localonly_mod.Thing(), "value"])
-    xpr.start(resources=SEED_RESOURCES, system_name="remote")
+    # preflight finds it before anything is queued ...
+    with pytest.raises(ExPyRePreflightError, match=r"localonly_mod.*No module named 'localonly_mod'"):
+        xpr.start(resources=SEED_RESOURCES, system_name="remote")
+    assert xpr.status == "created"
+    # ... and without preflight, the job side says so itself
+    xpr.start(resources=SEED_RESOURCES, system_name="remote", preflight=False)
     with pytest.raises(ExPyReRemoteEnvironmentError, match="No module named 'localonly_mod'") as info:
         xpr.get_results(**FAST)
     assert "cannot load the job's function and arguments" in str(info.value)

@@ -9,6 +9,7 @@ Plugin authors import :data:`hookimpl` and the contract's types from here.
 """
 from .errors import (
     ExPyReJobDiedError,
+    ExPyRePreflightError,
     ExPyReRemoteEnvironmentError,
     ExPyReRemoteTraceback,
     ExPyReTimeoutError,
@@ -32,7 +33,7 @@ from .hooktypes import (
 __version__ = "0.1.0"
 
 __all__ = ["ExPyRe", "Executor", "start_many", "ExPyReJobDiedError", "ExPyReTimeoutError",
-           "ExPyReRemoteEnvironmentError", "FailedSubprocessWarning",
+           "ExPyReRemoteEnvironmentError", "ExPyRePreflightError", "FailedSubprocessWarning",
            "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell", "CommandResult",
            "RemoteCommandError", "ConnectionLostError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
            "quote", "quote_all", "run_unchecked", "__version__"]

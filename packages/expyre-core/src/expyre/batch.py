@@ -38,6 +38,7 @@ A plugin module exposes the hooks of one instance::
     SCHEDULER = MyScheduler()
     (expyre_schedulers, check_options, render_header, job_environment, submit, status,
      find_submitted, cancel, hold, release) = SCHEDULER.hooks()
+    check_system = SCHEDULER.check_system   # optional: ``xpr check`` (check_commands, parse_check)
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from . import jobfiles
 from .hookspecs import hookimpl
 from .hooktypes import (
+    CheckResult,
     CommandResult,
     ConnectionLostError,
     JobSpec,
@@ -495,6 +497,30 @@ class BatchScheduler:
     def _with_preamble(self, command: str) -> str:
         return f"{self.preamble}\n{command}" if self.preamble else command
 
+    # ------------------------------------------------------------------ xpr check
+
+    def check_commands(self, partitions: Mapping[str, dict]) -> Dict[str, str]:
+        """Plugin supplies (optional): ``{name: command}`` whose answers show that the scheduler's
+        commands are there and what its partitions are; run in one round trip by
+        :meth:`check_system_with`. Default: none (the plugin offers no checks)."""
+        return {}
+
+    def parse_check(self, sections: Sections, partitions: Mapping[str, dict]) -> List[CheckResult]:
+        """Plugin supplies (with :meth:`check_commands`): the check results from the sections."""
+        return []
+
+    def check_system_with(self, shell: Shell, partitions: Mapping[str, dict]) -> Optional[List[CheckResult]]:
+        """Run :meth:`check_commands` in one round trip and :meth:`parse_check` the answers."""
+        commands = self.check_commands(partitions)
+        if not commands:
+            return None
+        result = run_unchecked(shell, sections_command(commands, self.preamble), self.status_timeout)
+        sections = split_sections(result.stdout)
+        for name in commands:
+            if name not in sections:
+                sections[name] = (-1, (result.stdout + result.stderr).strip()[-500:])
+        return self.parse_check(sections, partitions)
+
     # ------------------------------------------------------------------ per system
 
     #: the scheduler's own settings (the system's table named after it): key -> a check that raises
@@ -533,6 +559,11 @@ class BatchScheduler:
         """The hook implementations, for a plugin module to expose (see the module's description)."""
         return (self.expyre_schedulers, self.check_options, self.render_header, self.job_environment, self.submit,
                 self.status, self.find_submitted, self.cancel, self.hold, self.release)
+
+    @hookimpl
+    def check_system(self, scheduler: str, partitions: Dict[str, dict], shell: Shell,
+                     system: Optional[Any] = None) -> Optional[List[CheckResult]]:
+        return self.bound(shell, system).check_system_with(shell, partitions)
 
     @hookimpl
     def expyre_schedulers(self) -> List[str]:
@@ -574,6 +605,56 @@ class BatchScheduler:
     @hookimpl
     def release(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Optional[Any] = None) -> bool:
         return self.bound(shell, system).control("release", jobs, shell)
+
+
+def compare_partitions(partitions: Mapping[str, dict], reported: Mapping[str, Tuple[Optional[int], Optional[float]]],
+                       kind: str, listing: str) -> List[CheckResult]:
+    """One check per configured partition against what the scheduler reports for it.
+
+    ``reported`` maps the scheduler's partition (queue) names to ``(cores per node, time limit
+    in seconds)``, either None when unknown or unlimited. A partition the scheduler does not
+    list, more configured cores per node than it has, or a longer configured ``max_time`` than
+    its limit is a failed check; ``listing`` is the command that shows the truth.
+    """
+    from .units import time_to_HMS
+    results = []
+    for key, spec in partitions.items():
+        actual = spec.get("partition", key)
+        name = f"{kind} '{key}'" + (f" ({actual})" if actual != key else "")
+        if actual not in reported:
+            known = ", ".join(sorted(reported)) or "none"
+            results.append(CheckResult(name, False, f"the scheduler has no {kind} '{actual}' (it has: {known})",
+                                       f"correct the name in the config's partitions (see `{listing}`)"))
+            continue
+        cores, limit = reported[actual]
+        problems, facts = [], []
+        if cores is not None:
+            facts.append(f"{cores} cores per node")
+            if spec.get("num_cores") and int(spec["num_cores"]) > cores:
+                problems.append(f"num_cores {spec['num_cores']} in the config, but the scheduler reports {cores} "
+                                "cores per node")
+        max_time = spec.get("max_time")
+        facts.append(f"time limit {time_to_HMS(limit) if limit is not None else 'none'}")
+        if limit is not None and max_time is not None and max_time > limit:
+            problems.append(f"max_time {time_to_HMS(max_time)} in the config, longer than the scheduler's limit "
+                            f"{time_to_HMS(limit)}")
+        if problems:
+            results.append(CheckResult(name, False, "; ".join(problems),
+                                       f"set num_cores/max_time of this {kind} in the config to what `{listing}` "
+                                       "shows"))
+        else:
+            results.append(CheckResult(name, True, ", ".join(facts)))
+    return results
+
+
+def command_check(name: str, sections: Sections, section: str, fix: str, show: bool = False) -> CheckResult:
+    """A check that the command of ``section`` ran and answered (exit status 0); with ``show``
+    its first line of output (a version) is the detail."""
+    rc, text = sections.get(section, (-1, ""))
+    first = _first_line(text)
+    if rc == 0:
+        return CheckResult(name, True, first[:100] if show else "")
+    return CheckResult(name, False, f"exit status {rc}: {first[:200] or 'no output'}", fix)
 
 
 def _first_line(*texts: str) -> str:

@@ -442,6 +442,28 @@ def cli_plugins(as_json):
         click.echo(f"WARNING: {warning}", err=True)
 
 
+@cli.command("check")
+@click.argument("system_names", nargs=-1, metavar="[SYSTEM]...")
+@click.option("--modules", "-m", default="", help="comma-separated modules the jobs need, e.g. numpy,ase")
+@click.option("--python-cmd", default=None, help="the job's Python, as for start(python_cmd=...)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@domain_errors
+def cli_check(system_names, modules, python_cmd, as_json):
+    """Check configured systems before queueing: login and host key, run directory, the
+    scheduler's commands and partitions, the system's commands, Python, cloudpickle and
+    --modules. Each line is ✓ or ✗ with the fix; exit status 1 if any is ✗."""
+    from . import check
+    names = list(system_names) or list(config.systems)
+    unknown = [n for n in names if n not in config.systems]
+    if unknown:
+        raise click.ClickException(config.unknown_system_message(unknown[0]))
+    wanted = [m.strip() for m in modules.split(",") if m.strip()]
+    results = {name: check.check_system(config.systems[name], wanted, python_cmd) for name in names}
+    click.echo(check.as_json(results) if as_json else check.render(results))
+    if not all(r.ok for rs in results.values() for r in rs):
+        sys.exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     cli(obj={})
 

@@ -55,9 +55,10 @@ FILE_NAMES = ("config.json", "config.toml")
 DELETE = "_DELETE_"
 DEFAULT_SYSTEM = "local"
 DEFAULT_PARTITION = "regular"
-TOP_LEVEL_KEYS = ("systems", "local_stage_dir", "remote_rundir_submit_hostname")
+TOP_LEVEL_KEYS = ("systems", "local_stage_dir", "remote_rundir_submit_hostname", "preflight")
 SYSTEM_KEYS = ("host", "scheduler", "transport", "partitions", "queues", "header", "commands",
-               "rundir", "remsh_cmd", "no_default_header", "script_exec", "pre_submit_cmds", "ssh", "limits")
+               "rundir", "remsh_cmd", "no_default_header", "script_exec", "pre_submit_cmds", "ssh",
+               "preflight", "limits")
 #: a system's ``limits`` table: key -> what it means (all optional; see expyre.politeness)
 LIMIT_KEYS = {"status_queries_per_minute": "status queries of the host per minute, by all processes together"}
 PARTITION_KEYS = ("num_cores", "max_time", "max_mem", "header", "partition")
@@ -110,7 +111,8 @@ def init(root_dir: Union[str, os.PathLike, None] = None, verbose: bool = False) 
     new_systems = build_systems(data, sources, rundir_extra(stage_dir, data)) if files else {}
     if DEFAULT_SYSTEM not in new_systems:
         # the built-in system stays usable after a config file is added (quickstart step 1)
-        new_systems[DEFAULT_SYSTEM] = default_system(rundir_extra(stage_dir, data))
+        new_systems[DEFAULT_SYSTEM] = default_system(rundir_extra(stage_dir, data),
+                                                      preflight=data.get("preflight", True) is not False)
     stage_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     from .jobsdb import JobsDB
@@ -380,6 +382,9 @@ def _check_top_level(data: dict, sources: Sources, problems: List[str]) -> None:
     if host is not None and (not isinstance(host, str) or not host):
         problems.append(f"{_show(sources.get(('remote_rundir_submit_hostname',)))}: "
                         f"remote_rundir_submit_hostname: must be a non-empty string, got {host!r}")
+    if not isinstance(data.get("preflight", True), bool):
+        problems.append(f"{_show(sources.get(('preflight',)))}: preflight: must be true or false, "
+                        f"got {data['preflight']!r}")
     if "systems" in data and not isinstance(data["systems"], dict):
         problems.append(f"{_show(sources.get(('systems',)))}: systems: must be a table of systems, "
                         f"got {data['systems']!r}")
@@ -434,7 +439,7 @@ def build_systems(data: dict, sources: Sources, extra: str) -> Dict[str, System]
     if isinstance(raw, dict):
         for name, entry in raw.items():
             problems = _Problems(name, sources, lines)
-            system = _build_system(name, entry, problems, extra)
+            system = _build_system(name, entry, problems, extra, data.get("preflight", True) is not False)
             if system is not None:
                 system.sources = _system_sources(name, sources)
                 systems[name] = system
@@ -443,7 +448,8 @@ def build_systems(data: dict, sources: Sources, extra: str) -> Dict[str, System]
     return systems
 
 
-def _build_system(name: str, entry: Any, problems: _Problems, extra: str) -> Optional[System]:
+def _build_system(name: str, entry: Any, problems: _Problems, extra: str,
+                  preflight: bool = True) -> Optional[System]:
     if not isinstance(entry, dict):
         problems.add((), f"must be a table of settings, got {entry!r}")
         return None
@@ -462,6 +468,7 @@ def _build_system(name: str, entry: Any, problems: _Problems, extra: str) -> Opt
         no_default_header=_bool(entry, "no_default_header", False, problems),
         script_exec=_script_exec(entry, problems),
         pre_submit_cmds=_str_list(entry, "pre_submit_cmds", problems),
+        preflight=_bool(entry, "preflight", preflight, problems),
         options=_options(entry, problems),
         scheduler_options=_plugin_options(entry, "scheduler", scheduler_table, problems),
         limits=_limits(entry, problems),
@@ -656,12 +663,12 @@ def physical_memory_kB() -> Optional[int]:
         return None
 
 
-def default_system(extra: Optional[str] = None) -> System:
+def default_system(extra: Optional[str] = None, preflight: bool = True) -> System:
     """The ``local`` system used when there is no config file: direct scheduler, this machine."""
     partition = {"num_cores": os.cpu_count() or 1, "max_time": None, "max_mem": physical_memory_kB(),
                  "header": [], "partition": DEFAULT_PARTITION}
     return System(name=DEFAULT_SYSTEM, scheduler="direct", host=None,
-                  partitions={DEFAULT_PARTITION: partition}, rundir_extra=extra)
+                  partitions={DEFAULT_PARTITION: partition}, rundir_extra=extra, preflight=preflight)
 
 
 # =========================================================================== reporting

@@ -16,6 +16,25 @@ class ExPyReRemoteEnvironmentError(RuntimeError):
     needs is missing there, or is an incompatible version)."""
 
 
+class ExPyRePreflightError(ExPyReRemoteEnvironmentError):
+    """Preflight found, before anything was queued, that the job side of a system cannot load
+    the call (a module missing there, numpy 1.x there for a pickle that needs numpy 2, another
+    Python for code pickled by value). The message names module, versions, system and fix.
+
+    Attributes
+    ----------
+    system: str
+        the system's name
+    findings: list(expyre.preflight.Finding)
+        each problem: ``module``, ``local`` and ``remote`` versions, ``problem``, ``fix``
+    """
+
+    def __init__(self, message: str, system: str = "", findings: tuple = ()):
+        super().__init__(message)
+        self.system = system
+        self.findings = list(findings)
+
+
 class NotAFunctionError(TypeError, AssertionError):
     """``ExPyRe(function=...)`` was not given a callable. Also an ``AssertionError``, which ExPyRe
     raised, so that its callers' ``except`` clauses still match."""

@@ -126,7 +126,7 @@ class Executor(concurrent.futures.Executor):
     input_files, env_vars, pre_run_commands, post_run_commands, output_files, try_restart_from_prev, hash_ignore
         as for :class:`~expyre.func.ExPyRe`, for every call (``hash_ignore`` only for calls that
         are not packed into chunks)
-    header_extra, exact_fit, partial_node, python_cmd
+    header_extra, exact_fit, partial_node, python_cmd, preflight
         as for :meth:`ExPyRe.start`, for every call
     check_interval: float, default 30
         longest time between polls of the system, in seconds (polls start quickly and slow down)
@@ -145,7 +145,8 @@ class Executor(concurrent.futures.Executor):
                  post_run_commands: Sequence[str] = (), output_files: Sequence[str] = (),
                  try_restart_from_prev: bool = True, hash_ignore: Sequence[Union[int, str]] = (),
                  header_extra: Sequence[str] = (), exact_fit: bool = True, partial_node: bool = False,
-                 python_cmd: Optional[str] = None, check_interval: float = 30.0, quiet: bool = False):
+                 python_cmd: Optional[str] = None, check_interval: float = 30.0, quiet: bool = False,
+                 preflight: Optional[bool] = None):
         if resources is None:
             raise TypeError("Executor: resources are required, for example "
                             "resources={'max_time': '1h', 'num_cores': 1} with partial_node=True")
@@ -160,7 +161,7 @@ class Executor(concurrent.futures.Executor):
                                  output_files=list(output_files), try_restart_from_prev=try_restart_from_prev,
                                  hash_ignore=list(hash_ignore))
         self._start_options = dict(header_extra=list(header_extra), exact_fit=exact_fit, partial_node=partial_node,
-                                   python_cmd=python_cmd)
+                                   python_cmd=python_cmd, preflight=preflight)
         self.check_interval = float(check_interval)
         self.quiet = quiet
         self._batch = many.BatchLookup()

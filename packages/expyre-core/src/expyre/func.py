@@ -20,9 +20,10 @@ import warnings
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from . import config, gather, jobfiles, jobnames, jobscript, results, stage
+from . import config, gather, jobfiles, jobnames, jobscript, preflight, results, stage
 from .errors import (
     ExPyReJobDiedError,
+    ExPyRePreflightError,
     ExPyReRemoteEnvironmentError,
     ExPyReRemoteTraceback,
     ExPyReTimeoutError,
@@ -34,7 +35,7 @@ from .resources import Resources
 from .units import time_to_sec
 
 __all__ = ["ExPyRe", "ExPyReJobDiedError", "ExPyReTimeoutError", "ExPyReRemoteEnvironmentError",
-           "ExPyReRemoteTraceback"]
+           "ExPyRePreflightError", "ExPyReRemoteTraceback"]
 
 #: Statuses a job's outcome (succeeded, failed, died) may be recorded over; never processed or cleaned.
 _OUTCOME_FROM = ("submitted", "started", "succeeded", "failed", "died")
@@ -87,15 +88,21 @@ class ExPyRe:
         positional arguments
     kwargs: dict, optional
         keyword arguments
+    preflight: bool, optional
+        before the first submission to a system in this process, check that the job side can
+        load the call (:mod:`expyre.preflight`); False turns the check off for this job (as
+        ``start(preflight=False)`` does); default: the system's ``preflight`` config key (true)
     """
 
     def __init__(self, name: str, *, input_files: Sequence[Union[str, Path]] = (), env_vars: Sequence[str] = (),
                  pre_run_commands: Sequence[str] = (), post_run_commands: Sequence[str] = (),
                  output_files: Sequence[str] = (), try_restart_from_prev: bool = True,
                  hash_ignore: Sequence[Union[int, str]] = (), function=None, args: Sequence = (),
-                 kwargs: Optional[dict] = None, _from_db_info: Optional[dict] = None, _batch=None):
+                 kwargs: Optional[dict] = None, preflight: Optional[bool] = None,
+                 _from_db_info: Optional[dict] = None, _batch=None):
         self.name = name
         self.recreated = False
+        self.preflight = preflight
         if _from_db_info is not None:
             self._set_from_row(_from_db_info)
             return
@@ -199,7 +206,8 @@ class ExPyRe:
 
     def start(self, resources: Union[dict, Resources], system_name: Optional[str] = None,
               header_extra: Sequence[str] = (), exact_fit: bool = True, partial_node: bool = False,
-              python_cmd: Optional[str] = None, force_rerun: bool = False) -> None:
+              python_cmd: Optional[str] = None, force_rerun: bool = False,
+              preflight: Optional[bool] = None) -> None:
         """Start the job on a system: render the job script, copy the files there and submit.
 
         Does nothing for a re-attached job that was already started (unless ``force_rerun``);
@@ -224,6 +232,15 @@ class ExPyRe:
             for a system without a host this process's own interpreter
         force_rerun: bool, default False
             run again even if the job was already started
+        preflight: bool, optional
+            check first that the job side can load the call (one round trip per system and
+            process, cached; see :mod:`expyre.preflight`); default: as given to ``ExPyRe(...)``,
+            else the system's ``preflight`` config key (true)
+
+        Raises
+        ------
+        ExPyRePreflightError
+            the job side cannot load the call (nothing was queued)
         """
         if self.status == "submitting" and not force_rerun:
             self._recover_submission()
@@ -241,6 +258,7 @@ class ExPyRe:
             resources = Resources(**resources)
         job = system.job_spec(self.id, self.name, self.stage_dir, resources, header_extra=list(header_extra),
                               exact_fit=exact_fit, partial_node=partial_node)
+        self._preflight(system, python_cmd, preflight)
         script = self._render_script(system, job, python_cmd)
         script_path = self.stage_dir / jobfiles.SCRIPT
         script_path.write_text(script)
@@ -269,6 +287,27 @@ class ExPyRe:
         config.db.update(self.id, status="submitted", remote_id=remote_id)
         system.poll_schedule.restart()
         _timing(f"ExPyRe {self.id} submitted as {remote_id}")
+
+    def _preflight(self, system, python_cmd: Optional[str], requested: Optional[bool]) -> None:
+        """Stop here if the job side of ``system`` cannot load this call (:mod:`expyre.preflight`)."""
+        if requested is None:
+            requested = getattr(self, "preflight", None)
+        if not preflight.enabled(system, requested):
+            return
+        record = stage.read_preflight_record(self.stage_dir)
+        if record is None:
+            return
+        _timing(f"ExPyRe {self.id} preflight")
+        preflight.check_call(system, record, python_cmd, *self._job_side_setup())
+
+    def _job_side_setup(self) -> Tuple[List[str], set]:
+        """For preflight: the job's own shell lines before its Python (``pre_run_commands``,
+        ``env_vars`` exports), and the top-level modules its directory brings (``input_files``)."""
+        settings = self._settings()
+        setup = list(settings.get("pre_run_commands", [])) + list(settings.get("env_lines", []))
+        provided = {p.stem if p.suffix == ".py" else p.name for p in self.stage_dir.iterdir()
+                    if not jobfiles.is_reserved(p.name) and (p.suffix == ".py" or p.is_dir())}
+        return setup, provided
 
     def _render_script(self, system, job: JobSpec, python_cmd: Optional[str]) -> str:
         settings = self._settings()

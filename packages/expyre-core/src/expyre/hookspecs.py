@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import pluggy
 
-from .hooktypes import JobSpec, RemoteJob, Shell
+from .hooktypes import CheckResult, JobSpec, RemoteJob, Shell
 
 if TYPE_CHECKING:  # pragma: no cover - the System type is for readers and type checkers only
     from .system import System
@@ -297,6 +297,33 @@ def find_submitted(scheduler: str, job: JobSpec, shell: Shell,
 
 
 # --------------------------------------------------------------------------- transports
+
+@hookspec(firstresult=True)
+def check_system(scheduler: str, partitions: Dict[str, dict], shell: Shell,
+                 system: Optional[System] = None) -> List[CheckResult]:
+    """Check that the scheduler's commands are there and answer on the host, and that each
+    configured partition (queue) exists with at least its configured cores per node and
+    time limit. Called by ``xpr check`` (:mod:`expyre.check`), never before a submission.
+
+    Parameters
+    ----------
+    scheduler: str
+        the system's scheduler name
+    partitions: dict
+        the system's partitions, as :class:`expyre.system.System` holds them: key -> dict with
+        ``num_cores``, ``max_time`` (seconds or None), ``partition`` (the scheduler's name)
+    shell: Shell
+        the system's shell on its host; run as few commands as possible (one round trip)
+    system: System, optional
+        the system
+
+    Returns
+    -------
+    list(CheckResult)
+        one per thing checked, each with a fix when it is not fine; a plugin without this hook
+        gets one line saying it offers no checks
+    """
+
 
 @hookspec(firstresult=True)
 def open_shell(transport: str, system: System) -> Shell:

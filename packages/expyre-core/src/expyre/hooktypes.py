@@ -106,6 +106,19 @@ class CommandResult:
     stderr: str
 
 
+@dataclass
+class CheckResult:
+    """One line of ``xpr check``: what was checked, whether it is fine, and what to do if not.
+
+    A scheduler plugin's ``check_system`` hook returns a list of these.
+    """
+
+    name: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+
+
 class RemoteCommandError(RuntimeError):
     """A command run on a system's host exited with an error.
 

@@ -76,6 +76,11 @@ _STATUS_QUERIES_TABLE = ("CREATE TABLE IF NOT EXISTS status_queries (host TEXT P
 _BATCH_SQL = ("SELECT " + ", ".join(f"jobs.{c}" for c in _COLUMNS) + " FROM batches JOIN jobs ON jobs.id = "
               "batches.job_id WHERE batches.batch = ? ORDER BY jobs.rowid")
 
+#: What preflight learnt about a system's job side (:mod:`expyre.preflight`), one row per system
+#: and way of reaching its Python, with the time it was learnt (a time-to-live applies).
+_PREFLIGHT_TABLE = ("CREATE TABLE IF NOT EXISTS preflight (system TEXT NOT NULL, probe TEXT NOT NULL, "
+                    "checked_at REAL NOT NULL, report TEXT NOT NULL, PRIMARY KEY (system, probe))")
+
 #: format of ``creation_time`` and ``status_time`` when ``readable=True``
 TIME_FORMAT = "%Y-%m-%d %X"
 
@@ -477,10 +482,11 @@ class JobsDB:
         have_id_index = self._unique_ids or _ID_FALLBACK_INDEX in indexes
         others = all(name in indexes for name in _INDEXES if name != "jobs_id_unique")
         batches = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'batches_batch'").fetchone()
+        preflight = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'preflight'").fetchone()
         queries = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
                                "AND name = 'status_queries'").fetchone()
         return ("remote_dir" in columns and have_id_index and others and batches is not None
-                and queries is not None)
+                and preflight is not None and queries is not None)
 
     def _upgrade_schema(self, conn: sqlite3.Connection) -> None:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
@@ -507,6 +513,7 @@ class JobsDB:
         conn.execute(_BATCHES_TABLE)
         conn.execute(_BATCHES_INDEX)
         conn.execute(_STATUS_QUERIES_TABLE)
+        conn.execute(_PREFLIGHT_TABLE)
 
     def close(self) -> None:
         """Close the connection; the next operation reopens it."""
@@ -602,6 +609,31 @@ class JobsDB:
         rows = self._retry(lambda conn: conn.execute(_BATCH_SQL, (batch,)).fetchall(), write=False)
         jobs = [self._row_dict(row, readable) for row in rows]
         return [job for job in jobs if wanted is None or job["status"] in wanted]
+
+    def preflight_get(self, system: str, probe: str, max_age: float) -> Optional[str]:
+        """The preflight report kept for ``system`` reached by ``probe``, if younger than
+        ``max_age`` seconds (see :mod:`expyre.preflight`); None otherwise."""
+        def read(conn: sqlite3.Connection) -> Optional[str]:
+            row = conn.execute("SELECT report FROM preflight WHERE system = ? AND probe = ? AND checked_at >= ?",
+                               (system, probe, time.time() - max_age)).fetchone()
+            return row[0] if row else None
+        return self._retry(read, write=False)
+
+    def preflight_put(self, system: str, probe: str, report: str, checked_at: float) -> None:
+        """Keep a preflight report for ``system`` reached by ``probe`` (replacing an older one)."""
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR REPLACE INTO preflight (system, probe, checked_at, report) VALUES (?, ?, ?, ?)",
+                         (system, probe, checked_at, report))
+        self._retry(write, write=True)
+
+    def preflight_forget(self, system: Optional[str] = None) -> None:
+        """Drop the kept preflight reports (of one system, or all)."""
+        def write(conn: sqlite3.Connection) -> None:
+            if system is None:
+                conn.execute("DELETE FROM preflight")
+            else:
+                conn.execute("DELETE FROM preflight WHERE system = ?", (system,))
+        self._retry(write, write=True)
 
     def remove(self, id: str) -> None:
         """Remove a job.

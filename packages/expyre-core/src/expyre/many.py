@@ -12,7 +12,8 @@ from __future__ import annotations
 import warnings
 from typing import Dict, List, Optional, Sequence, Union
 
-from . import config, jobfiles
+from . import config, jobfiles, stage
+from . import preflight as _preflight
 from .func import ExPyRe, _system
 from .hooktypes import ConnectionLostError, JobSpec
 from .resources import Resources
@@ -48,7 +49,8 @@ class BatchLookup:
 
 def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system_name: Optional[str] = None,
                header_extra: Sequence[str] = (), exact_fit: bool = True, partial_node: bool = False,
-               python_cmd: Optional[str] = None, force_rerun: bool = False) -> None:
+               python_cmd: Optional[str] = None, force_rerun: bool = False,
+               preflight: Optional[bool] = None) -> None:
     """Start many jobs on one system together, with the arguments of :meth:`ExPyRe.start`.
 
     The stage directories of all jobs are copied to the system in one transfer; then each job is
@@ -65,8 +67,9 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
         resources of each job
     system_name: str, optional
         system to start them on; default as for :meth:`ExPyRe.start`
-    header_extra, exact_fit, partial_node, python_cmd, force_rerun
-        as for :meth:`ExPyRe.start`
+    header_extra, exact_fit, partial_node, python_cmd, force_rerun, preflight
+        as for :meth:`ExPyRe.start`; preflight checks the distinct calls once, before anything
+        is transferred
 
     Raises
     ------
@@ -96,6 +99,18 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
         for xpr in to_start:
             if xpr.status != "created":
                 xpr._forget_previous_run()
+
+    checked = set()
+    for xpr in to_start:
+        requested = preflight if preflight is not None else getattr(xpr, "preflight", None)
+        if not _preflight.enabled(system, requested):
+            continue
+        record = stage.read_preflight_record(xpr.stage_dir)
+        setup, provided = xpr._job_side_setup() if record is not None else ([], set())
+        key = repr((record, setup, sorted(provided)))
+        if record is not None and key not in checked:
+            checked.add(key)
+            _preflight.check_call(system, record, python_cmd, setup, provided)
 
     jobs: List[JobSpec] = []
     for xpr in to_start:

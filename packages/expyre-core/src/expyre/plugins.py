@@ -306,6 +306,13 @@ def find_submitted(scheduler: str, job: JobSpec, shell: Shell, system: Any = Non
     return list(_scheduler_call("find_submitted", scheduler, system, job=job, shell=shell))
 
 
+def check_system(scheduler: str, partitions: Dict[str, dict], shell: Shell, system: Any = None) -> Optional[list]:
+    """The scheduler plugin's checks of a system (``xpr check``); None if it offers none."""
+    result = _call("scheduler", scheduler, "check_system", False, scheduler=scheduler, partitions=dict(partitions),
+                   shell=shell, system=system)
+    return list(result) if result is not None else None
+
+
 def check_options(kind: str, name: str, options: dict) -> List[Tuple[str, Any, str]]:
     """Problems in a system's settings table for the scheduler or transport ``name``, as
     ``(key, value, problem)``; a plugin without a ``check_options`` hook accepts any table."""

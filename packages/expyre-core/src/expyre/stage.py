@@ -34,7 +34,6 @@ import hashlib
 import io
 import os
 import pickle
-import platform
 import shutil
 import struct
 import sys
@@ -43,7 +42,7 @@ import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, List, Sequence, Union
+from typing import Iterable, List, Optional, Sequence, Union
 
 import cloudpickle
 
@@ -104,32 +103,34 @@ def _pickle_piece(obj: object) -> Piece:
 
 
 def _referenced_versions(pieces: Sequence[Piece]) -> dict:
-    """``{"python": ..., package: version}`` for the top-level packages the pickles name."""
-    versions = {"python": platform.python_version()}
+    """``{"python": ..., package: version}`` for the top-level packages the pickles name (what
+    the runner reports when it cannot load them), and under ``"preflight"`` the record
+    :func:`expyre.preflight.local_record` makes for the check before submission."""
+    from . import preflight
+    scans = []
     for piece in pieces:
-        for top in _global_packages(piece.data):
-            module = sys.modules.get(top)
-            version = getattr(module, "__version__", None)
-            if isinstance(version, str):
-                versions[top] = version
-    return versions
+        try:
+            scans.append(preflight.scan_pickle(piece.data))
+        except Exception:  # an unusual pickle: nothing to check it by, and nothing lost
+            pass
+    record = preflight.local_record(scans)
+    versions = {"python": record["python"]}
+    versions.update({top: v for top, v in record["versions"].items() if isinstance(v, str)})
+    return {"versions": versions, "preflight": record}
 
 
-def _global_packages(data: bytes) -> set:
-    """Top-level package names of the globals a pickle refers to (without loading it)."""
-    import pickletools
-    names, strings = set(), []
+def read_preflight_record(stage_dir: Path) -> Optional[dict]:
+    """The preflight record of the task staged in ``stage_dir`` (None for a task written
+    before preflight existed, or cleaned)."""
     try:
-        for opcode, arg, _ in pickletools.genops(data):
-            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
-                strings.append(arg)
-            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
-                names.add(strings[-2].partition(".")[0])
-            elif opcode.name == "GLOBAL":
-                names.add(str(arg).partition(" ")[0].partition(".")[0])
-    except Exception:  # an unusual pickle: the versions are a courtesy, not needed to run
-        pass
-    return names
+        with open(Path(stage_dir) / jobfiles.TASK, "rb") as fin:
+            if fin.readline() != TASK_MAGIC:
+                return None
+            (index_len,) = struct.unpack("<Q", fin.read(8))
+            index = pickle.loads(fin.read(index_len))
+    except (OSError, struct.error, pickle.UnpicklingError, EOFError, ValueError):
+        return None
+    return index.get("preflight")
 
 
 def pickle_task(function, args: Sequence, kwargs: dict) -> PickledTask:
@@ -218,7 +219,7 @@ def write_task(task: PickledTask, stage_dir: Path) -> None:
     pieces = [task.function] + task.args + list(task.kwargs.values())
     index = {"n_args": len(task.args), "kwarg_names": list(task.kwargs),
              "pieces": [[len(p.data), [b.nbytes for b in p.buffers]] for p in pieces],
-             "versions": _referenced_versions(pieces)}
+             **_referenced_versions(pieces)}
     index_bytes = pickle.dumps(index, protocol=4)
     tmp = stage_dir / (jobfiles.TASK + ".tmp")
     with writing("the pickled function and arguments", tmp):

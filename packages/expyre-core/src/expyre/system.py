@@ -113,6 +113,9 @@ class System:
     pre_submit_cmds: list(str), optional
         words of a command run on the host before each submission, in the same shell (ExPyRe's
         key: for example ``["module", "load", "slurm"]``), see :func:`pre_submit_line`
+    preflight: bool, default True
+        check, before the first submission in a process, that the job side can load the call
+        (:mod:`expyre.preflight`); the config key ``preflight`` (per system, or top level)
     options: dict, optional
         transport settings (ssh port, user, key file, ...) passed through to the transport
     sources: dict, optional
@@ -138,6 +141,7 @@ class System:
     no_default_header: bool = False
     script_exec: str = "/bin/bash"
     pre_submit_cmds: List[str] = field(default_factory=list)
+    preflight: bool = True
     options: dict = field(default_factory=dict)
     sources: Dict[str, str] = field(default_factory=dict)
     scheduler_options: dict = field(default_factory=dict)

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence
 from expyre import CommandResult, JobSpec, RemoteJob, Shell, quote_all
 from expyre.batch import BatchError, BatchScheduler, Sections
 
-from . import commands, dialect, header, names, parse
+from . import check, commands, dialect, header, names, parse
 from .commands import PBSCommandError
 from .dialect import Dialect
 
@@ -95,6 +95,12 @@ class PBS(BatchScheduler):
             return parse.parse_job_id_lines(text)
         return [job_id for job_id, record in parse.parse_qstat_full(text).records.items() if record.name == name]
 
+    def check_commands(self, partitions):
+        return dict(check.COMMANDS)
+
+    def parse_check(self, sections: Sections, partitions):
+        return check.parse_check(sections, partitions)
+
 
 def host_dialect(shell: Shell, configured: Optional[str] = None) -> Dialect:
     """The configured dialect, or the host's, from ``qstat --version``; :class:`PBSCommandError`
@@ -114,3 +120,4 @@ def host_dialect(shell: Shell, configured: Optional[str] = None) -> Dialect:
 SCHEDULER = PBS()
 (expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()
+check_system = SCHEDULER.check_system

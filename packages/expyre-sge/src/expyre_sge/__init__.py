@@ -7,7 +7,7 @@ from typing import Dict, List, Sequence
 from expyre import ConnectionLostError, JobSpec, RemoteCommandError, RemoteJob, Shell
 from expyre.batch import BatchScheduler, Sections
 
-from . import commands, header, names, parse
+from . import check, commands, header, names, parse
 from .commands import SGECommandError
 
 NAME = "sge"
@@ -72,7 +72,14 @@ class GridEngine(BatchScheduler):
     def parse_find(self, sections: Sections, name: str) -> List[str]:
         return [entry.job_number for entry in parse.parse_qstat_xml(sections["qstat"][1]) if entry.name == name]
 
+    def check_commands(self, partitions):
+        return check.commands(partitions)
+
+    def parse_check(self, sections: Sections, partitions):
+        return check.parse_check(sections, partitions)
+
 
 SCHEDULER = GridEngine()
 (expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()
+check_system = SCHEDULER.check_system

@@ -19,7 +19,7 @@ from typing import Dict, List, Sequence
 from expyre import JobSpec, RemoteJob, Shell, quote
 from expyre.batch import BatchScheduler, Sections
 
-from . import header, parse
+from . import check, header, parse
 from .commands import UNSET_JOB_ENVIRONMENT, SlurmCommandError, by_cluster, cluster_option, squeue_commands
 from .parse import INVALID_JOB_ID, map_state, split_remote_id
 
@@ -108,6 +108,12 @@ class Slurm(BatchScheduler):
                 for job_id, cluster, _state, listed in parse.parse_squeue_names(sections["squeue"][1])
                 if listed == name]
 
+    def check_commands(self, partitions):
+        return dict(check.COMMANDS)
+
+    def parse_check(self, sections: Sections, partitions):
+        return check.parse_check(sections, partitions)
+
 
 SCHEDULER = Slurm()
 (expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
@@ -116,3 +122,4 @@ SCHEDULER = Slurm()
 
 def _resolve_unlisted(shell: Shell, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
     return SCHEDULER.resolve_unlisted(shell, jobs)
+check_system = SCHEDULER.check_system
