@@ -230,7 +230,11 @@ def test_openssh_transport_runs_seed_example(expyre_config, ssh_client_setup, ss
     ssh = f"ssh -F {isolated_home}/.ssh/config"
     config = expyre_config({"remote": cluster_system(ssh_client_setup, remsh_cmd=ssh)})
     assert config.systems["remote"].transport == "openssh"
-    xpr = run_seed_example()
+    try:
+        xpr = run_seed_example()
+    finally:
+        # the transport's own ControlMaster would otherwise outlive the test by ControlPersist
+        config.systems["remote"].shell.logout()
     row = config.db.get(xpr.id)
     assert sshd.run_as_user(f"test -f ~/{row['remote_dir']}/_expyre_job_succeeded").returncode == 0
 

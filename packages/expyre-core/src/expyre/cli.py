@@ -392,6 +392,29 @@ def cli_systems():
         click.echo("\n".join("  " + line for line in table.splitlines()))
 
 
+@cli.command("logout")
+@click.argument("system_names", metavar="SYSTEM...", nargs=-1, required=True)
+@domain_errors
+def cli_logout(system_names):
+    """Close the shared login (the openssh transport's ControlMaster connection) to each SYSTEM.
+
+    The next command to the system logs in again (asking for a one-time code if the host wants
+    one). The ssh transport's login lives only as long as the process that made it, so there is
+    nothing to close for its systems.
+    """
+    for name in system_names:
+        system = config.systems.get(name)
+        if system is None:
+            raise click.ClickException(config.unknown_system_message(name))
+        logout = getattr(system.shell, "logout", None)
+        if logout is None:
+            click.echo(f"{name}: transport {system.transport} keeps no login after its process ends; nothing to close")
+        elif logout():
+            click.echo(f"{name}: logged out (closed the shared ssh connection)")
+        else:
+            click.echo(f"{name}: no shared ssh connection was open")
+
+
 def _or_dash(value) -> str:
     return "-" if value is None else str(value)
 

@@ -58,7 +58,9 @@ DEFAULT_PARTITION = "regular"
 TOP_LEVEL_KEYS = ("systems", "local_stage_dir", "remote_rundir_submit_hostname", "preflight")
 SYSTEM_KEYS = ("host", "scheduler", "transport", "partitions", "queues", "header", "commands",
                "rundir", "remsh_cmd", "no_default_header", "script_exec", "pre_submit_cmds", "ssh",
-               "preflight")
+               "preflight", "limits")
+#: a system's ``limits`` table: key -> what it means (all optional; see expyre.politeness)
+LIMIT_KEYS = {"status_queries_per_minute": "status queries of the host per minute, by all processes together"}
 PARTITION_KEYS = ("num_cores", "max_time", "max_mem", "header", "partition")
 
 _LAZY_ATTRIBUTES = ("systems", "db", "local_stage_dir", "config_files")
@@ -469,10 +471,29 @@ def _build_system(name: str, entry: Any, problems: _Problems, extra: str,
         preflight=_bool(entry, "preflight", preflight, problems),
         options=_options(entry, problems),
         scheduler_options=_plugin_options(entry, "scheduler", scheduler_table, problems),
+        limits=_limits(entry, problems),
     )
     if len(problems.lines) > before:
         return None
     return System(name=name, rundir_extra=extra, **kwargs)
+
+
+def _limits(entry: dict, problems: _Problems) -> dict:
+    """The system's ``limits`` table: known keys, each a positive number."""
+    value = entry.get("limits", {})
+    if not isinstance(value, dict):
+        problems.add(("limits",), f"must be a table of limits ({', '.join(LIMIT_KEYS)}), got {value!r}")
+        return {}
+    _unknown_keys(value, tuple(LIMIT_KEYS), ("limits",), problems)
+    limits = {}
+    for key, number in value.items():
+        if key not in LIMIT_KEYS:
+            continue
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:
+            problems.add(("limits", key), f"must be a positive number ({LIMIT_KEYS[key]}), got {number!r}")
+            continue
+        limits[key] = number
+    return limits
 
 
 def _rundir(entry: dict, problems: _Problems) -> Optional[str]:

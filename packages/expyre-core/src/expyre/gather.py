@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, Iterable, List, Set
 
-from . import config, jobstate, results
+from . import config, jobstate, politeness, results
 from .errors import FailedSubprocessWarning
 from .hooktypes import FINISHED_REMOTE_STATES, ConnectionLostError, RemoteCommandError, RemoteJob
 
@@ -100,7 +100,7 @@ def _sync_system(system_name: str, rows: List[dict], force_fetch: bool, verbose:
         return {}
     jobs = [remote_job(row) for row in rows]
     try:
-        by_remote_id = system.status(jobs)
+        by_remote_id = politeness.status(system, jobs)
     except (RemoteCommandError, ConnectionLostError, TimeoutError, OSError) as exc:
         warnings.warn(f"status query on system '{system_name}' failed; its jobs are treated as still "
                       f"ongoing: {describe_failure(exc)}", StatusQueryWarning, stacklevel=3)

@@ -11,6 +11,7 @@ and, as a last resort, an operation that still finds the database locked is retr
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import re
@@ -65,6 +66,13 @@ _ID_FALLBACK_INDEX = "jobs_id"
 #: the jobs of its batch with one indexed lookup instead of one per call.
 _BATCHES_TABLE = "CREATE TABLE IF NOT EXISTS batches (batch TEXT NOT NULL, job_id TEXT NOT NULL)"
 _BATCHES_INDEX = "CREATE INDEX IF NOT EXISTS batches_batch ON batches (batch)"
+#: The last status query of each host (key: scheduler and host), shared by every process using
+#: this database, so that several scripts polling one host make one query per interval between
+#: them (:mod:`expyre.politeness`): when it was made, which remote ids it asked about (JSON list)
+#: and what the scheduler answered (JSON object remote id -> state), and which process is making
+#: the next one (``claim_time``, ``claimed_by``) while it runs.
+_STATUS_QUERIES_TABLE = ("CREATE TABLE IF NOT EXISTS status_queries (host TEXT PRIMARY KEY, query_time REAL, "
+                         "remote_ids TEXT, answer TEXT, claim_time REAL, claimed_by TEXT)")
 _BATCH_SQL = ("SELECT " + ", ".join(f"jobs.{c}" for c in _COLUMNS) + " FROM batches JOIN jobs ON jobs.id = "
               "batches.job_id WHERE batches.batch = ? ORDER BY jobs.rowid")
 
@@ -475,8 +483,10 @@ class JobsDB:
         others = all(name in indexes for name in _INDEXES if name != "jobs_id_unique")
         batches = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'batches_batch'").fetchone()
         preflight = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'preflight'").fetchone()
+        queries = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                               "AND name = 'status_queries'").fetchone()
         return ("remote_dir" in columns and have_id_index and others and batches is not None
-                and preflight is not None)
+                and preflight is not None and queries is not None)
 
     def _upgrade_schema(self, conn: sqlite3.Connection) -> None:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
@@ -502,6 +512,7 @@ class JobsDB:
                 conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON jobs ({column})")
         conn.execute(_BATCHES_TABLE)
         conn.execute(_BATCHES_INDEX)
+        conn.execute(_STATUS_QUERIES_TABLE)
         conn.execute(_PREFLIGHT_TABLE)
 
     def close(self) -> None:
@@ -857,6 +868,72 @@ class JobsDB:
         sql, params = self._query(status=status, id=id, name=name, system=system)
         rows = self._retry(lambda conn: conn.execute(sql, params).fetchall(), write=False)
         return iter([self._row_dict(row, readable) for row in rows])
+
+    # ------------------------------------------------------------------ status queries of hosts
+
+    def last_status_query(self, host: str) -> Optional[Dict[str, Any]]:
+        """The last status query recorded for ``host`` (see :mod:`expyre.politeness`).
+
+        Returns
+        -------
+        dict or None
+            ``query_time`` (seconds since the epoch, or None before the first answer),
+            ``remote_ids`` (list), ``answer`` (dict remote id -> state), ``claim_time`` and
+            ``claimed_by`` (the process making the next query, or None)
+        """
+        row = self._retry(lambda conn: conn.execute(
+            "SELECT query_time, remote_ids, answer, claim_time, claimed_by FROM status_queries WHERE host = ?",
+            (host,)).fetchone(), write=False)
+        if row is None:
+            return None
+        return {"query_time": row[0], "remote_ids": json.loads(row[1] or "[]"), "answer": json.loads(row[2] or "{}"),
+                "claim_time": row[3], "claimed_by": row[4]}
+
+    def claim_status_query(self, host: str, who: str, min_interval: float, claim_timeout: float,
+                           now: Optional[float] = None) -> bool:
+        """Take the right to make the next status query of ``host``, if it is due.
+
+        It is not due while the last answer is younger than ``min_interval`` seconds, nor while
+        another process holds a claim younger than ``claim_timeout`` seconds (after that, the
+        claimer is taken to have died). One transaction: of several processes, one wins.
+
+        Returns
+        -------
+        bool
+            True if the caller now holds the claim and should query, then :meth:`record_status_query`
+        """
+        now = time.time() if now is None else now
+
+        def claim(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT query_time, claim_time FROM status_queries WHERE host = ?", (host,)).fetchone()
+            if row is not None:
+                query_time, claim_time = row
+                if query_time is not None and now - query_time < min_interval:
+                    return False
+                if claim_time is not None and now - claim_time < claim_timeout:
+                    return False
+            conn.execute("INSERT INTO status_queries (host, claim_time, claimed_by) VALUES (?, ?, ?) "
+                         "ON CONFLICT (host) DO UPDATE SET claim_time = excluded.claim_time, "
+                         "claimed_by = excluded.claimed_by", (host, now, who))
+            return True
+
+        return self._retry(claim, write=True)
+
+    def record_status_query(self, host: str, who: str, remote_ids: Sequence[str], answer: Dict[str, str],
+                            now: Optional[float] = None) -> None:
+        """Record the answer of the status query that ``who`` claimed, and release the claim."""
+        now = time.time() if now is None else now
+        self._retry(lambda conn: conn.execute(
+            "INSERT INTO status_queries (host, query_time, remote_ids, answer, claim_time, claimed_by) "
+            "VALUES (?, ?, ?, ?, NULL, NULL) ON CONFLICT (host) DO UPDATE SET query_time = excluded.query_time, "
+            "remote_ids = excluded.remote_ids, answer = excluded.answer, claim_time = NULL, claimed_by = NULL",
+            (host, now, json.dumps(list(remote_ids)), json.dumps(answer))), write=True)
+
+    def release_status_query(self, host: str, who: str) -> None:
+        """Give up the claim ``who`` holds on ``host`` (its query failed), so others may query."""
+        self._retry(lambda conn: conn.execute(
+            "UPDATE status_queries SET claim_time = NULL, claimed_by = NULL WHERE host = ? AND claimed_by = ?",
+            (host, who)), write=True)
 
     # ------------------------------------------------------------------ recovery
 

@@ -123,6 +123,9 @@ class System:
     scheduler_options: dict, optional
         the scheduler plugin's own settings (the system's table named after the scheduler, e.g.
         ``"pbs": {"dialect": "torque"}``), validated by the plugin's ``check_options`` hook
+    limits: dict, optional
+        what the site allows on its host (``status_queries_per_minute``), see
+        :mod:`expyre.politeness`
     """
 
     name: str
@@ -142,6 +145,7 @@ class System:
     options: dict = field(default_factory=dict)
     sources: Dict[str, str] = field(default_factory=dict)
     scheduler_options: dict = field(default_factory=dict)
+    limits: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.remsh_cmd is None and self.host is not None and os.environ.get("EXPYRE_RSH"):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import paramiko
 
+from .. import mfa
 from ..hookspecs import hookimpl
 from ..hooktypes import CommandResult, ConnectionLostError, Shell, command_result, quote
 from ..retry import retry_settings
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Number of SSH connections this process opened (benchmarks report it).
 connections_opened = 0
+#: Number of logins that answered a keyboard-interactive question (one-time code) in this process.
+mfa_logins = 0
 
 
 class HostKeyError(RuntimeError):
@@ -90,6 +93,30 @@ def _new_client(spec: ConnectSpec) -> paramiko.SSHClient:
     return client
 
 
+# --------------------------------------------------------------------------- one-time codes
+
+class _MFATransport(paramiko.Transport):
+    """A paramiko transport whose second factor (keyboard-interactive after the key, as sshd
+    asks with ``AuthenticationMethods publickey,keyboard-interactive``) is answered by
+    :mod:`expyre.mfa` instead of paramiko's ``input()``, which would wait for ever without a
+    terminal."""
+
+    answerer: Optional[mfa.Answerer] = None
+
+    def auth_interactive_dumb(self, username, handler=None, submethods=""):
+        answerer = self.answerer
+        if answerer is None:
+            return super().auth_interactive_dumb(username, handler, submethods)
+        if not answerer.can_answer():
+            raise mfa.MFACodeUnavailableError(mfa.no_way_message(answerer.destination, "", answerer.system))
+        try:
+            return self.auth_interactive(username, answerer, submethods)
+        except paramiko.AuthenticationException:
+            if answerer.error is not None:
+                raise answerer.error from None
+            raise
+
+
 # --------------------------------------------------------------------------- connections
 
 class Connection:
@@ -115,14 +142,22 @@ class Connection:
             return self.client.get_transport()
 
     def _connect(self) -> None:
-        global connections_opened
+        global connections_opened, mfa_logins
         spec = self.spec
         sock = self._sock()
         client = _new_client(spec)
+        answerer = mfa.Answerer(spec.destination, spec.mfa_command, spec.system)
+
+        def transport_factory(*args, **kwargs):
+            transport = _MFATransport(*args, **kwargs)
+            transport.answerer = answerer
+            return transport
+
         try:
             client.connect(spec.hostname, port=spec.port, username=spec.user, key_filename=spec.key_files or None,
                            look_for_keys=not spec.identities_only, allow_agent=True, timeout=spec.connect_timeout,
-                           banner_timeout=spec.connect_timeout, auth_timeout=spec.connect_timeout, sock=sock)
+                           banner_timeout=spec.connect_timeout, auth_timeout=spec.connect_timeout, sock=sock,
+                           transport_factory=transport_factory)
         except paramiko.BadHostKeyException as exc:
             client.close()
             raise HostKeyError(
@@ -135,6 +170,8 @@ class Connection:
             client.close()
             raise
         transport = client.get_transport()
+        if answerer.asked:
+            mfa_logins += 1
         _no_delay(transport.sock)
         if spec.server_alive_interval > 0:
             transport.set_keepalive(int(spec.server_alive_interval))
@@ -280,7 +317,7 @@ class SSHShell:
             try:
                 with self._lock:
                     return self._run_once(command, input, input_file, input_size, timeout, stdout_file)
-            except HostKeyError:
+            except (HostKeyError, mfa.MFACodeUnavailableError):
                 raise
             except _LocalWriteFailed as failed:
                 self._drop_channel()  # the rest of the answer is still on its way
@@ -353,7 +390,7 @@ class SSHShell:
                 for block in iter(lambda: input_file.read(1 << 20), b""):
                     channel.sendall(block)
             return self._read_answer(timeout, stdout_file)
-        except (HostKeyError, paramiko.AuthenticationException, _LocalWriteFailed):
+        except (HostKeyError, paramiko.AuthenticationException, _LocalWriteFailed, mfa.MFACodeUnavailableError):
             raise
         except socket.gaierror as exc:
             # a name that does not resolve will not resolve on the next try either
@@ -430,7 +467,9 @@ def check_options(name: str, options: dict) -> List[Tuple[str, object, str]]:
 def open_shell(transport: str, system: System) -> Shell:
     if system.host is None:
         raise ValueError(f"system '{system.name}' uses the ssh transport but has no host")
-    return SSHShell(sshconfig.resolve(system.host, system.options))
+    spec = sshconfig.resolve(system.host, system.options)
+    spec.system = system.name
+    return SSHShell(spec)
 
 
 @hookimpl

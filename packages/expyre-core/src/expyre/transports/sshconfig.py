@@ -24,6 +24,10 @@ SSH_OPTIONS = {
     "connect_timeout": ((int, float), "seconds to wait for the connection"),
     "server_alive_interval": ((int, float), "seconds between keepalive messages"),
     "strict_host_key_checking": ((str,), "'yes' (default: unknown hosts refused) or 'accept-new'"),
+    "mfa_command": ((str, list), "command on this machine that prints a one-time code, for hosts that ask "
+                                 "for one after the key (see expyre.mfa)"),
+    "control_persist": ((int,), "openssh transport: seconds its ControlMaster connection stays open after "
+                                "the last command (0: closed with the last command)"),
 }
 
 HOST_KEY_CHECKING_VALUES = ("yes", "accept-new")
@@ -43,6 +47,11 @@ def check_ssh_options(options: dict) -> List[Tuple[str, object, str]]:
             problems.append((key, value, f"must be {' or '.join(t.__name__ for t in types)}"))
         elif key == "strict_host_key_checking" and value not in HOST_KEY_CHECKING_VALUES:
             problems.append((key, value, f"must be one of {', '.join(HOST_KEY_CHECKING_VALUES)}"))
+        elif key == "mfa_command" and (not value or (isinstance(value, list)
+                                                     and not all(isinstance(w, str) and w for w in value))):
+            problems.append((key, value, "must be a non-empty command: a string, or a list of non-empty strings"))
+        elif key == "control_persist" and value < 0:
+            problems.append((key, value, "must be 0 or a positive number of seconds"))
     return problems
 
 
@@ -64,6 +73,10 @@ class ConnectSpec:
     known_hosts_files: List[str] = field(default_factory=list)
     #: the OpenSSH command that logs in to this host as expyre does (for advice in messages)
     login_command: str = ""
+    #: command that prints a one-time code (``ssh.mfa_command``), see :mod:`expyre.mfa`
+    mfa_command: Optional[object] = None
+    #: name of the expyre system this connection serves (for messages)
+    system: str = ""
 
     @property
     def destination(self) -> str:
@@ -130,6 +143,7 @@ def resolve(host: str, options: Optional[dict] = None, ssh_config: Optional[para
         accept_new_host_keys=(options.get("strict_host_key_checking",
                                           found.get("stricthostkeychecking", "yes")).lower() == "accept-new"),
         known_hosts_files=[os.path.expanduser(p) for p in found.get("userknownhostsfile", "").split()],
+        mfa_command=options.get("mfa_command"),
     )
 
 
