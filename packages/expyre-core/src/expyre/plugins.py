@@ -268,6 +268,10 @@ def _scheduler_call(hook_name: str, scheduler: str, system: Any, **kwargs: Any) 
     return _call("scheduler", scheduler, hook_name, scheduler=scheduler, system=system, **kwargs)
 
 
+def _scheduler_call_optional(hook_name: str, scheduler: str, system: Any, **kwargs: Any) -> Any:
+    return _call("scheduler", scheduler, hook_name, False, scheduler=scheduler, system=system, **kwargs)
+
+
 def render_header(scheduler: str, job: JobSpec) -> List[str]:
     return list(_call("scheduler", scheduler, "render_header", job=job, scheduler=scheduler))
 
@@ -304,6 +308,17 @@ def release(scheduler: str, jobs: Sequence[RemoteJob], shell: Shell, system: Any
 
 def find_submitted(scheduler: str, job: JobSpec, shell: Shell, system: Any = None) -> List[str]:
     return list(_scheduler_call("find_submitted", scheduler, system, job=job, shell=shell))
+
+
+def array_support(scheduler: str, shell: Shell, system: Any = None) -> Optional[dict]:
+    """The scheduler's answer about arrays, or None (also for a plugin without the hook)."""
+    return _scheduler_call_optional("array_support", scheduler, system, shell=shell)
+
+
+def submit_array(scheduler: str, job: JobSpec, script: str, shell: Shell, max_parallel: Optional[int] = None,
+                 system: Any = None) -> List[str]:
+    return [str(i) for i in _scheduler_call("submit_array", scheduler, system, job=job, script=script, shell=shell,
+                                            max_parallel=max_parallel)]
 
 
 def check_options(kind: str, name: str, options: dict) -> List[Tuple[str, Any, str]]:
