@@ -94,13 +94,15 @@ def array_spec(leader: JobSpec, count: int) -> JobSpec:
 def array_script(*, script_exec: str, header: Sequence[str], support: ArraySupport,
                  tasks: Sequence[JobSpec]) -> str:
     """The array's job script: the scheduler's header, then a ``case`` on the task index that
-    goes to the task's job directory and runs the job's own script there (its output to the
-    job's own stdout/stderr files). An index with no task is an error that names the index."""
+    goes to the task's job directory and runs the job's own script there with ``script_exec``,
+    as its ``#!`` line would (its output to the job's own stdout/stderr files). An index with no
+    task is an error that names the index."""
     var = support.index_var
     lines = [f"#!{script_exec} -l", *header, "", f'case "${{{var}:-}}" in']
     for n, task in enumerate(tasks):
         lines.append(f"    {support.first_index + n}) {cd_line(task.remote_dir)}")
-        lines.append(f"        exec ./{jobfiles.SCRIPT} > {quote(task.stdout_file)} 2> {quote(task.stderr_file)} ;;")
+        lines.append(f"        exec {script_exec} -l ./{jobfiles.SCRIPT} > {quote(task.stdout_file)} "
+                     f"2> {quote(task.stderr_file)} ;;")
     lines += ["esac",
               f'echo "expyre: array task index {var}=\'${{{var}:-}}\' names no job of this array" >&2',
               "exit 1"]

@@ -171,6 +171,25 @@ def parse_scontrol_job(output: str) -> Optional[Dict[str, str]]:
     return fields if "JobId" in fields and "JobState" in fields else None
 
 
+def scontrol_job_id(fields: Dict[str, str]) -> str:
+    """The id a ``scontrol show job`` record answers to: ``<array id>_<task>`` for an array
+    task (whose ``JobId`` is a job id of its own), else ``JobId``."""
+    if fields.get("ArrayJobId") and re.fullmatch(r"\d+", fields.get("ArrayTaskId", "")):
+        return f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}"
+    return fields.get("JobId", "")
+
+
+#: ``MaxArraySize = N`` in ``scontrol show config``: task indices run from 0 to N - 1.
+_MAX_ARRAY_SIZE = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", re.MULTILINE)
+
+
+def parse_max_array_size(output: str) -> Optional[int]:
+    """The most tasks one array may have (``MaxArraySize``) from ``scontrol show config``, or
+    None when it is not listed; 0 (arrays disabled) is returned as 0."""
+    match = _MAX_ARRAY_SIZE.search(output)
+    return int(match.group(1)) if match else None
+
+
 def parse_scontrol_jobs(output: str) -> Dict[str, Dict[str, str]]:
     """Several jobs' ``scontrol show job`` records (blank-line or one-line separated), by JobId."""
     records = re.split(r"\n\s*\n|\n(?=\s*JobId=)", output)
