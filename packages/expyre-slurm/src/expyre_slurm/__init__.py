@@ -105,7 +105,7 @@ class Slurm(BatchScheduler):
             fields = parse.parse_scontrol_job(text) if rc == 0 else None
             if fields is not None and parse.scontrol_job_id(fields) == job_id:
                 state = map_state(fields["JobState"], fields.get("Reason", ""))
-            gone = INVALID_JOB_ID in text
+            gone = INVALID_JOB_ID in text or parse.task_not_found(text)
             rc, text = sections[f"sacct@{cluster or '-'}"]
             accounted = parse.parse_sacct(text)
             if state == "unknown" and job_id in accounted:

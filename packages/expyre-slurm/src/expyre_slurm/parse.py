@@ -18,6 +18,14 @@ NAME_SAFE = "A-Za-z0-9_.,:=+@^~!%-"
 _DIRECTIVE_SAFE = re.compile(r"[A-Za-z0-9_.,:=+@^~!/%-]+")
 #: What squeue, scontrol and scancel say about a job id the controller does not know (any more).
 INVALID_JOB_ID = "Invalid job id specified"
+#: What ``scontrol show job`` says about an array task the controller no longer has (a waiting
+#: task cancelled on its own leaves no record: ``Job 2225_3 not found``).
+_TASK_NOT_FOUND = re.compile(r"^Job \d+_\d+ not found\s*$", re.MULTILINE)
+
+
+def task_not_found(text: str) -> bool:
+    """True if scontrol's answer says it has no such array task."""
+    return bool(_TASK_NOT_FOUND.search(text))
 ACCOUNTING_DISABLED = "accounting storage is disabled"
 #: sacct format (with ``--parsable2``): raw job id, state, exit code.
 SACCT_FORMAT = "JobIDRaw,State,ExitCode"
@@ -108,7 +116,9 @@ def is_hold_reason(reason: str) -> bool:
     return reason.strip().strip("()").startswith("JobHeld")
 
 
-_ID_STATE = rf"^{LINE_START}\|(?P<id>[0-9][0-9_\[\]+-]*)\|(?P<state>[A-Z_]+)\|"
+#: Job ids as squeue prints them: ``123``, ``123_4`` (an array task), ``123_[5-9%2]`` (an array's
+#: waiting tasks, with its limit of tasks at once), ``123+0`` (a heterogeneous job's part).
+_ID_STATE = rf"^{LINE_START}\|(?P<id>[0-9][0-9_\[\]%+-]*)\|(?P<state>[A-Z_]+)\|"
 _JOB_LINE = re.compile(rf"{_ID_STATE}(?P<reason>[^|]*)\|{LINE_END}$")
 _NAME_LINE = re.compile(rf"{_ID_STATE}{LINE_END}\|(?P<name>.*)$")
 _CLUSTER_LINE = re.compile(r"^CLUSTER:\s*(\S+)\s*$")
