@@ -1,6 +1,7 @@
 """Per-call cost of ``expyre.Executor.map``: submitting N calls, and gathering N finished results.
 
-    python benchmarks/bench_executor.py [-n 10 100 1000] [--host HOST [--scheduler slurm] [--partition P]]
+    python benchmarks/bench_executor.py [-n 10 100 1000] [--host HOST [--scheduler slurm] [--partition P]
+                                        [--no-arrays]]
 
 For each N, three steps, each in a fresh temporary expyre root:
 
@@ -16,7 +17,10 @@ For each N, three steps, each in a fresh temporary expyre root:
 
 Without ``--host`` the system is this machine (direct scheduler, with a run directory so that
 files are really copied out and back). ``--host`` runs on that SSH host (as ``ssh HOST`` would
-reach it) through the ``ssh`` transport with ``--scheduler`` (default slurm).
+reach it) through the ``ssh`` transport with ``--scheduler`` (default slurm). On a scheduler with
+job arrays the calls of one ``map`` go as array jobs (one submission per array, see
+docs/many_calls.rst); ``--no-arrays`` sets ``arrays = false`` in the scheduler's table, for one
+submission per call. The report counts the scheduler submissions (``submits``).
 """
 from __future__ import annotations
 
@@ -37,10 +41,12 @@ def tiny(i):
     return i * i
 
 
-def write_config(root: Path, host, scheduler: str, partition: str) -> None:
+def write_config(root: Path, host, scheduler: str, partition: str, arrays: bool = True) -> None:
     system = {"host": host, "scheduler": scheduler,
               "rundir": str(root / "rundir") if host is None else f"run_expyre_bench_{os.getpid()}",
               "partitions": {partition: {"num_cores": 1, "max_time": "1h"}}}
+    if not arrays:
+        system[scheduler] = {"arrays": False}
     (root / "config.json").write_text(json.dumps({"systems": {SYSTEM: system}}))
 
 
@@ -51,11 +57,23 @@ def executor():
 
 
 def submit_phase(n: int) -> None:
-    """Step 1, in its own process: print the seconds ``map`` took, then exit without gathering."""
+    """Step 1, in its own process: print the seconds ``map`` took and how many scheduler
+    submissions it made, then exit without gathering."""
+    from expyre import plugins
+    submits = [0]
+    real_submit, real_submit_array = plugins.submit, plugins.submit_array
+
+    def counted(real):
+        def submit(*args, **kwargs):
+            submits[0] += 1
+            return real(*args, **kwargs)
+        return submit
+
+    plugins.submit, plugins.submit_array = counted(real_submit), counted(real_submit_array)
     ex = executor()
     t0 = time.perf_counter()
     ex.map(tiny, range(n))
-    print(f"SUBMIT {time.perf_counter() - t0:.6f}", flush=True)
+    print(f"SUBMIT {time.perf_counter() - t0:.6f} {submits[0]}", flush=True)
     os._exit(0)
 
 
@@ -99,17 +117,17 @@ def gather_phase(n: int) -> dict:
     return {"gather": seconds, "connections": ssh.connections_opened - connections, **counts}
 
 
-def run(n: int, host, scheduler: str, partition: str) -> dict:
+def run(n: int, host, scheduler: str, partition: str, arrays: bool = True) -> dict:
     from expyre import config
     with tempfile.TemporaryDirectory(prefix="bench_executor_") as tmp:
         root = Path(tmp)
-        write_config(root, host, scheduler, partition)
+        write_config(root, host, scheduler, partition, arrays)
         env = dict(os.environ, EXPYRE_ROOT=str(root))
         proc = subprocess.run([sys.executable, __file__, "--submit-phase", str(n)], env=env, capture_output=True,
                               text=True, timeout=3600)
         if proc.returncode != 0:
             raise RuntimeError(f"submit step failed:\n{proc.stderr}")
-        submit = float(proc.stdout.split("SUBMIT")[1].split()[0])
+        submit, submits = proc.stdout.split("SUBMIT")[1].split()[:2]
         config.init(root)
         try:
             waited = wait_until_finished()
@@ -119,16 +137,16 @@ def run(n: int, host, scheduler: str, partition: str) -> dict:
             if host is not None:
                 system.remove_remote_dirs([system.remote_rundir])
             system.close()
-    return {"n": n, "submit": submit, "waited": waited, **figures}
+    return {"n": n, "submit": float(submit), "submits": int(submits), "waited": waited, **figures}
 
 
 def report(label: str, rows: list) -> None:
     print(label)
     print(f"  {'calls':>6} {'submit ms/call':>15} {'gather ms/call':>15} {'gather s':>9} "
-          f"{'status queries':>15} {'copy-backs':>11} {'ssh conns':>10}")
+          f"{'status queries':>15} {'copy-backs':>11} {'ssh conns':>10} {'submits':>8}")
     for r in rows:
         print(f"  {r['n']:>6} {r['submit'] / r['n'] * 1e3:>15.2f} {r['gather'] / r['n'] * 1e3:>15.2f} "
-              f"{r['gather']:>9.3f} {r['status']:>15} {r['get']:>11} {r['connections']:>10}")
+              f"{r['gather']:>9.3f} {r['status']:>15} {r['get']:>11} {r['connections']:>10} {r['submits']:>8}")
     print(f"  median over sizes: submit {statistics.median(r['submit'] / r['n'] for r in rows) * 1e3:.2f} ms/call, "
           f"gather {statistics.median(r['gather'] / r['n'] for r in rows) * 1e3:.2f} ms/call")
 
@@ -143,12 +161,14 @@ def main() -> None:
     parser.add_argument("--host", help="SSH host to run on (with a temporary config)")
     parser.add_argument("--scheduler", default="slurm", help="scheduler for --host (default slurm)")
     parser.add_argument("--partition", default="standard", help="partition for --host (default standard)")
+    parser.add_argument("--no-arrays", action="store_true", help="one submission per call, no job arrays")
     args = parser.parse_args()
     if args.host is None:
         label, scheduler, partition = "direct scheduler on this machine, with a run directory", "direct", "regular"
     else:
         label, scheduler, partition = f"{args.scheduler} on {args.host} over ssh", args.scheduler, args.partition
-    rows = [run(n, args.host, scheduler, partition) for n in args.n]
+    rows = [run(n, args.host, scheduler, partition, not args.no_arrays) for n in args.n]
+    label += " without arrays" if args.no_arrays else ""
     report(label, rows)
 
 

@@ -5,8 +5,10 @@ The function appends its input to a log file (``RUN_LOG``) when it runs, so a te
 often each call really ran. With ``DIE_AT`` the script kills itself (SIGKILL, as a crash or the
 OOM killer would) at one point of the map:
 
-* ``submit:K``: just before the K-th scheduler submission (jobs after it are staged, not submitted)
-* ``submitted:K``: right after the scheduler accepted the K-th job, before expyre recorded it
+* ``submit:K``: just before the K-th scheduler submission, of one job or of one array job (jobs
+  after it are staged, not submitted)
+* ``submitted:K``: right after the scheduler accepted the K-th job or array, before expyre
+  recorded it
 * ``mapped``: after ``map`` returned (everything submitted), before any result was read
 
 It prints ``LOOKUPS n`` (how many per-call jobs-database lookups re-attaching needed), then
@@ -35,20 +37,22 @@ def logged_square(x, run_log, pause):
 
 
 def die_during_submission():
-    real_submit = System.submit
+    real_submit, real_submit_array = System.submit, System.submit_array
     what, _, k = DIE_AT.partition(":")
     count = [0]
 
-    def submit(self, job, script):
-        count[0] += 1
-        if what == "submit" and count[0] == int(k):
-            os.kill(os.getpid(), signal.SIGKILL)
-        remote_id = real_submit(self, job, script)
-        if what == "submitted" and count[0] == int(k):
-            os.kill(os.getpid(), signal.SIGKILL)
-        return remote_id
+    def dying(real):
+        def submit(self, *args, **kwargs):
+            count[0] += 1
+            if what == "submit" and count[0] == int(k):
+                os.kill(os.getpid(), signal.SIGKILL)
+            remote_id = real(self, *args, **kwargs)
+            if what == "submitted" and count[0] == int(k):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return remote_id
+        return submit
 
-    System.submit = submit
+    System.submit, System.submit_array = dying(real_submit), dying(real_submit_array)
 
 
 def count_lookups():

@@ -1,9 +1,10 @@
 """``expyre.Executor`` against the real Slurm of tests/services/20-slurm.sh, through the real sshd
 as the ordinary account ``xpr-cluster`` (what a user on a laptop does).
 
-The jobs are real Slurm jobs; duplicates would show up in Slurm itself: every job Slurm has seen
-in the last ``MinJobAge`` (600 s here) is listed by ``squeue --states=all`` under its name, which
-is the expyre job id.
+The jobs are real Slurm jobs: calls started together go as Slurm job arrays, one task per call.
+Duplicates would show up in Slurm itself: every job and array task Slurm has seen in the last
+``MinJobAge`` (600 s here) is listed by ``squeue --array --states=all``, a single job under the
+expyre job id and an array under its first task's id with ``_array``.
 """
 import concurrent.futures
 import os
@@ -16,13 +17,17 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import TESTS_DIR
 from servicelib import require_service
 from shells import CountingShell
 from sshd_fixtures import ssh_client_setup, sshd  # noqa: F401  (pytest fixtures)
 from test_slurm import Cluster, _clean_up, _variant, slurm_system
 
-from expyre import Executor, ExPyReRemoteTraceback
+from expyre import Executor, ExPyReJobDiedError, ExPyReRemoteTraceback, arrays
+from expyre.arrays import array_name
+from expyre.cli import cli
+from expyre_slurm.parse import job_name
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +40,9 @@ def cluster(request, expyre_config, isolated_home, monkeypatch):
     slurm = require_service("slurm")
     monkeypatch.setenv("EXPYRE_RETRY", "4 0.5")
     host, home, service = _variant(request, "ssh", monkeypatch, isolated_home)
-    config = expyre_config({"remote": slurm_system(host, int(slurm["SLURM_CPUS"]))})
+    system = slurm_system(host, int(slurm["SLURM_CPUS"]))
+    system.update(getattr(request, "param", {}))  # e.g. {"slurm": {"max_array_size": 5}}
+    config = expyre_config({"remote": system})
     cluster = Cluster("ssh", config, slurm, home, service)
     yield cluster
     _clean_up([cluster])
@@ -45,11 +52,18 @@ def executor(**options):
     return Executor("remote", resources=ONE_CORE, partial_node=True, check_interval=0.5, quiet=True, **options)
 
 
-def slurm_jobs_named(cluster, ids):
-    """How many jobs Slurm has (queued, running or recently finished) under each of ``ids``."""
-    names = cluster.run("squeue --noheader --states=all --user=\"$USER\" --format=%j").split()
-    wanted = set(ids)
-    return Counter(name for name in names if name in wanted)
+def slurm_tasks(cluster, rows):
+    """The Slurm ids (jobs and array tasks, each on its own) of every job or array Slurm has
+    (queued, running or recently finished) under the name of one of the jobs ``rows`` or of an
+    array named after one of them, with how often each is listed."""
+    names = {job_name(row["id"]) for row in rows} | {job_name(array_name(row["id"])) for row in rows}
+    lines = cluster.run("squeue --array --noheader --states=all --user=\"$USER\" --format=%i@%j").split()
+    return Counter(i for i, _, name in (line.partition("@") for line in lines) if name in names)
+
+
+def arrays_of(rows):
+    """The Slurm array ids of ``rows`` (remote ids ``<array>_<task>``), with their task counts."""
+    return Counter(row["remote_id"].split("_")[0] for row in rows)
 
 
 def test_map_in_order_with_one_squeue_per_poll(cluster, monkeypatch):
@@ -84,9 +98,13 @@ def test_map_in_order_with_one_squeue_per_poll(cluster, monkeypatch):
     assert all(calls == 1 for _, calls in polls)          # every poll: one squeue for all jobs
     assert max(n for n, _ in polls) > 40                  # (jobs of both maps in one query)
     assert len(polls) <= (time.monotonic() - start) / 0.25 + 5  # at most one poll per poll interval
-    ids = [row["id"] for row in cluster.config.db.jobs()]
-    assert len(ids) == 60
-    assert slurm_jobs_named(cluster, ids) == Counter(ids)  # Slurm has each job once
+    rows = list(cluster.config.db.jobs())
+    assert len(rows) == 60
+    assert sorted(arrays_of(rows).values()) == [20, 40]    # one array per map, one task per job
+    listed = CliRunner().invoke(cli, ["ls"]).output.splitlines()
+    assert len(listed) == 3 and "array of 40: 40 succeeded" in listed[1] and "array of 20: 20" in listed[2]
+    assert len(CliRunner().invoke(cli, ["ls", "-l"]).output.splitlines()) == 61  # -l: a row per task
+    assert slurm_tasks(cluster, rows) == Counter(row["remote_id"] for row in rows)  # each task once
 
 
 def test_exception_as_completed_and_cancel(cluster):
@@ -123,11 +141,55 @@ def test_exception_as_completed_and_cancel(cluster):
     assert cluster.scontrol(failing.remote_id)["JobState"] == "FAILED"
 
 
+def test_array_max_parallel_and_cancel_of_every_task(cluster):
+    def nap(seconds):
+        time.sleep(seconds)
+        return seconds
+
+    with executor(max_parallel=1) as ex:
+        with ex.batch():
+            futures = [ex.submit(nap, 600 + n) for n in range(3)]
+        deadline = time.monotonic() + 60
+        while any(f.remote_id is None for f in futures) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        tasks = [f.remote_id for f in futures]
+        assert len({t.split("_")[0] for t in tasks}) == 1 and [t.split("_")[1] for t in tasks] == ["0", "1", "2"]
+        # two cores, but at most one task at a time: Slurm holds the others back for the array's limit
+        reason = ""
+        while "JobArrayTaskLimit" not in reason and time.monotonic() < deadline:
+            time.sleep(0.5)
+            reason = cluster.run(f"squeue --array --noheader --jobs={tasks[2]} --format=%r")
+        assert "JobArrayTaskLimit" in reason
+        assert futures[0].cancel()                       # one task
+        array = arrays.read_task_marker(futures[1].xpr.stage_dir).array_id
+        listed = CliRunner().invoke(cli, ["ls", "-i", array])
+        assert listed.exit_code == 0 and "array of 3: " in listed.output, listed.output
+        assert len(listed.output.strip().splitlines()) == 2  # a header and the array's row
+        cancelled = CliRunner().invoke(cli, ["cancel", "-y", "-i", array])  # the rest of the array
+        assert cancelled.exit_code == 0, cancelled.output
+        assert {f.id for f in futures[1:]} <= {line.split()[1] for line in cancelled.output.splitlines()}
+        assert all(isinstance(f.exception(timeout=120), ExPyReJobDiedError) for f in futures[1:])
+
+    def slurm_says(task):  # a waiting task cancelled on its own leaves no record: "Job N_T not found"
+        text = cluster.run(f"scontrol --oneliner show job {task} 2>&1 || true")
+        return "not found" if f"Job {task} not found" in text else text.split("JobState=")[1].split()[0]
+
+    deadline = time.monotonic() + 60
+    while any(slurm_says(t) not in ("CANCELLED", "not found") for t in tasks) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert {slurm_says(t) for t in tasks} <= {"CANCELLED", "not found"}
+    assert not cluster.run(f"squeue --array --noheader --states=PENDING,RUNNING --jobs={','.join(tasks)} "
+                           "--format=%i 2>&1 || true").split()           # none of them waits or runs
+
+
 WORKFLOW = TESTS_DIR / "executor_workflow.py"
 
 
-@pytest.mark.parametrize("die_at", ["submit:5", "submitted:8", "mapped"])
+@pytest.mark.parametrize("cluster", [{"slurm": {"max_array_size": 5}}], indirect=True)
+@pytest.mark.parametrize("die_at", ["submit:2", "submitted:2", "mapped"])
 def test_map_killed_and_run_again_submits_each_job_once(cluster, tmp_path, die_at):
+    """12 calls in arrays of at most 5 (5, 5, 2): killed before or right after the second array's
+    submission, or after map returned, then run again."""
     n = 12
     run_log = f"executor_runs_{uuid.uuid4().hex}.log"   # in the cluster account's home
     env = dict(os.environ, RUN_LOG=f"~/{run_log}", N_CALLS=str(n), PAUSE="2", PARTITION="standard")
@@ -143,9 +205,10 @@ def test_map_killed_and_run_again_submits_each_job_once(cluster, tmp_path, die_a
     finally:
         cluster.run(f"rm -f ~/{run_log}")
     assert ran == Counter(str(x) for x in range(n))        # every call ran exactly once
-    ids = [row["id"] for row in cluster.config.db.jobs()]
-    assert len(ids) == n and Counter(row["status"] for row in cluster.config.db.jobs()) == {"succeeded": n}
-    assert slurm_jobs_named(cluster, ids) == Counter(ids)  # and Slurm was given each job once
+    rows = list(cluster.config.db.jobs())
+    assert len(rows) == n and Counter(row["status"] for row in rows) == {"succeeded": n}
+    assert sorted(arrays_of(rows).values()) == [2, 5, 5]  # split at the configured maximum
+    assert slurm_tasks(cluster, rows) == Counter(row["remote_id"] for row in rows)  # each task given once
     rundir = cluster.config.systems["remote"].remote_rundir
     assert int(cluster.run(f"ls -d {shlex.quote(rundir)}/*/ | wc -l").strip()) == n  # one directory per job
     if die_at == "mapped":

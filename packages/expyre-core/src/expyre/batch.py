@@ -13,7 +13,13 @@ A plugin for a batch scheduler (Slurm, Grid Engine, PBS, LSF, a site's wrapper) 
 * :meth:`~BatchScheduler.find_commands` / :meth:`~BatchScheduler.parse_find`: this user's jobs
   with a given job name;
 * :attr:`~BatchScheduler.transient` and :attr:`~BatchScheduler.already_over`: which messages mean
-  "try again" and "that job is already over".
+  "try again" and "that job is already over";
+* optionally, job arrays: :attr:`~BatchScheduler.array_index_var` (and
+  :attr:`~BatchScheduler.array_first_index`), :meth:`~BatchScheduler.array_submit_command`,
+  :meth:`~BatchScheduler.array_task_ids`, and :meth:`~BatchScheduler.max_array_size_commands` /
+  :meth:`~BatchScheduler.parse_max_array_size`; status, cancel, hold and release then get task
+  ids (the plugin's :meth:`~BatchScheduler.status_commands` and :meth:`~BatchScheduler.parse_status`
+  must answer for each task).
 
 Core then does the rest, the same way for every scheduler:
 
@@ -39,6 +45,12 @@ A plugin module exposes the hooks of one instance::
     (expyre_schedulers, check_options, render_header, job_environment, submit, status,
      find_submitted, cancel, hold, release) = SCHEDULER.hooks()
     check_system = SCHEDULER.check_system   # optional: ``xpr check`` (check_commands, parse_check)
+    array_support, submit_array = SCHEDULER.array_hooks()   # only if it declares arrays
+
+An array is submitted exactly-once the same way as a single job (in its first task's directory);
+a restarted script finds it by the array's name and derives each task's id from the array's id.
+The system's scheduler table may set ``max_array_size`` (overrides what the scheduler says) and
+``arrays = false`` (submit one job per call).
 """
 from __future__ import annotations
 
@@ -285,6 +297,26 @@ def record_probe(remote_dir: str) -> str:
             "else (exit 1); fi")
 
 
+# --------------------------------------------------------------------------- array settings
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+#: Settings of every scheduler with arrays (the system's table named after the scheduler):
+#: ``max_array_size`` (most tasks in one array; overrides what the scheduler says) and
+#: ``arrays`` (false: submit one job per call).
+ARRAY_SETTINGS: Mapping[str, Callable[[Any], Any]] = {"max_array_size": _positive_int, "arrays": _boolean}
+
+
 # --------------------------------------------------------------------------- the base class
 
 class BatchScheduler:
@@ -373,6 +405,37 @@ class BatchScheduler:
         """True if a section's exit status and output (with the command's stderr) are an answer."""
         return returncode == 0
 
+    # ------------------------------------------------------------------ plugin supplies, for arrays
+
+    #: the variable holding a task's index inside an array task (empty: this scheduler has no arrays)
+    array_index_var: str = ""
+    #: the index of an array's first task
+    array_first_index: int = 0
+
+    def array_submit_command(self, job: JobSpec, script: str, count: int, max_parallel: Optional[int]) -> str:
+        """The command that submits ``script`` as an array of ``count`` tasks, indexed from
+        :attr:`array_first_index`, at most ``max_parallel`` running at once (plugin supplies)."""
+        raise NotImplementedError
+
+    def parse_array_submit(self, stdout: str) -> str:
+        """The array's id from what the array submit command printed; by default
+        :meth:`parse_submit`'s answer."""
+        return self.parse_submit(stdout)
+
+    def array_task_ids(self, array_id: str, count: int) -> List[str]:
+        """The remote id of each task of array ``array_id``, in task order (plugin supplies)."""
+        raise NotImplementedError
+
+    def max_array_size_commands(self) -> Dict[str, str]:
+        """``{section: command}`` whose output says the most tasks one array may have; by default
+        none (no limit known)."""
+        return {}
+
+    def parse_max_array_size(self, sections: Sections) -> Optional[int]:
+        """The most tasks one array may have, from :meth:`max_array_size_commands`'s output, or
+        None when it does not say."""
+        return None
+
     # ------------------------------------------------------------------ what core runs
 
     def is_transient(self, message: str) -> bool:
@@ -403,9 +466,14 @@ class BatchScheduler:
                               accept=lambda r: r.returncode > 0 and complete(r) is None, complete=complete)
         return split_sections(result.stdout), result
 
-    def submit_job(self, job: JobSpec, script: str, shell: Shell) -> str:
-        """Submit exactly once (see the module's description); returns the remote id."""
-        command = self.submit_command(job, script)
+    def submit_job(self, job: JobSpec, script: str, shell: Shell, command: Optional[str] = None,
+                   parse: Optional[Callable[[str], str]] = None) -> str:
+        """Submit exactly once (see the module's description); returns the remote id.
+
+        ``command`` and ``parse`` replace :meth:`submit_command` and :meth:`parse_submit` (an
+        array's submission uses them)."""
+        command = command if command is not None else self.submit_command(job, script)
+        parse = parse or self.parse_submit
         tries, wait = retry_settings()
         for attempt in range(1, tries + 1):
             result = run_unchecked(shell, self._with_preamble(submit_wrapper(job.remote_dir, command, attempt > 1)),
@@ -416,7 +484,7 @@ class BatchScheduler:
                                                       "took the job is unknown")
             if result.returncode == 0:
                 try:
-                    return self.parse_submit(result.stdout)
+                    return parse(result.stdout)
                 except OutputError as exc:
                     found = self._by_name(job, shell, f"the submit command's output could not be read ({exc})")
                     if found:
@@ -434,6 +502,30 @@ class BatchScheduler:
             raise BatchError(shell.host, result, refused)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def array_info(self, shell: Shell) -> Optional[Dict[str, Any]]:
+        """The ``array_support`` hook's answer: None without :attr:`array_index_var` or when the
+        system's table says ``arrays = false``; the maximum size from the table's
+        ``max_array_size``, else from the scheduler (asked once per system)."""
+        if not self.array_index_var or not self.options.get("arrays", True):
+            return None
+        max_size = self.options.get("max_array_size")
+        if max_size is None and self.max_array_size_commands():
+            sections, result = self.query(shell, self.max_array_size_commands(), f"{self.name} maximum array size")
+            try:
+                max_size = self.parse_max_array_size(sections)
+            except OutputError as exc:
+                raise BatchError(shell.host, result, f"{self.name} maximum array size: {exc}") from None
+        return {"index_var": self.array_index_var, "first_index": self.array_first_index, "max_size": max_size}
+
+    def submit_array_job(self, job: JobSpec, script: str, shell: Shell, max_parallel: Optional[int]) -> List[str]:
+        """Submit an array exactly once (as :meth:`submit_job`); the remote id of each task."""
+        count = int(job.array_size or 0)
+        if count < 1:
+            raise ValueError(f"array {job.id}: array_size must be at least 1, not {job.array_size!r}")
+        command = self.array_submit_command(job, script, count, max_parallel)
+        array_id = self.submit_job(job, script, shell, command=command, parse=self.parse_array_submit)
+        return self.array_task_ids(array_id, count)
+
     def _by_name(self, job: JobSpec, shell: Shell, failure: str) -> List[str]:
         try:
             return self.find_jobs(job, shell, wait=False)
@@ -442,7 +534,8 @@ class BatchScheduler:
                                                   f"and it could not be asked: {exc}") from exc
 
     def find_jobs(self, job: JobSpec, shell: Shell, wait: bool = True) -> List[str]:
-        """Remote ids for ``job``: the id the submit record holds, and jobs listed under its name.
+        """Remote ids for ``job``: the id the submit record holds, and jobs listed under its name
+        (for an array: the array's ids; with ``job.array_index``, that task's ids).
 
         While an earlier submit command still runs, wait for it (up to :attr:`submit_timeout`);
         if it still runs then, the outcome is unknown: :class:`expyre.ConnectionLostError`.
@@ -460,17 +553,21 @@ class BatchScheduler:
                                                       f"running after {self.submit_timeout:.0f} s; its outcome is "
                                                       "unknown")
             time.sleep(self.submit_poll)
+        is_array = job.array_size is not None or job.array_index is not None
         found = []
         if record_rc == 0:
             try:
-                found.append(self.parse_submit(record_text))
+                found.append((self.parse_array_submit if is_array else self.parse_submit)(record_text))
             except OutputError:
                 pass
         try:
             found += self.parse_find(sections, name)
         except OutputError as exc:
             raise BatchError(shell.host, result, f"looking for {self.name} jobs named {name}: {exc}") from None
-        return list(dict.fromkeys(found))
+        found = list(dict.fromkeys(found))
+        if job.array_index is not None:  # one task of the array(s) found
+            return [self.array_task_ids(array_id, job.array_index + 1)[job.array_index] for array_id in found]
+        return found
 
     def query_status(self, jobs: Sequence[RemoteJob], shell: Shell) -> Dict[str, str]:
         """States of ``jobs`` from one round trip; jobs the answer does not cover are ``unknown``."""
@@ -554,11 +651,12 @@ class BatchScheduler:
     def check(self, options: Mapping[str, Any]) -> List[Tuple[str, object, str]]:
         """Problems in the system's settings table for this scheduler, as ``(key, value, problem)``."""
         problems = []
+        known = {**(ARRAY_SETTINGS if self.array_index_var else {}), **self.settings}
         for key, value in options.items():
             try:
-                if key not in self.settings:
-                    raise ValueError(f"unknown {self.name} setting; known: {', '.join(self.settings) or 'none'}")
-                self.settings[key](value)
+                if key not in known:
+                    raise ValueError(f"unknown {self.name} setting; known: {', '.join(known) or 'none'}")
+                known[key](value)
             except ValueError as exc:
                 problems.append((key, value, str(exc)))
         return problems
@@ -580,6 +678,20 @@ class BatchScheduler:
         """The hook implementations, for a plugin module to expose (see the module's description)."""
         return (self.expyre_schedulers, self.check_options, self.render_header, self.job_environment, self.submit,
                 self.status, self.find_submitted, self.cancel, self.hold, self.release)
+
+    def array_hooks(self) -> Tuple[Callable, ...]:
+        """The array hook implementations (``array_support``, ``submit_array``), for a plugin
+        that declares arrays (:attr:`array_index_var`) to expose."""
+        return (self.array_support, self.submit_array)
+
+    @hookimpl
+    def array_support(self, scheduler: str, shell: Shell, system: Optional[Any] = None) -> Optional[dict]:
+        return self.bound(shell, system).array_info(shell)
+
+    @hookimpl
+    def submit_array(self, scheduler: str, job: JobSpec, script: str, shell: Shell, max_parallel: Optional[int] = None,
+                     system: Optional[Any] = None) -> List[str]:
+        return self.bound(shell, system).submit_array_job(job, script, shell, max_parallel)
 
     @hookimpl
     def check_system(self, scheduler: str, partitions: Dict[str, dict], shell: Shell,

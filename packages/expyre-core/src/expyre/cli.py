@@ -52,9 +52,29 @@ def _split(value: Optional[str]) -> Optional[List[str]]:
 
 
 def select_jobs(id=None, name=None, status=None, system=None, readable=True) -> List[dict]:
-    """Jobs-database rows matching the selection options."""
-    return list(config.db.jobs(id=_split(id), name=_split(name), status=_split(status),
-                               system=_split(system), readable=readable))
+    """Jobs-database rows matching the selection options. An ``id`` regexp that matches an
+    array's name (``<first task's id>_array``, as ``xpr ls`` shows it) selects all its tasks."""
+    ids = _split(id)
+    rows = list(config.db.jobs(id=ids, name=_split(name), status=_split(status), system=_split(system),
+                               readable=readable))
+    if ids:
+        chosen = {row["id"] for row in rows}
+        patterns = [re.compile(f"^{regexp}$") for regexp in ids]
+        for row in config.db.jobs(name=_split(name), status=_split(status), system=_split(system), readable=readable):
+            array = _array_of(row)
+            if row["id"] not in chosen and array and any(p.search(array) for p in patterns):
+                rows.append(row)
+    return rows
+
+
+def _array_of(row: dict) -> Optional[str]:
+    """The name of the array job ``row`` is a task of, or None."""
+    from .arrays import read_task_marker
+    try:
+        marker = read_task_marker(Path(row["from_dir"])) if row.get("from_dir") else None
+    except (ValueError, OSError):
+        return None
+    return marker.array_id if marker is not None and row.get("remote_id") else None
 
 
 def _require_selection(ctx, **selection) -> None:
@@ -171,11 +191,16 @@ def format_table(headers: List[str], rows: List[List[str]]) -> str:
 
 @cli.command("ls")
 @selection_options()
-@click.option("--long-output", "-l", is_flag=True, help="full ids, names, creation times and stage directories")
+@click.option("--long-output", "-l", is_flag=True,
+              help="full ids, names, creation times and stage directories, and a row for each task of an array")
 @click.option("--json", "as_json", is_flag=True, help="print the jobs' database rows as a JSON list")
 @domain_errors
 def cli_ls(id, name, status, system, long_output, as_json):
-    """List jobs (all jobs unless selected)."""
+    """List jobs (all jobs unless selected).
+
+    The tasks of an array job are one row, with how many tasks are in each status (``-l``: a row
+    for each task, naming its array). ``-i ARRAY`` selects an array's tasks, in this and the
+    other commands."""
     jobs = select_jobs(id, name, status, system)
     if as_json:
         click.echo(json.dumps(jobs, indent=1, default=str))
@@ -184,19 +209,53 @@ def cli_ls(id, name, status, system, long_output, as_json):
         click.echo(f"No matching jobs in {config.db.db_filename}")
         return
     if long_output:
-        headers = ["#", "name", "id", "created", "status (since)", "remote_id@system", "remote status", "stage dir"]
+        headers = ["#", "name", "id", "created", "status (since)", "remote_id@system", "remote status", "stage dir",
+                   "array"]
     else:
         headers = ["#", "id", "status (since)", "remote_id@system", "remote status"]
     rows = []
-    for i, job in enumerate(jobs):
+    arrays: Dict[str, List[dict]] = {}
+    for job in jobs:
+        array = _array_of(job)
+        if array is not None and not long_output:
+            if array not in arrays:
+                rows.append(array)  # the array's row goes where its first listed task is
+            arrays.setdefault(array, []).append(job)
+        else:
+            rows.append(job)
+    lines = []
+    for i, item in enumerate(rows):
+        if isinstance(item, str):
+            lines.append([str(i), *_array_row(item, arrays[item])])
+            continue
+        job = item
         status_text = f"{job['status']} ({job['status_time'] or job['creation_time']})"
         where = f"{job['remote_id'] or '-'}@{job['system'] or '-'}"
         if long_output:
-            rows.append([str(i), job["name"], job["id"], str(job["creation_time"]), status_text, where,
-                         str(job["remote_status"] or "-"), job["from_dir"]])
+            lines.append([str(i), job["name"], job["id"], str(job["creation_time"]), status_text, where,
+                          str(job["remote_status"] or "-"), job["from_dir"], _array_of(job) or "-"])
         else:
-            rows.append([str(i), _short_id(job), status_text, where, str(job["remote_status"] or "-")])
-    click.echo(format_table(headers, rows))
+            lines.append([str(i), _short_id(job), status_text, where, str(job["remote_status"] or "-")])
+    click.echo(format_table(headers, lines))
+
+
+def _counts(values: List[str]) -> str:
+    """``3 succeeded, 1 started``: how many of each value, most frequent first."""
+    counts: Dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return ", ".join(f"{n} {value}" for value, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _array_row(array: str, tasks: List[dict]) -> List[str]:
+    """``xpr ls``'s one row for the listed tasks of an array: its name and the task counts."""
+    first, last = tasks[0], tasks[-1]
+    remote = first["remote_id"] if len(tasks) == 1 else f"{first['remote_id']}..{last['remote_id']}"
+    suffix = "_array"
+    short = (_short_id({"id": array[:-len(suffix)], "name": first["name"]}) + suffix if array.endswith(suffix)
+             else array)
+    return [short, f"array of {len(tasks)}: {_counts([t['status'] for t in tasks])}",
+            f"{remote}@{first['system'] or '-'}", _counts([str(t["remote_status"] or "-") for t in tasks])]
 
 
 # --------------------------------------------------------------------------- rm, cancel

@@ -128,6 +128,9 @@ class Executor(concurrent.futures.Executor):
         are not packed into chunks)
     header_extra, exact_fit, partial_node, python_cmd, preflight
         as for :meth:`ExPyRe.start`, for every call
+    max_parallel: int, optional
+        on a scheduler with job arrays (calls started together go as array jobs), the most
+        tasks of each array that run at once (Slurm ``%N``, Grid Engine ``-tc``)
     check_interval: float, default 30
         longest time between polls of the system, in seconds (polls start quickly and slow down)
     quiet: bool, default False
@@ -145,8 +148,8 @@ class Executor(concurrent.futures.Executor):
                  post_run_commands: Sequence[str] = (), output_files: Sequence[str] = (),
                  try_restart_from_prev: bool = True, hash_ignore: Sequence[Union[int, str]] = (),
                  header_extra: Sequence[str] = (), exact_fit: bool = True, partial_node: bool = False,
-                 python_cmd: Optional[str] = None, check_interval: float = 30.0, quiet: bool = False,
-                 preflight: Optional[bool] = None):
+                 python_cmd: Optional[str] = None, max_parallel: Optional[int] = None,
+                 check_interval: float = 30.0, quiet: bool = False, preflight: Optional[bool] = None):
         if resources is None:
             raise TypeError("Executor: resources are required, for example "
                             "resources={'max_time': '1h', 'num_cores': 1} with partial_node=True")
@@ -160,8 +163,11 @@ class Executor(concurrent.futures.Executor):
                                  pre_run_commands=list(pre_run_commands), post_run_commands=list(post_run_commands),
                                  output_files=list(output_files), try_restart_from_prev=try_restart_from_prev,
                                  hash_ignore=list(hash_ignore))
+        if max_parallel is not None and (isinstance(max_parallel, bool) or not isinstance(max_parallel, int)
+                                         or max_parallel < 1):
+            raise ValueError(f"Executor: max_parallel must be a positive whole number or None, not {max_parallel!r}")
         self._start_options = dict(header_extra=list(header_extra), exact_fit=exact_fit, partial_node=partial_node,
-                                   python_cmd=python_cmd, preflight=preflight)
+                                   python_cmd=python_cmd, preflight=preflight, max_parallel=max_parallel)
         self.check_interval = float(check_interval)
         self.quiet = quiet
         self._batch = many.BatchLookup()

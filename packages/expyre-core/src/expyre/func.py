@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from . import config, gather, jobfiles, jobnames, jobscript, jobstate, preflight, results, stage
+from . import arrays, config, gather, jobfiles, jobnames, jobscript, jobstate, preflight, results, stage
 from .errors import (
     ExPyReJobDiedError,
     ExPyRePreflightError,
@@ -261,6 +261,7 @@ class ExPyRe:
         script_path.write_text(script)
         script_path.chmod(0o755)
 
+        arrays.clear_task_marker(self.stage_dir)  # submitted on its own, whatever it was before
         jobstate.begin_submission(self.id, self.status, system=system.name, remote_dir=job.remote_dir)
         self.status, self.system_name, self.remote_dir = "submitting", system.name, job.remote_dir
         _timing(f"ExPyRe {self.id} staging out")
@@ -319,14 +320,19 @@ class ExPyRe:
         self._set_created()
 
     def _set_created(self) -> None:
+        arrays.clear_task_marker(self.stage_dir)
         jobstate.not_submitted(self.id, self.status)
         self.status, self.remote_dir = "created", None
 
     def _recover_submission(self) -> None:
         """Finish a submission that an earlier process began but did not record."""
         system = _system(self.system_name)
-        probe = JobSpec(id=self.id, name=self.name, remote_dir=self.remote_dir or system.job_remote_dir(self.stage_dir),
-                        partition=None, node_dict={}, max_time=None)
+        own_dir = self.remote_dir or system.job_remote_dir(self.stage_dir)
+        probe = JobSpec(id=self.id, name=self.name, remote_dir=own_dir, partition=None, node_dict={}, max_time=None)
+        task = arrays.read_task_marker(self.stage_dir)
+        if task is not None:  # one task of an array job: look for the array, then for this task
+            probe = JobSpec(id=task.array_id, name=self.name, remote_dir=task.leader_dir, partition=None,
+                            node_dict={}, max_time=None, array_index=task.index)
         found = system.find_submitted(probe)
         if found:
             jobstate.submitted(self.id, self.status, found[0])
@@ -335,7 +341,7 @@ class ExPyRe:
                 warnings.warn(f"job {self.id}: the scheduler has {len(found)} jobs for it ({', '.join(found)}); "
                               f"following {found[0]}", RuntimeWarning, stacklevel=3)
         else:
-            self._undo_submission(system, probe.remote_dir)
+            self._undo_submission(system, own_dir)
 
     def _forget_previous_run(self) -> None:
         if self.system_name is not None and self.remote_dir is not None:

@@ -296,6 +296,69 @@ def find_submitted(scheduler: str, job: JobSpec, shell: Shell,
     """
 
 
+@hookspec(firstresult=True)
+def array_support(scheduler: str, shell: Shell, system: Optional[System] = None) -> Optional[dict]:
+    """Say whether, and how, this scheduler runs job arrays (optional hook).
+
+    Called by core (once per system, the answer is kept) before it starts a batch of two or
+    more jobs: when the answer is not None, the batch is submitted as array jobs with
+    :func:`submit_array`. A plugin without this hook, or answering None, gets one :func:`submit`
+    per job.
+
+    Parameters
+    ----------
+    scheduler: str
+        scheduler name from the system's config
+    shell: expyre.Shell
+        command runner on the system's host (to ask the scheduler for its maximum array size)
+    system: expyre.system.System or None
+        the system the call is for: a plugin reads its options table (for example a
+        ``max_array_size`` that overrides the scheduler's own) from ``system.scheduler_options``
+
+    Returns
+    -------
+    dict or None
+        ``{"index_var": NAME, "first_index": 0 or 1, "max_size": N or None}``: the environment
+        variable that holds a task's index inside the task, the first task's index, and the
+        most tasks one array may have (a larger batch is split into several arrays); None when
+        this scheduler (or this system) has no arrays
+    """
+
+
+@hookspec(firstresult=True)
+def submit_array(scheduler: str, job: JobSpec, script: str, shell: Shell, max_parallel: Optional[int] = None,
+                 system: Optional[System] = None) -> List[str]:
+    """Submit an array job whose script is already in place on the host.
+
+    Called by core for each array of a batch (see :func:`array_support`), after every task's
+    job directory was copied to the host. Core wrote the array's script (in ``job.remote_dir``,
+    the first task's directory): it picks the task's own job directory from the task index.
+    Like :func:`submit`, it must not retry on its own after a failure whose outcome is unknown.
+
+    Parameters
+    ----------
+    scheduler: str
+        scheduler name from the system's config
+    job: expyre.JobSpec
+        the array: ``id`` is the array's name, ``remote_dir`` its first task's directory,
+        ``array_size`` the number of tasks; resources as for each task
+    script: str
+        file name of the array's script, relative to ``job.remote_dir``
+    shell: expyre.Shell
+        command runner on the system's host
+    max_parallel: int or None
+        most tasks of this array to run at once (None: no limit)
+    system: expyre.system.System or None
+        the system the call is for
+
+    Returns
+    -------
+    list(str)
+        one remote id per task, in task order: ids that :func:`status`, :func:`cancel`,
+        :func:`hold` and :func:`release` accept for that task alone
+    """
+
+
 # --------------------------------------------------------------------------- transports
 
 @hookspec(firstresult=True)

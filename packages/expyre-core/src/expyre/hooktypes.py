@@ -57,6 +57,11 @@ class JobSpec:
         the system asked for no default header lines (job name, queue, time, output files)
     stdout_file, stderr_file: str
         file names, relative to ``remote_dir``, for the job script's own stdout and stderr
+    array_size: int or None
+        set for an array job (the ``submit_array`` hook): how many tasks it has
+    array_index: int or None
+        set when ``find_submitted`` looks for one task of an array (``id`` and ``remote_dir``
+        are then the array's): the task's position in the array, counted from 0
     """
 
     id: str
@@ -69,6 +74,8 @@ class JobSpec:
     no_default_header: bool = False
     stdout_file: str = ""
     stderr_file: str = ""
+    array_size: Optional[int] = None
+    array_index: Optional[int] = None
 
     def __post_init__(self):
         if not self.stdout_file:

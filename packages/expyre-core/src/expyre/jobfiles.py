@@ -24,6 +24,15 @@ Written by the job (:func:`run_files`):
 * ``job.<id>.stdout`` / ``job.<id>.stderr``: what the job script printed (the scheduler writes them)
 * files of the scheduler plugin, named with :func:`plugin_file`
 
+Written when the job is one task of an array job (:mod:`expyre.arrays`):
+
+* ``_expyre_array_task``: which array the job is a task of (its first task's directory, the
+  array's name and this task's index), so a restarted script can find the array again
+* ``_expyre_array_job.sh``: in the array's first task only, the array's job script, which picks
+  its task's job directory from the scheduler's task index
+* ``_expyre_array.stdout`` / ``_expyre_array.stderr``: in the first task only, what the array
+  script itself printed (each task's job script writes its own ``job.<id>.stdout``/``.stderr``)
+
 Every name expyre uses starts with :data:`PREFIX` (or is a job output named after the job id), so
 :func:`is_reserved` can refuse input and output files that would collide with them.
 """
@@ -49,6 +58,10 @@ EXCEPTION = "_expyre_job_exception"
 ERROR = "_expyre_job_error"
 STDOUT = "_expyre_stdout"
 STDERR = "_expyre_stderr"
+ARRAY_TASK = "_expyre_array_task"
+ARRAY_SCRIPT = "_expyre_array_job.sh"
+ARRAY_STDOUT = "_expyre_array.stdout"
+ARRAY_STDERR = "_expyre_array.stderr"
 #: Left by ``ExPyRe.clean`` in a stage directory whose large files were overwritten.
 CLEANED = "_expyre_job_cleaned"
 

@@ -10,9 +10,9 @@ restarted script with one lookup in the jobs database instead of one per call.
 from __future__ import annotations
 
 import warnings
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from . import config, jobfiles, jobstate, stage
+from . import arrays, config, jobfiles, jobstate, stage
 from . import preflight as _preflight
 from .func import ExPyRe, _system
 from .hooktypes import ConnectionLostError, JobSpec
@@ -50,11 +50,14 @@ class BatchLookup:
 def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system_name: Optional[str] = None,
                header_extra: Sequence[str] = (), exact_fit: bool = True, partial_node: bool = False,
                python_cmd: Optional[str] = None, force_rerun: bool = False,
-               preflight: Optional[bool] = None) -> None:
+               preflight: Optional[bool] = None, max_parallel: Optional[int] = None) -> None:
     """Start many jobs on one system together, with the arguments of :meth:`ExPyRe.start`.
 
-    The stage directories of all jobs are copied to the system in one transfer; then each job is
-    submitted (recorded as ``submitting`` first, ``submitted`` with its remote id right after).
+    The stage directories of all jobs are copied to the system in one transfer; then the jobs are
+    submitted (recorded as ``submitting`` first, ``submitted`` with their remote ids right after).
+    On a scheduler with job arrays (see :mod:`expyre.arrays`), two or more jobs go as array
+    jobs, one task per job, split into several arrays above the scheduler's maximum array size;
+    otherwise each job is submitted on its own.
     Jobs that were already started (re-attached to an earlier run, or started before) are left
     alone unless ``force_rerun``; a job whose submission an earlier process left unfinished is
     looked up in the scheduler first, as :meth:`ExPyRe.start` does.
@@ -70,6 +73,8 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
     header_extra, exact_fit, partial_node, python_cmd, force_rerun, preflight
         as for :meth:`ExPyRe.start`; preflight checks the distinct calls once, before anything
         is transferred
+    max_parallel: int, optional
+        when the jobs go as array jobs, the most tasks of each array that run at once
 
     Raises
     ------
@@ -120,6 +125,8 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
         script_path.write_text(xpr._render_script(system, job, python_cmd))
         script_path.chmod(0o755)
         jobs.append(job)
+    support = system.array_support() if len(to_start) >= arrays.MIN_ARRAY_JOBS else None
+    groups = [_Group(list(group), support, system) for group in arrays.groups(list(zip(to_start, jobs)), support)]
 
     for xpr, job in zip(to_start, jobs):
         jobstate.begin_submission(xpr.id, xpr.status, system=system.name, remote_dir=job.remote_dir)
@@ -130,19 +137,50 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
         _undo(system, to_start, jobs)
         raise
 
-    for n, (xpr, job) in enumerate(zip(to_start, jobs)):
+    for n, group in enumerate(groups):
+        later = [member for g in groups[n + 1:] for member in g.members]
         try:
-            remote_id = system.submit(job, jobfiles.SCRIPT)
+            remote_ids = group.submit(max_parallel)
         except ConnectionLostError:
-            # this job's outcome is unknown: it stays "submitting" for the next start to look up
-            _undo(system, to_start[n + 1:], jobs[n + 1:])
+            # this group's outcome is unknown: it stays "submitting" for the next start to look up
+            _undo(system, [x for x, _ in later], [j for _, j in later])
             raise
         except BaseException:
-            _undo(system, to_start[n:], jobs[n:])
+            _undo(system, [x for x, _ in group.members + later], [j for _, j in group.members + later])
             raise
-        jobstate.submitted(xpr.id, xpr.status, remote_id)
-        xpr.remote_id, xpr.status = remote_id, "submitted"
+        for (xpr, _job), remote_id in zip(group.members, remote_ids):
+            jobstate.submitted(xpr.id, xpr.status, remote_id)
+            xpr.remote_id, xpr.status = remote_id, "submitted"
     system.poll_schedule.restart()
+
+
+class _Group:
+    """Jobs submitted together: one job on its own, or the tasks of one array job.
+
+    Made before the jobs are copied to the host: an array's script goes into its first task's
+    stage directory, and each task's marker (:func:`expyre.arrays.write_task_marker`) into its own.
+    """
+
+    def __init__(self, members: List[Tuple[ExPyRe, JobSpec]], support: Optional[arrays.ArraySupport], system):
+        self.members, self.system = members, system
+        self.array: Optional[JobSpec] = None
+        if len(members) == 1 or support is None:
+            for xpr, _job in members:
+                arrays.clear_task_marker(xpr.stage_dir)
+            return
+        leader_xpr, leader = members[0]
+        self.array = arrays.array_spec(leader, len(members))
+        script = leader_xpr.stage_dir / jobfiles.ARRAY_SCRIPT
+        script.write_text(system.array_script(support, self.array, [job for _, job in members]))
+        script.chmod(0o755)
+        for index, (xpr, _job) in enumerate(members):
+            arrays.write_task_marker(xpr.stage_dir, arrays.TaskMarker(leader.remote_dir, self.array.id, index))
+
+    def submit(self, max_parallel: Optional[int]) -> List[str]:
+        """Submit the group; the remote id of each member, in order."""
+        if self.array is None:
+            return [self.system.submit(job, jobfiles.SCRIPT) for _xpr, job in self.members]
+        return self.system.submit_array(self.array, jobfiles.ARRAY_SCRIPT, max_parallel)
 
 
 def _undo(system, xprs: Sequence[ExPyRe], jobs: Sequence[JobSpec]) -> None:

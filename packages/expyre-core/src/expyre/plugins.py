@@ -268,6 +268,10 @@ def _scheduler_call(hook_name: str, scheduler: str, system: Any, **kwargs: Any) 
     return _call("scheduler", scheduler, hook_name, scheduler=scheduler, system=system, **kwargs)
 
 
+def _scheduler_call_optional(hook_name: str, scheduler: str, system: Any, **kwargs: Any) -> Any:
+    return _call("scheduler", scheduler, hook_name, False, scheduler=scheduler, system=system, **kwargs)
+
+
 def render_header(scheduler: str, job: JobSpec) -> List[str]:
     return list(_call("scheduler", scheduler, "render_header", job=job, scheduler=scheduler))
 
@@ -311,6 +315,17 @@ def check_system(scheduler: str, partitions: Dict[str, dict], shell: Shell, syst
     result = _call("scheduler", scheduler, "check_system", False, scheduler=scheduler, partitions=dict(partitions),
                    shell=shell, system=system)
     return list(result) if result is not None else None
+
+
+def array_support(scheduler: str, shell: Shell, system: Any = None) -> Optional[dict]:
+    """The scheduler's answer about arrays, or None (also for a plugin without the hook)."""
+    return _scheduler_call_optional("array_support", scheduler, system, shell=shell)
+
+
+def submit_array(scheduler: str, job: JobSpec, script: str, shell: Shell, max_parallel: Optional[int] = None,
+                 system: Any = None) -> List[str]:
+    return [str(i) for i in _scheduler_call("submit_array", scheduler, system, job=job, script=script, shell=shell,
+                                            max_parallel=max_parallel)]
 
 
 def check_options(kind: str, name: str, options: dict) -> List[Tuple[str, Any, str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import jobscript, plugins
+from .arrays import ArraySupport, array_script
 from .header import env_header_extra
 from .hooktypes import CommandResult, JobSpec, RemoteJob, Shell, quote
 from .polling import PollSchedule
@@ -287,6 +288,28 @@ class System:
         and runs ``pre_submit_cmds`` first.
         """
         return plugins.submit(self.scheduler, job, script, SubmitShell(self.shell, self.pre_submit_cmds), system=self)
+
+    def array_support(self) -> Optional[ArraySupport]:
+        """How this system's scheduler runs job arrays (asked once, then kept), or None."""
+        if not hasattr(self, "_arrays"):
+            self._arrays = ArraySupport.from_answer(plugins.array_support(self.scheduler, self.shell, system=self),
+                                                    self.scheduler)
+        return self._arrays
+
+    def array_script(self, support: ArraySupport, array: JobSpec, tasks: Sequence[JobSpec]) -> str:
+        """The script of an array job (:func:`expyre.arrays.array_script`) on this system."""
+        return array_script(script_exec=self.script_exec, header=plugins.render_header(self.scheduler, array),
+                            support=support, tasks=tasks)
+
+    def submit_array(self, job: JobSpec, script: str, max_parallel: Optional[int] = None) -> List[str]:
+        """Submit the array job ``job`` (its script ``script`` in ``job.remote_dir``); returns one
+        remote id per task. Exactly-once as :meth:`submit`."""
+        ids = plugins.submit_array(self.scheduler, job, script, SubmitShell(self.shell, self.pre_submit_cmds),
+                                   max_parallel=max_parallel, system=self)
+        if len(ids) != job.array_size:
+            raise RuntimeError(f"scheduler '{self.scheduler}' returned {len(ids)} task ids for an array of "
+                               f"{job.array_size} tasks")
+        return ids
 
     def find_submitted(self, job: JobSpec) -> List[str]:
         """Remote ids of jobs the scheduler already has for ``job``."""

@@ -1,10 +1,12 @@
 """expyre's Grid Engine plugin (``"scheduler": "sge"``) on :mod:`expyre.batch`: ``qsub``; per poll one
-``qstat -xml`` (and the directory and ``qacct`` of jobs it no longer lists); ``qdel``, ``qhold``, ``qrls``."""
+``qstat -xml`` (and the directory and ``qacct`` of jobs it no longer lists); ``qdel``, ``qhold``, ``qrls``.
+Job arrays: ``qsub -t 1-N -tc M``, task ids ``<job number>.<task>`` (``SGE_TASK_ID``), at most
+``max_aj_tasks`` tasks per array (``qconf -sconf``; 0 there means no limit)."""
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from expyre import ConnectionLostError, JobSpec, RemoteCommandError, RemoteJob, Shell
+from expyre import ConnectionLostError, JobSpec, RemoteCommandError, RemoteJob, Shell, quote
 from expyre.batch import BatchScheduler, Sections
 
 from . import check, commands, header, names, parse
@@ -25,8 +27,23 @@ class GridEngine(BatchScheduler):
     complaint, already_over = r"(?i)error|denied", r"does not exist|not found"
     render_header_lines, environment_lines = staticmethod(header.render_header), header.JOB_ENVIRONMENT
 
+    array_index_var, array_first_index = "SGE_TASK_ID", 1
+
     def parse_submit(self, stdout: str) -> str:
         return parse.parse_qsub_output(stdout).job_number
+
+    def array_submit_command(self, job: JobSpec, script: str, count: int, max_parallel: Optional[int]) -> str:
+        limit = f" -tc {int(max_parallel)}" if max_parallel else ""
+        return f"qsub -t {quote(f'1-{count}')}{limit} {quote(script)}"
+
+    def array_task_ids(self, array_id: str, count: int) -> List[str]:
+        return [f"{array_id}.{task}" for task in range(1, count + 1)]
+
+    def max_array_size_commands(self) -> Dict[str, str]:
+        return {"config": "qconf -sconf"}
+
+    def parse_max_array_size(self, sections: Sections) -> Optional[int]:
+        return parse.parse_max_aj_tasks(sections["config"][1])
 
     def status_commands(self, jobs: Sequence[RemoteJob]) -> Dict[str, str]:
         return commands.status_commands(jobs)[0]
@@ -83,3 +100,4 @@ SCHEDULER = GridEngine()
 (expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()
 check_system = SCHEDULER.check_system
+array_support, submit_array = SCHEDULER.array_hooks()

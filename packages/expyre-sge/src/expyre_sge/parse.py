@@ -51,6 +51,16 @@ def parse_qsub_output(stdout: str) -> Submission:
     return batch.one_id(found, "qsub", stdout, key=lambda submission: submission.job_number)
 
 
+_MAX_AJ_TASKS = re.compile(r"^max_aj_tasks\s+(\d+)\s*$", re.MULTILINE)
+
+
+def parse_max_aj_tasks(output: str) -> Optional[int]:
+    """The most tasks one array job may have, from ``qconf -sconf`` (``max_aj_tasks``); None when
+    it is not listed or is 0 (Grid Engine's "no limit")."""
+    match = _MAX_AJ_TASKS.search(output)
+    return int(match.group(1)) or None if match else None
+
+
 @dataclass(frozen=True)
 class QstatEntry:
     """One qstat line: a job or some tasks of an array job (``tasks`` ``"1-3:1"``, ``"2"`` or None)."""

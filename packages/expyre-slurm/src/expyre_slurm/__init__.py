@@ -10,14 +10,17 @@ submission exactly-once; this module only says what to run and how to read it:
   and ``sacct`` (either may be unavailable) and is over only when a query that worked says so
   or does not know it either;
 * ``scancel``, ``scontrol hold``/``release``; jobs already over are not an error;
-* jobs by name: ``squeue --name``.
+* jobs by name: ``squeue --name``;
+* job arrays: ``sbatch --array=0-N%M``, task ids ``<array id>_<task>`` (``SLURM_ARRAY_TASK_ID``),
+  ``squeue --array`` lists every task on its own line, at most ``MaxArraySize`` tasks per
+  array (``scontrol show config``).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from expyre import JobSpec, RemoteJob, Shell, quote
-from expyre.batch import BatchScheduler, Sections
+from expyre.batch import BatchScheduler, OutputError, Sections
 
 from . import check, header, parse
 from .commands import UNSET_JOB_ENVIRONMENT, SlurmCommandError, by_cluster, cluster_option, squeue_commands
@@ -40,12 +43,32 @@ class Slurm(BatchScheduler):
     already_over = (f"{INVALID_JOB_ID}|already completing or completed|Job has already finished|"
                     "already finished")
     name_safe = parse.NAME_SAFE
+    array_index_var = "SLURM_ARRAY_TASK_ID"
+    array_first_index = 0
 
     def submit_command(self, job: JobSpec, script: str) -> str:
         return f"{UNSET_JOB_ENVIRONMENT}\nexec sbatch {quote(script)}"
 
     def parse_submit(self, stdout: str) -> str:
         return parse.parse_sbatch_output(stdout)
+
+    def array_submit_command(self, job: JobSpec, script: str, count: int, max_parallel: Optional[int]) -> str:
+        indices = f"0-{count - 1}" + (f"%{int(max_parallel)}" if max_parallel else "")
+        return f"{UNSET_JOB_ENVIRONMENT}\nexec sbatch --array={quote(indices)} {quote(script)}"
+
+    def array_task_ids(self, array_id: str, count: int) -> List[str]:
+        job_id, cluster = split_remote_id(array_id)
+        return [parse.join_remote_id(f"{job_id}_{task}", cluster) for task in range(count)]
+
+    def max_array_size_commands(self) -> Dict[str, str]:
+        return {"config": "scontrol show config"}
+
+    def parse_max_array_size(self, sections: Sections) -> Optional[int]:
+        size = parse.parse_max_array_size(sections["config"][1])
+        if size == 0:
+            raise OutputError("MaxArraySize is 0: this Slurm has job arrays switched off "
+                              "(set arrays = false in the system's slurm table)")
+        return size
 
     def answered(self, section: str, returncode: int, text: str) -> bool:
         # squeue exits 1 when asked about a single job it does not know: an answer, not a failure
@@ -80,9 +103,9 @@ class Slurm(BatchScheduler):
             state, gone = "unknown", False
             rc, text = sections[f"scontrol@{job.remote_id}"]
             fields = parse.parse_scontrol_job(text) if rc == 0 else None
-            if fields is not None and fields.get("JobId") == job_id:
+            if fields is not None and parse.scontrol_job_id(fields) == job_id:
                 state = map_state(fields["JobState"], fields.get("Reason", ""))
-            gone = INVALID_JOB_ID in text
+            gone = INVALID_JOB_ID in text or parse.task_not_found(text)
             rc, text = sections[f"sacct@{cluster or '-'}"]
             accounted = parse.parse_sacct(text)
             if state == "unknown" and job_id in accounted:
@@ -104,7 +127,8 @@ class Slurm(BatchScheduler):
                           f"--format={quote(parse.SQUEUE_NAME_FORMAT)}"}
 
     def parse_find(self, sections: Sections, name: str) -> List[str]:
-        return [parse.join_remote_id(job_id, cluster)
+        # an array's tasks are listed as 123_4 or 123_[5-9]: the array's id is 123
+        return [parse.join_remote_id(job_id.split("_")[0], cluster)
                 for job_id, cluster, _state, listed in parse.parse_squeue_names(sections["squeue"][1])
                 if listed == name]
 
@@ -118,5 +142,6 @@ class Slurm(BatchScheduler):
 SCHEDULER = Slurm()
 (expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()
+array_support, submit_array = SCHEDULER.array_hooks()
 
 check_system = SCHEDULER.check_system

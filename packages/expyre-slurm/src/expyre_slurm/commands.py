@@ -40,7 +40,8 @@ def squeue_commands(remote_ids: Iterable[str], fmt: str) -> Dict[str, str]:
         unique = list(dict.fromkeys(ids))
         if unique:
             federated = "--federation " if any(i.isdigit() and int(i) >= FEDERATED_ID_MIN for i in unique) else ""
-            commands[section] = (f"squeue {clusters}{federated}--noheader --states=all "
+            array = "--array " if any("_" in i for i in unique) else ""  # one line per array task
+            commands[section] = (f"squeue {clusters}{federated}{array}--noheader --states=all "
                                  f"--jobs={quote(','.join(unique))} --format={quote(fmt)}")
     return commands
 

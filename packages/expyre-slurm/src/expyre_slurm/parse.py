@@ -19,6 +19,14 @@ NAME_SAFE = "A-Za-z0-9_.,:=+@^~!%-"
 _DIRECTIVE_SAFE = r"[A-Za-z0-9_.,:=+@^~!/%-]+"
 #: What squeue, scontrol and scancel say about a job id the controller does not know (any more).
 INVALID_JOB_ID = "Invalid job id specified"
+#: What ``scontrol show job`` says about an array task the controller no longer has (a waiting
+#: task cancelled on its own leaves no record: ``Job 2225_3 not found``).
+_TASK_NOT_FOUND = re.compile(r"^Job \d+_\d+ not found\s*$", re.MULTILINE)
+
+
+def task_not_found(text: str) -> bool:
+    """True if scontrol's answer says it has no such array task."""
+    return bool(_TASK_NOT_FOUND.search(text))
 ACCOUNTING_DISABLED = "accounting storage is disabled"
 #: sacct format (with ``--parsable2``): raw job id, state, exit code.
 SACCT_FORMAT = "JobIDRaw,State,ExitCode"
@@ -107,7 +115,9 @@ def is_hold_reason(reason: str) -> bool:
     return reason.strip().strip("()").startswith("JobHeld")
 
 
-_ID_STATE = rf"^{LINE_START}\|(?P<id>[0-9][0-9_\[\]+-]*)\|(?P<state>[A-Z_]+)\|"
+#: Job ids as squeue prints them: ``123``, ``123_4`` (an array task), ``123_[5-9%2]`` (an array's
+#: waiting tasks, with its limit of tasks at once), ``123+0`` (a heterogeneous job's part).
+_ID_STATE = rf"^{LINE_START}\|(?P<id>[0-9][0-9_\[\]%+-]*)\|(?P<state>[A-Z_]+)\|"
 _JOB_LINE = re.compile(rf"{_ID_STATE}(?P<reason>[^|]*)\|{LINE_END}$")
 _NAME_LINE = re.compile(rf"{_ID_STATE}{LINE_END}\|(?P<name>.*)$")
 _CLUSTER_LINE = re.compile(r"^CLUSTER:\s*(\S+)\s*$")
@@ -168,6 +178,25 @@ def parse_scontrol_job(output: str) -> Optional[Dict[str, str]]:
         if sep and key and key not in fields:
             fields[key] = value
     return fields if "JobId" in fields and "JobState" in fields else None
+
+
+def scontrol_job_id(fields: Dict[str, str]) -> str:
+    """The id a ``scontrol show job`` record answers to: ``<array id>_<task>`` for an array
+    task (whose ``JobId`` is a job id of its own), else ``JobId``."""
+    if fields.get("ArrayJobId") and re.fullmatch(r"\d+", fields.get("ArrayTaskId", "")):
+        return f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}"
+    return fields.get("JobId", "")
+
+
+#: ``MaxArraySize = N`` in ``scontrol show config``: task indices run from 0 to N - 1.
+_MAX_ARRAY_SIZE = re.compile(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", re.MULTILINE)
+
+
+def parse_max_array_size(output: str) -> Optional[int]:
+    """The most tasks one array may have (``MaxArraySize``) from ``scontrol show config``, or
+    None when it is not listed; 0 (arrays disabled) is returned as 0."""
+    match = _MAX_ARRAY_SIZE.search(output)
+    return int(match.group(1)) if match else None
 
 
 def parse_scontrol_jobs(output: str) -> Dict[str, Dict[str, str]]:
