@@ -474,8 +474,4 @@ def open_shell(transport: str, system: System) -> Shell:
 
 @hookimpl
 def transfer(transport: str, shell: Shell, direction: str, pairs: Sequence[Tuple[Path, str]]) -> bool:
-    if direction == "put":
-        tarstream.put(shell, pairs)
-    else:
-        tarstream.get(shell, pairs)
-    return True
+    return tarstream.transfer(shell, direction, pairs)
