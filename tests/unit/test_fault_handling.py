@@ -373,6 +373,9 @@ def test_interrupted_creation_leaves_no_job_directory(direct, tmp_path):
     assert abandoned[0].exists()  # too recent: it might be another process's, still being written
     old = time.time() - stage.ABANDONED_AFTER_S - 60
     os.utime(abandoned[0], (old, old))
+    ExPyRe("sooner", function=abs, args=[-3])
+    assert abandoned[0].exists()  # one process looks at most every SWEEP_EVERY_S, not for each new job
+    stage._last_sweep.clear()  # SWEEP_EVERY_S later (or another process)
     ExPyRe("later", function=abs, args=[-2])
     assert not abandoned[0].exists()
 

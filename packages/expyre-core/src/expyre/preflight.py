@@ -28,7 +28,7 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from .errors import ExPyRePreflightError
 from .hooktypes import quote
@@ -84,8 +84,19 @@ def scan_pickle(data: bytes) -> Scan:
 
     ``GLOBAL`` carries ``"module name"``; ``STACK_GLOBAL`` takes module and name from the two
     values below it on the stack, which are string pushes or memo gets of strings put there
-    earlier (a pickler memoizes repeated module names): both are tracked.
+    earlier (a pickler memoizes repeated module names): both are tracked. A map of 1,000 calls
+    pickles one function 1,000 times: small pickles seen before are not scanned again.
     """
+    data = bytes(data)
+    modules, by_value = _scan_small(data) if len(data) <= _CACHED_SCAN_MAX else _scan(data)
+    return Scan(set(modules), by_value)
+
+
+#: Largest pickle whose scan is remembered (a cache of large arguments would hold their memory).
+_CACHED_SCAN_MAX = 1 << 16
+
+
+def _scan(data: bytes) -> Tuple[FrozenSet[str], bool]:
     scan = Scan()
     memo: Dict[int, object] = {}
     recent: List[object] = []  # the values pushed most recently (enough for STACK_GLOBAL)
@@ -112,8 +123,11 @@ def scan_pickle(data: bytes) -> Scan:
         else:
             recent.append(None)
         del recent[:-4]
-    scan.by_value = any(m == "cloudpickle" or m.startswith("cloudpickle.") for m in scan.modules)
-    return scan
+    by_value = any(m == "cloudpickle" or m.startswith("cloudpickle.") for m in scan.modules)
+    return frozenset(scan.modules), by_value
+
+
+_scan_small = functools.lru_cache(maxsize=256)(_scan)
 
 
 def top_level(modules: Iterable[str]) -> List[str]:

@@ -42,7 +42,7 @@ import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import cloudpickle
 
@@ -242,6 +242,9 @@ _BUILDING_PREFIX = "_tmp_"
 
 #: A directory still under its temporary name after this long was left by a killed process.
 ABANDONED_AFTER_S = 24 * 3600
+#: How often one process looks for them in a stage root (not for each of a thousand new jobs).
+SWEEP_EVERY_S = 600
+_last_sweep: Dict[Path, float] = {}
 
 
 def new_stage_dir(stage_root: Path, name: str, arghash: str) -> Path:
@@ -249,12 +252,15 @@ def new_stage_dir(stage_root: Path, name: str, arghash: str) -> Path:
     name; :func:`publish_stage_dir` gives it its final name ``run_<name>_<hash>_<unique>``.
 
     Directories that a killed process left under a temporary name for more than
-    :data:`ABANDONED_AFTER_S` seconds are removed on the way.
+    :data:`ABANDONED_AFTER_S` seconds are removed on the way (looked for at most every
+    :data:`SWEEP_EVERY_S` seconds by one process).
     """
     stage_root = Path(stage_root)
     with writing("the job's stage directory", stage_root):
         stage_root.mkdir(parents=True, exist_ok=True)
-        remove_abandoned_stage_dirs(stage_root)
+        if time.monotonic() - _last_sweep.get(stage_root, -ABANDONED_AFTER_S) > SWEEP_EVERY_S:
+            remove_abandoned_stage_dirs(stage_root)
+            _last_sweep[stage_root] = time.monotonic()
         return Path(tempfile.mkdtemp(prefix=f"{_BUILDING_PREFIX}run_{name}_{arghash}_", dir=stage_root))
 
 
