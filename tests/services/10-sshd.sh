@@ -64,52 +64,13 @@ fi
 setup_account "$user"
 setup_numpy1_venv
 
-# --- keys -----------------------------------------------------------------------------------------
-for type in ed25519 rsa; do
-    key=$state/ssh_host_${type}_key
-    if [ ! -s "$key" ] || [ ! -s "$key.pub" ]; then
-        rm -f "$key" "$key.pub"
-        ssh-keygen -q -t "$type" -N '' -C "expyre-test-sshd-host" -f "$key"
-    fi
-    chmod 600 "$key"
-done
-host_pubs=("$state/ssh_host_ed25519_key.pub" "$state/ssh_host_rsa_key.pub")
-if [ ! -s "$client_key" ] || [ ! -s "$client_key.pub" ]; then
-    rm -f "$client_key" "$client_key.pub"
-    ssh-keygen -q -t ed25519 -N '' -C "expyre-test-client" -f "$client_key"
-fi
-chmod 600 "$client_key"
-
-install -d -m 700 -o "$user" -g "$group" "$home/.ssh"
-auth=$home/.ssh/authorized_keys
-client_pub=$(cat "$client_key.pub")
-if [ ! -f "$auth" ] || ! grep -qxF "$client_pub" "$auth"; then
-    echo "$client_pub" >> "$auth"
-fi
-chown "$user:$group" "$auth"
-chmod 600 "$auth"
+# --- keys and port --------------------------------------------------------------------------------
+# shellcheck source=tests/services/lib/sshd.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/sshd.sh"
+sshd_keys sshd
+sshd_port
 
 # --- sshd -----------------------------------------------------------------------------------------
-sshd_alive() {
-    local pid
-    [ -s "$pid_file" ] || return 1
-    pid=$(cat "$pid_file")
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$config"
-}
-port_open() { (exec 5<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port=$(cat "$state/port" 2>/dev/null || true)
-if ! [[ "$port" =~ ^[0-9]+$ ]] || { ! sshd_alive && port_open "$port"; }; then
-    # First run, or our sshd is down and something else took the port: choose a new one.
-    port=$(free_port)
-    echo "$port" > "$state/port"
-fi
-
 new_config=$(cat <<EOF
 # Private sshd for expyre's integration tests (written by tests/services/10-sshd.sh).
 Port $port
@@ -135,32 +96,10 @@ UseDNS no
 X11Forwarding no
 EOF
 )
-if [ ! -f "$config" ] || [ "$(cat "$config")" != "$new_config" ]; then
-    echo "$new_config" > "$config"
-    chmod 600 "$config"
-    if sshd_alive; then
-        log_step "config changed: restarting sshd"
-        kill "$(cat "$pid_file")"
-        for _ in $(seq 100); do sshd_alive || break; sleep 0.1; done
-    fi
-fi
-mkdir -p /run/sshd  # privilege separation directory (sshd -t needs it too)
-chmod 755 /run/sshd
-"$sshd_bin" -t -f "$config"
-if ! sshd_alive; then
-    log_step "starting sshd on 127.0.0.1:$port"
-    rm -f "$pid_file"
-    "$sshd_bin" -f "$config" -E "$log" </dev/null >/dev/null 2>&1 3>&- 9>&-
-    for _ in $(seq 100); do port_open "$port" && break; sleep 0.1; done
-fi
+sshd_start "$sshd_bin" "$new_config"
 
 # --- check it with the OpenSSH client -------------------------------------------------------------
-: > "$known_hosts_check.tmp"
-for pub in "${host_pubs[@]}"; do
-    read -r ktype kdata _ < "$pub"
-    echo "[127.0.0.1]:$port $ktype $kdata" >> "$known_hosts_check.tmp"
-done
-mv "$known_hosts_check.tmp" "$known_hosts_check"
+sshd_known_hosts "$known_hosts_check"
 
 if ! version=$(ssh -F /dev/null -i "$client_key" -p "$port" -o IdentitiesOnly=yes -o BatchMode=yes \
         -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$known_hosts_check" -o ConnectTimeout=20 \

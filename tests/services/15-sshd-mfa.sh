@@ -125,50 +125,13 @@ if [ ! -f "/etc/pam.d/$pam_service" ] || [ "$(cat "/etc/pam.d/$pam_service")" !=
 fi
 ln -sfn "$sshd_bin" "$sshd_link"
 
-# --- keys -----------------------------------------------------------------------------------------
-for type in ed25519 rsa; do
-    key=$state/ssh_host_${type}_key
-    if [ ! -s "$key" ] || [ ! -s "$key.pub" ]; then
-        rm -f "$key" "$key.pub"
-        ssh-keygen -q -t "$type" -N '' -C "expyre-test-sshd-mfa-host" -f "$key"
-    fi
-    chmod 600 "$key"
-done
-host_pubs=("$state/ssh_host_ed25519_key.pub" "$state/ssh_host_rsa_key.pub")
-if [ ! -s "$client_key" ] || [ ! -s "$client_key.pub" ]; then
-    rm -f "$client_key" "$client_key.pub"
-    ssh-keygen -q -t ed25519 -N '' -C "expyre-test-mfa-client" -f "$client_key"
-fi
-chmod 600 "$client_key"
-install -d -m 700 -o "$user" -g "$group" "$home/.ssh"
-auth=$home/.ssh/authorized_keys
-client_pub=$(cat "$client_key.pub")
-if [ ! -f "$auth" ] || ! grep -qxF "$client_pub" "$auth"; then
-    echo "$client_pub" >> "$auth"
-fi
-chown "$user:$group" "$auth"
-chmod 600 "$auth"
+# --- keys and port --------------------------------------------------------------------------------
+# shellcheck source=tests/services/lib/sshd.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/sshd.sh"
+sshd_keys sshd-mfa
+sshd_port
 
 # --- sshd -----------------------------------------------------------------------------------------
-sshd_alive() {
-    local pid
-    [ -s "$pid_file" ] || return 1
-    pid=$(cat "$pid_file")
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$config"
-}
-port_open() { (exec 5<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port=$(cat "$state/port" 2>/dev/null || true)
-if ! [[ "$port" =~ ^[0-9]+$ ]] || { ! sshd_alive && port_open "$port"; }; then
-    port=$(free_port)
-    echo "$port" > "$state/port"
-fi
-
 new_config=$(cat <<EOF
 # Private sshd asking for a key and a one-time code (written by tests/services/15-sshd-mfa.sh).
 Port $port
@@ -195,33 +158,11 @@ UseDNS no
 X11Forwarding no
 EOF
 )
-if [ ! -f "$config" ] || [ "$(cat "$config")" != "$new_config" ]; then
-    echo "$new_config" > "$config"
-    chmod 600 "$config"
-    if sshd_alive; then
-        log_step "config changed: restarting sshd"
-        kill "$(cat "$pid_file")"
-        for _ in $(seq 100); do sshd_alive || break; sleep 0.1; done
-    fi
-fi
-mkdir -p /run/sshd
-chmod 755 /run/sshd
-"$sshd_link" -t -f "$config"
-if ! sshd_alive; then
-    log_step "starting sshd (PAM service $pam_service) on 127.0.0.1:$port"
-    rm -f "$pid_file"
-    "$sshd_link" -f "$config" -E "$log" </dev/null >/dev/null 2>&1 3>&- 9>&-
-    for _ in $(seq 100); do port_open "$port" && break; sleep 0.1; done
-fi
+sshd_start "$sshd_link" "$new_config"
 
 # --- check it: the key alone is refused, key plus code logs in -------------------------------------
 known_hosts=$state/known_hosts
-: > "$known_hosts.tmp"
-for pub in "${host_pubs[@]}"; do
-    read -r ktype kdata _ < "$pub"
-    echo "[127.0.0.1]:$port $ktype $kdata" >> "$known_hosts.tmp"
-done
-mv "$known_hosts.tmp" "$known_hosts"
+sshd_known_hosts "$known_hosts"
 ssh_opts=(-F /dev/null -i "$client_key" -p "$port" -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes
           -o UserKnownHostsFile="$known_hosts" -o ConnectTimeout=20 -o ControlMaster=no -o ControlPath=none)
 if ssh "${ssh_opts[@]}" -o BatchMode=yes "$user@127.0.0.1" true </dev/null 2>/dev/null; then
