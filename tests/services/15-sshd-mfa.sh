@@ -95,12 +95,15 @@ if ! grep -qxF "$prefix_line" "$rc"; then
 fi
 
 # --- the TOTP secret ------------------------------------------------------------------------------
-if ! grep -qE '^[A-Z2-7]{32}$' "$secret_file" 2>/dev/null; then
-    python3 -c 'import base64, secrets; print(base64.b32encode(secrets.token_bytes(20)).decode())' > "$secret_file"
-fi
-chmod 600 "$secret_file"
-secret=$(cat "$secret_file")
+# One secret per account, not per checkout: PAM checks every code against the account's
+# ~/.google_authenticator, whichever checkout's sshd-mfa asked, so a second checkout running
+# this script must not replace the secret the first one's tests use.
 ga=$home/.google_authenticator
+secret=$(head -n 1 "$ga" 2>/dev/null || true)
+if ! [[ "$secret" =~ ^[A-Z2-7]{32}$ ]]; then
+    secret=$(python3 -c 'import base64, secrets; print(base64.b32encode(secrets.token_bytes(20)).decode())')
+fi
+(umask 077 && echo "$secret" > "$secret_file")
 new_ga=$(printf '%s\n" WINDOW_SIZE 3\n" TOTP_AUTH\n' "$secret")
 if [ ! -f "$ga" ] || [ "$(cat "$ga")" != "$new_ga" ]; then
     echo "$new_ga" > "$ga.tmp"
