@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from sshd_fixtures import remote_run_expyre_cleanup, ssh_client_setup, sshd  # noqa: F401  (fixtures)
-from wfl_remote import run_last, wfl_env, wfl_on_direct  # noqa: F401  (fixtures)
+from wfl_remote import run_last, start_on_slurm_before, stop_background_runs, wfl_env, wfl_on_direct  # noqa: F401
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -30,6 +30,14 @@ def pytest_collection_modifyitems(config, items):
             sys.stderr.write(f"waiting for {SERVICES_LOCK}: another test run is using the services\n")
             fcntl.flock(lock, fcntl.LOCK_EX)
         config._expyre_services_lock = lock  # held until the session ends
+
+
+def pytest_runtest_setup(item):
+    start_on_slurm_before(item)
+
+
+def pytest_sessionfinish(session):
+    stop_background_runs()
 
 
 def pytest_unconfigure(config):

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
 from functools import cache
@@ -19,11 +20,22 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import pytest
-from servicelib import REPO, require_service
+from servicelib import REPO, read_service, require_service
 
 SETUP_SCRIPT = REPO / "tests" / "services" / "50-wfl.sh"
 HARNESS_DIR = Path(__file__).resolve().parent / "integration" / "wfl_harness"
 WFL_TEST_MODULES = ("tests/test_remote_run.py", "tests/test_list_with_nested_configset_info.py")
+#: Read at import: the tests' own fixtures remove EXPYRE_* variables from the environment.
+FULL_SLURM = os.environ.get("EXPYRE_WFL_FULL", "") == "1"
+SLURM_SUBSET = ("tests/test_remote_run.py::test_generic_calc", "tests/test_remote_run.py::test_fail_immediately",
+                "tests/test_remote_run.py::test_resubmit_killed_jobs")
+#: The Slurm jobs' run directory in the cluster account's home, removed after the test.
+SLURM_RUNDIR = "run_expyre_wfl"
+#: wfl's Quantum Espresso test gives pw.x a pseudopotential directory in its local tmp_path, so the
+#: job must see the submitting side's files: true on wfl's CI (same user, same machine), not for
+#: jobs that run as the cluster account, which cannot read the test's private temporary directory.
+QE_NEEDS_SHARED_FILES = ("wfl's Quantum Espresso test names a pseudopotential directory in the test's own "
+                         "temporary directory, which the cluster account running the Slurm jobs cannot read")
 
 
 @cache
@@ -134,14 +146,71 @@ def start_on_direct(wfl_env: Dict[str, str], home: Path) -> WflRun:
 
 
 WFL_MODULE = "test_wfl.py"
+#: Integration test modules that use neither the sshd nor a scheduler service: with the unit
+#: tests, they run while wfl's run on Slurm goes on in the background (:func:`start_on_slurm_before`).
+LOCAL_ONLY_MODULES = {"test_cli.py", "test_docs.py", "test_example_plugins.py", "test_executor_local.py",
+                      "test_local_jobs.py", "test_preflight_local.py", "test_progress.py", "test_restart.py",
+                      "test_wheels.py"}
+SLURM_TEST = "test_wfl_remote_tests_on_slurm_over_ssh"
+
+
+def _local_only(item) -> bool:
+    return item.path.name in LOCAL_ONLY_MODULES or item.path.parent.name == "unit"
 
 
 def run_last(items: list) -> None:
-    """Move the real-client tests to the end of the session, after the unit tests too: the longer
-    the run on ``direct`` has had in the background, the less its test waits."""
+    """Order the session: tests that use the services, then those that do not, then the
+    real-client tests. wfl's run on ``direct`` starts with the session, its run on Slurm before
+    the first test that does not use the services, and both mostly wait on wfl's 10 s polls, so
+    the longer they have had in the background, the less their tests wait."""
     wfl = [item for item in items if item.path.name == WFL_MODULE]
-    if wfl:
-        items[:] = [item for item in items if item.path.name != WFL_MODULE] + wfl
+    others = [item for item in items if item.path.name != WFL_MODULE]
+    items[:] = [item for item in others if not _local_only(item)] + [item for item in others if _local_only(item)] + wfl
+
+
+#: wfl's run on Slurm once started: a WflRun, or the exception starting it raised.
+slurm_run = None
+
+
+def start_on_slurm_before(item) -> None:
+    """Start wfl's run on Slurm before ``item`` if it is the first test that uses no service and
+    the Slurm test is selected (the other tests stop the sshd, or fill the one Slurm node)."""
+    global slurm_run
+    if slurm_run is not None or not _local_only(item) or not any(i.name == SLURM_TEST for i in item.session.items):
+        return
+    try:
+        slurm_run = start_on_slurm(Path(tempfile.mkdtemp(prefix="expyre-wfl-slurm-")))
+    except Exception as error:  # reported by the test itself
+        slurm_run = error
+
+
+def start_on_slurm(home: Path):
+    """The selection of wfl's remote tests on the local Slurm, over SSH as the cluster account
+    (tests/services/10-sshd.sh, 20-slurm.sh); None when a service is missing (the test then
+    skips, or fails under CI)."""
+    from sshd_fixtures import SshdService, write_ssh_client_files
+    wfl_env, slurm, sshd = set_up_environment(), read_service("slurm"), read_service("sshd")
+    if not (wfl_env and slurm and sshd):
+        return None
+    service = SshdService.from_env(sshd)
+    if not service.accepts_connections():  # a fault test stopped it; the session would restart it at its end
+        service.start()
+    host = write_ssh_client_files(home, service)
+    # wfl's CI config for its GitHub runner's Slurm, reached over SSH as the cluster account.
+    system = {"host": host, "scheduler": "slurm", "rundir": SLURM_RUNDIR, "commands": job_commands(wfl_env),
+              "header": ["#SBATCH --nodes={num_nodes}", "#SBATCH --ntasks={num_cores}",
+                         "#SBATCH --ntasks-per-node={num_cores_per_node}"],
+              "partitions": {slurm["SLURM_PARTITION"]: {"num_cores": int(slurm["SLURM_CPUS"]), "max_time": None,
+                                                        "max_mem": "10GB"}}}
+    write_expyre_config(home, {"wfl_slurm": system})
+    selection = WFL_TEST_MODULES if FULL_SLURM else SLURM_SUBSET
+    return WflRun(wfl_env, home, "wfl_slurm", selection, skip_qe=QE_NEEDS_SHARED_FILES)
+
+
+def stop_background_runs() -> None:
+    """End of session: stop a run on Slurm whose test did not collect it."""
+    if isinstance(slurm_run, WflRun):
+        slurm_run.kill()
 
 
 @pytest.fixture(scope="session")
