@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from sshd_fixtures import remote_run_expyre_cleanup, ssh_client_setup, sshd  # noqa: F401  (fixtures)
-from wfl_remote import run_last, start_on_slurm_before, stop_background_runs, wfl_env, wfl_on_direct  # noqa: F401
+from wfl_remote import order_session, start_on_slurm_before, stop_background_runs, wfl_env, wfl_on_direct  # noqa: F401
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -20,7 +20,7 @@ SERVICES_LOCK = Path("/tmp/expyre-test-services.lock")
 
 
 def pytest_collection_modifyitems(config, items):
-    run_last(items)
+    order_session(items)
     if any(item.get_closest_marker("integration") for item in items):
         import fcntl
         lock = open(SERVICES_LOCK, "a")

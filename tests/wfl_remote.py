@@ -158,7 +158,7 @@ def _local_only(item) -> bool:
     return item.path.name in LOCAL_ONLY_MODULES or item.path.parent.name == "unit"
 
 
-def run_last(items: list) -> None:
+def order_session(items: list) -> None:
     """Order the session: tests that use the services, then those that do not, then the
     real-client tests. wfl's run on ``direct`` starts with the session, its run on Slurm before
     the first test that does not use the services, and both mostly wait on wfl's 10 s polls, so
