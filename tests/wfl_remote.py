@@ -10,6 +10,7 @@ cluster account both use, and unpacks wfl's sdist. :class:`WflRun` runs, in that
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -70,7 +71,7 @@ class WflRun:
     """
 
     def __init__(self, wfl_env: Dict[str, str], home: Path, system_name: str, selection, skip_qe: str = ""):
-        self.system_name = system_name
+        self.system_name, self.home = system_name, home
         tests_root = Path(wfl_env["WFL_TESTS_ROOT"])
         self.log = home / f"wfl-{system_name}.log"
         self.junit = home / f"wfl-{system_name}.xml"
@@ -152,6 +153,7 @@ LOCAL_ONLY_MODULES = {"test_cli.py", "test_docs.py", "test_example_plugins.py", 
                       "test_local_jobs.py", "test_preflight_local.py", "test_progress.py", "test_restart.py",
                       "test_wheels.py"}
 SLURM_TEST = "test_wfl_remote_tests_on_slurm_over_ssh"
+SLURM_HOME_PREFIX = "expyre-wfl-slurm-"
 
 
 def _local_only(item) -> bool:
@@ -179,7 +181,7 @@ def start_on_slurm_before(item) -> None:
     if slurm_run is not None or not _local_only(item) or not any(i.name == SLURM_TEST for i in item.session.items):
         return
     try:
-        slurm_run = start_on_slurm(Path(tempfile.mkdtemp(prefix="expyre-wfl-slurm-")))
+        slurm_run = start_on_slurm(Path(tempfile.mkdtemp(prefix=SLURM_HOME_PREFIX)))
     except Exception as error:  # reported by the test itself
         slurm_run = error
 
@@ -208,9 +210,12 @@ def start_on_slurm(home: Path):
 
 
 def stop_background_runs() -> None:
-    """End of session: stop a run on Slurm whose test did not collect it."""
+    """End of session: stop a run on Slurm whose test did not collect it, and remove the private
+    home it was started in (its output is in the test's report)."""
     if isinstance(slurm_run, WflRun):
         slurm_run.kill()
+        if slurm_run.home.name.startswith(SLURM_HOME_PREFIX):
+            shutil.rmtree(slurm_run.home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
