@@ -41,21 +41,9 @@ flock 9
 log_step() { echo "10-sshd.sh: $*"; }
 
 # --- packages -------------------------------------------------------------------------------------
-missing=()
-for pkg in openssh-server openssh-client python3-venv; do
-    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-    [ "$status" = "install ok installed" ] || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    log_step "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt_opts=(-y -q -o DPkg::Lock::Timeout=600)
-    if ! apt-get install "${apt_opts[@]}" "${missing[@]}"; then
-        log_step "install failed without an index update: running apt-get update"
-        apt-get update -q -o DPkg::Lock::Timeout=600
-        apt-get install "${apt_opts[@]}" "${missing[@]}"
-    fi
-fi
+# shellcheck source=tests/services/lib/packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
+ensure_packages openssh-server openssh-client python3-venv
 [ -x "$sshd_bin" ] || { echo "10-sshd.sh: $sshd_bin missing after install" >&2; exit 1; }
 
 # --- the account playing the cluster user ---------------------------------------------------------

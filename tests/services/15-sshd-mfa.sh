@@ -55,21 +55,9 @@ flock 9
 log_step() { echo "15-sshd-mfa.sh: $*"; }
 
 # --- packages -------------------------------------------------------------------------------------
-missing=()
-for pkg in openssh-server openssh-client python3-venv libpam-google-authenticator oathtool; do
-    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-    [ "$status" = "install ok installed" ] || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    log_step "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt_opts=(-y -q -o DPkg::Lock::Timeout=600)
-    if ! apt-get install "${apt_opts[@]}" "${missing[@]}"; then
-        log_step "install failed without an index update: running apt-get update"
-        apt-get update -q -o DPkg::Lock::Timeout=600
-        apt-get install "${apt_opts[@]}" "${missing[@]}"
-    fi
-fi
+# shellcheck source=tests/services/lib/packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
+ensure_packages openssh-server openssh-client python3-venv libpam-google-authenticator oathtool
 pam_module=$(find /lib /usr/lib -name pam_google_authenticator.so 2>/dev/null | head -n 1)
 [ -n "$pam_module" ] || { echo "15-sshd-mfa.sh: pam_google_authenticator.so missing after install" >&2; exit 1; }
 command -v oathtool >/dev/null || { echo "15-sshd-mfa.sh: oathtool missing after install" >&2; exit 1; }

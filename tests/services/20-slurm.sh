@@ -39,21 +39,9 @@ exec 9>"$conf_dir/.expyre-test-service.lock"
 flock 9
 
 # --- packages -------------------------------------------------------------------------------------
-missing=()
-for pkg in slurm-wlm munge; do
-    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-    [ "$status" = "install ok installed" ] || missing+=("$pkg")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    log_step "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt_opts=(-y -q -o DPkg::Lock::Timeout=600)
-    if ! apt-get install "${apt_opts[@]}" "${missing[@]}"; then
-        log_step "install failed without an index update: running apt-get update"
-        apt-get update -q -o DPkg::Lock::Timeout=600
-        apt-get install "${apt_opts[@]}" "${missing[@]}"
-    fi
-fi
+# shellcheck source=tests/services/lib/packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
+ensure_packages slurm-wlm munge
 for bin in /usr/sbin/slurmctld /usr/sbin/slurmd /usr/sbin/munged /usr/bin/sbatch; do
     [ -x "$bin" ] || { echo "20-slurm.sh: $bin missing after install" >&2; exit 1; }
 done
