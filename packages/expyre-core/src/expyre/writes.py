@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable, Union
@@ -47,3 +48,15 @@ def copy_atomically(source: Path, target: Path, copy: Callable[[Path, Path], obj
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def private_dir(path: Path, what: str) -> Path:
+    """``path`` created if needed, owned by this user and closed to others (0700), or an error
+    saying that expyre will not put ``what`` there (another user's directory, or not a directory)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise RuntimeError(f"{path} is not a directory of this user: expyre will not put {what} there")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        path.chmod(0o700)
+    return path

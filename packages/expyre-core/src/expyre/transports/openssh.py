@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 from .. import mfa
 from ..hookspecs import hookimpl
 from ..hooktypes import CommandResult, ConnectionLostError, Shell, command_result, quote
+from ..writes import private_dir
 from . import tarstream
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,15 +133,7 @@ def control_dir() -> Path:
 
 
 def _private_dir(path: Path) -> Path:
-    """``path`` created if needed, owned by this user and closed to others (0700), or an error."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise RuntimeError(f"{path} is not a directory of this user: expyre will not put its ssh "
-                           "connection sockets there")
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        path.chmod(0o700)
-    return path
+    return private_dir(path, "its ssh connection sockets")
 
 
 def control_path(system, argv: Sequence[str]) -> str:
