@@ -59,8 +59,13 @@ TOP_LEVEL_KEYS = ("systems", "local_stage_dir", "remote_rundir_submit_hostname",
 SYSTEM_KEYS = ("host", "scheduler", "transport", "partitions", "queues", "header", "commands",
                "rundir", "remsh_cmd", "no_default_header", "script_exec", "pre_submit_cmds", "ssh",
                "preflight", "limits")
-#: a system's ``limits`` table: key -> what it means (all optional; see expyre.politeness)
-LIMIT_KEYS = {"status_queries_per_minute": "status queries of the host per minute, by all processes together"}
+#: a system's ``limits`` table: key -> what it means (all optional; see expyre.politeness and
+#: expyre.channels)
+LIMIT_KEYS = {"status_queries_per_minute": "status queries of the host per minute, by all processes together",
+              "max_channels": "remote commands and transfers in flight to the host at once, by all processes together",
+              "max_channel_wait": "seconds to wait for a free channel to the host before giving up"}
+#: the limits that count something, so must be whole numbers
+INTEGER_LIMITS = ("max_channels",)
 PARTITION_KEYS = ("num_cores", "max_time", "max_mem", "header", "partition")
 
 _LAZY_ATTRIBUTES = ("systems", "db", "local_stage_dir", "config_files")
@@ -479,7 +484,8 @@ def _build_system(name: str, entry: Any, problems: _Problems, extra: str,
 
 
 def _limits(entry: dict, problems: _Problems) -> dict:
-    """The system's ``limits`` table: known keys, each a positive number."""
+    """The system's ``limits`` table: known keys, each a positive number (a whole one for
+    :data:`INTEGER_LIMITS`)."""
     value = entry.get("limits", {})
     if not isinstance(value, dict):
         problems.add(("limits",), f"must be a table of limits ({', '.join(LIMIT_KEYS)}), got {value!r}")
@@ -489,7 +495,11 @@ def _limits(entry: dict, problems: _Problems) -> dict:
     for key, number in value.items():
         if key not in LIMIT_KEYS:
             continue
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:
+        if key in INTEGER_LIMITS:
+            if isinstance(number, bool) or not isinstance(number, int) or not number > 0:
+                problems.add(("limits", key), f"must be a positive whole number ({LIMIT_KEYS[key]}), got {number!r}")
+                continue
+        elif isinstance(number, bool) or not isinstance(number, (int, float)) or not number > 0:
             problems.add(("limits", key), f"must be a positive number ({LIMIT_KEYS[key]}), got {number!r}")
             continue
         limits[key] = number

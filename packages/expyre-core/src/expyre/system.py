@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import jobscript, plugins
+from . import channels, jobscript, plugins
 from .arrays import ArraySupport, array_script
 from .header import env_header_extra
 from .hooktypes import CommandResult, JobSpec, RemoteJob, Shell, quote
@@ -125,8 +125,9 @@ class System:
         the scheduler plugin's own settings (the system's table named after the scheduler, e.g.
         ``"pbs": {"dialect": "torque"}``), validated by the plugin's ``check_options`` hook
     limits: dict, optional
-        what the site allows on its host (``status_queries_per_minute``), see
-        :mod:`expyre.politeness`
+        what the site allows on its host: ``status_queries_per_minute`` (see
+        :mod:`expyre.politeness`), ``max_channels`` and ``max_channel_wait`` (see
+        :mod:`expyre.channels`)
     """
 
     name: str
@@ -252,10 +253,14 @@ class System:
 
     @property
     def shell(self) -> Shell:
-        """The transport's command runner on the host, opened on first use and then reused."""
+        """The transport's command runner on the host, opened on first use and then reused.
+
+        With ``limits.max_channels``, each of its commands holds one of the host's slots while it
+        runs (:mod:`expyre.channels`); every remote command of the system passes here.
+        """
         with self._shell_lock:
             if self._shell is None:
-                self._shell = plugins.open_shell(self.transport, self)
+                self._shell = channels.limited(plugins.open_shell(self.transport, self), self)
             return self._shell
 
     def close(self) -> None:
@@ -272,13 +277,13 @@ class System:
         """
         if self.runs_in_stage_dir:
             return
-        plugins.transfer(self.transport, self.shell, "put", [(Path(stage_dir), remote_dir)])
+        self._transfer("put", [(Path(stage_dir), remote_dir)])
 
     def stage_out_many(self, pairs: Sequence[Tuple[Path, str]]) -> None:
         """:meth:`stage_out` for many jobs: ``(stage_dir, remote_dir)`` pairs, in one transfer."""
         if self.runs_in_stage_dir or not pairs:
             return
-        plugins.transfer(self.transport, self.shell, "put", [(Path(s), r) for s, r in pairs])
+        self._transfer("put", [(Path(s), r) for s, r in pairs])
 
     def submit(self, job: JobSpec, script: str) -> str:
         """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id.
@@ -339,7 +344,15 @@ class System:
         """Copy the remote job directories back into their stage directories, in one batch."""
         if self.runs_in_stage_dir:
             return
-        plugins.transfer(self.transport, self.shell, "get", list(pairs))
+        self._transfer("get", list(pairs))
+
+    def _transfer(self, direction: str, pairs: List[Tuple[Path, str]]) -> None:
+        """Every transfer of the system: the transport's ``transfer`` hook, given the transport's
+        own shell, holding one slot of the host for the whole transfer (with ``limits.max_channels``;
+        the commands the transfer runs use that slot)."""
+        shell = self.shell
+        with channels.slot(self):
+            plugins.transfer(self.transport, channels.unwrapped(shell), direction, pairs)
 
     def overwrite_remote_files(self, remote_dir: str, names: Sequence[str], text: str) -> None:
         """Replace the content of the files ``names`` (those that exist) in a job directory on the
