@@ -3,6 +3,7 @@ validation, slots shared by threads and processes through locked files, nesting,
 the longest wait, and nothing at all when the key is unset. The run of several processes against
 the real sshd is in tests/integration/test_channels.py."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -179,3 +180,11 @@ def test_a_slot_freed_while_waiting_is_taken(isolated_home, holder):
     system = limited_system(1, wait=60)
     threading.Timer(0.3, proc.kill).start()
     assert system.shell.run("echo after").stdout == "after\n"
+
+
+def test_slot_files_removed_under_a_running_process_are_made_again(isolated_home):
+    system = limited_system(1, wait=0.5)
+    assert system.shell.run("echo one").stdout == "one\n"
+    shutil.rmtree(isolated_home / ".expyre" / "channels")
+    assert system.shell.run("echo two").stdout == "two\n"
+    assert (channels.host_dir("cluster") / "0").is_file()

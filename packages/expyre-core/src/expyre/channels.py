@@ -32,7 +32,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import ContextManager, Dict, List, Optional
+from typing import ContextManager, Dict, List, Optional, Tuple
 
 from .hooktypes import CommandResult, Shell
 from .writes import private_dir
@@ -52,6 +52,7 @@ slots_taken = 0
 _count_lock = threading.Lock()
 _NO_SLOT = contextlib.nullcontext()
 _held = threading.local()
+_host_dirs: Dict[Tuple[str, str], Path] = {}
 
 
 class ChannelWaitError(RuntimeError):
@@ -70,10 +71,16 @@ def channels_dir() -> Path:
 
 
 def host_dir(host: str) -> Path:
-    """The private directory of ``host``'s slot files (its name readable, and unique by a hash)."""
-    readable = re.sub(r"[^A-Za-z0-9._@-]", "_", host)[:60]
-    digest = hashlib.sha256(host.encode()).hexdigest()[:10]
-    return private_dir(channels_dir() / f"{readable}-{digest}", "its channel slot files")
+    """The private directory of ``host``'s slot files (its name readable, and unique by a hash),
+    created and checked once per process."""
+    key = (os.environ.get("HOME", ""), host)
+    path = _host_dirs.get(key)
+    if path is None:
+        readable = re.sub(r"[^A-Za-z0-9._@-]", "_", host)[:60]
+        digest = hashlib.sha256(host.encode()).hexdigest()[:10]
+        path = private_dir(channels_dir() / f"{readable}-{digest}", "its channel slot files")
+        _host_dirs[key] = path
+    return path
 
 
 def slot(system) -> ContextManager[None]:
@@ -111,7 +118,11 @@ def _try_lock(path: Path) -> Optional[int]:
     """An open descriptor of ``path`` holding its lock, or None if another holds it."""
     import fcntl  # POSIX only: imported where a limit is set, never otherwise
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:  # the directory was removed since it was made: make it again
+        private_dir(path.parent, "its channel slot files")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -134,8 +145,9 @@ def _acquire(system, host: str, limit: int) -> int:
         for i in range(limit):
             fd = _try_lock(directory / str((first + i) % limit))
             if fd is not None:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)  # who holds it, for the error message
+                # who holds it, for the error message; a fixed width overwrites the last holder's
+                # pid without truncating the file (truncating costs ten times the rest)
+                os.pwrite(fd, f"{os.getpid():>12}\n".encode(), 0)
                 with _count_lock:
                     slots_taken += 1
                 return fd
