@@ -8,7 +8,7 @@ N *slots* of its host for as long as it runs; when all N are taken it waits, wit
 until one comes free. Without the key nothing here runs: the system keeps its transport's own
 shell and a transfer takes no slot.
 
-A slot is a file ``~/.expyre/channels/<host>/<i>`` locked with ``fcntl.flock`` (non-blocking).
+A slot is a file ``~/.expyre/channels/<host>-<hash>/<i>`` locked with ``fcntl.flock`` (non-blocking).
 A lock belongs to an open file, so the kernel drops it when its process ends, however it ends:
 there are no stale slots to clean up. Slots are counted per host as the config writes it
 (``host``), so systems on one host share them, whatever their scheduler; give them the same
