@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 N_PROCESSES = 4
 #: Seconds each process's command sleeps on the host.
-SLEEP = 1
+SLEEP = 1.5
 
 WORKER = """
     import sys, time
