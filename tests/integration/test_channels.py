@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sshd_fixtures import ssh_client_setup, sshd  # noqa: F401  (pytest fixtures)
 
-from expyre import channels
+from expyre import channels, plugins
 from expyre.func import ExPyRe
 from expyre.transports import ssh as ssh_transport
 
@@ -125,6 +125,18 @@ def test_a_whole_job_goes_through_one_channel(expyre_config, ssh_client_setup, s
     ssh_transport.close_all()
     config = expyre_config({"chan": cluster_system(ssh_client_setup,
                                                    limits={"max_channels": 1, "max_channel_wait": 30})})
+    hooks = []  # (transport hook, the shell it got, whether a slot was held): a spy, the real hooks run
+
+    def spy(name):
+        real = getattr(plugins, name)
+
+        def call(transport, shell, *args, **kwargs):
+            hooks.append((name, type(shell).__name__, channels.held_here(ssh_client_setup)))
+            return real(transport, shell, *args, **kwargs)
+        monkeypatch.setattr(plugins, name, call)
+
+    spy("transfer")
+    spy("transfer_then_run")
     taken = channels.slots_taken
     try:
         xpr = ExPyRe("one_channel", function=sum, args=[[1, 2, 3]])
@@ -134,5 +146,8 @@ def test_a_whole_job_goes_through_one_channel(expyre_config, ssh_client_setup, s
         ssh_transport.close_all()
     row = config.db.get(xpr.id)
     assert sshd.run_as_user(f"test -f ~/{row['remote_dir']}/_expyre_job_succeeded").returncode == 0
-    assert channels.slots_taken - taken >= 3  # the transfer out, the submission, the transfer back at least
+    # the copy out with the submission in one round trip, then the copy back: each with the
+    # transport's own shell, inside a slot
+    assert hooks == [("transfer_then_run", "SSHShell", True), ("transfer", "SSHShell", True)]
+    assert channels.slots_taken - taken >= 3  # and at least one status query in a slot of its own
     assert os.listdir(channels.host_dir(ssh_client_setup)) == ["0"]

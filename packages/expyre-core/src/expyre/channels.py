@@ -98,6 +98,11 @@ def slot(system) -> ContextManager[None]:
     return _holding(system, limit)
 
 
+def held_here(host: str) -> bool:
+    """Whether this thread holds a slot of ``host`` now (tests)."""
+    return host in _held.__dict__.get("fds", {})
+
+
 @contextlib.contextmanager
 def _holding(system, limit: int):
     held: Dict[str, int] = _held.__dict__.setdefault("fds", {})

@@ -29,14 +29,15 @@ class SubmitShell:
     connection (the outcome of a submission must not be guessed), and it runs the system's
     ``pre_submit_cmds`` before each command, in the same shell, as ExPyRe did.
 
-    With ``stage`` (``(transport, pairs)``), the job directories the submission needs are copied
+    With ``stage`` (``(system, pairs)``), the job directories the submission needs are copied
     to the host with its first command, in one round trip when the transport can
     (``transfer_then_run``), else just before it; :meth:`finish_staging` copies them if the
-    plugin ran no command at all.
+    plugin ran no command at all. The copies go through the system (:meth:`System.transfer_then_run`,
+    ``System._transfer``), like every other transfer.
     """
 
     def __init__(self, shell: Shell, pre_submit_cmds: Sequence[str] = (),
-                 stage: Optional[Tuple[str, Sequence[Tuple[Path, str]]]] = None):
+                 stage: Optional[Tuple[System, Sequence[Tuple[Path, str]]]] = None):
         self._shell = shell
         self.host = shell.host
         self._prefix = pre_submit_line(pre_submit_cmds)
@@ -47,20 +48,20 @@ class SubmitShell:
         if self._prefix:
             command = f"{self._prefix} && {{\n{command}\n}}"
         if self._stage is not None:
-            (transport, pairs), self._stage = self._stage, None
-            result = plugins.transfer_then_run(transport, self._shell, pairs, command, kwargs.get("timeout"))
+            (system, pairs), self._stage = self._stage, None
+            result = system.transfer_then_run(pairs, command, kwargs.get("timeout"))
             if result is not None:
                 if kwargs.get("check", True) and result.returncode != 0:
                     raise RemoteCommandError(self.host, result)
                 return result
-            plugins.transfer(transport, self._shell, "put", pairs)
+            system._transfer("put", pairs)
         return self._shell.run(command, **kwargs)
 
     def finish_staging(self) -> None:
         """Copy the job directories now if no command took them along."""
         if self._stage is not None:
-            (transport, pairs), self._stage = self._stage, None
-            plugins.transfer(transport, self._shell, "put", pairs)
+            (system, pairs), self._stage = self._stage, None
+            system._transfer("put", pairs)
 
     def close(self) -> None:
         self._shell.close()
@@ -327,7 +328,7 @@ class System:
         """The shell a submission runs in; it copies ``stage`` (``(stage_dir, remote_dir)`` pairs)
         to the host with its first command (see :class:`SubmitShell`)."""
         pairs = [(Path(s), r) for s, r in stage] if stage and not self.runs_in_stage_dir else []
-        return SubmitShell(self.shell, self.pre_submit_cmds, (self.transport, pairs) if pairs else None)
+        return SubmitShell(self.shell, self.pre_submit_cmds, (self, pairs) if pairs else None)
 
     def array_support(self) -> Optional[ArraySupport]:
         """How this system's scheduler runs job arrays (asked once, then kept), or None."""
@@ -391,6 +392,16 @@ class System:
         shell = self.shell
         with channels.slot(self):
             plugins.transfer(self.transport, channels.unwrapped(shell), direction, pairs)
+
+    def transfer_then_run(self, pairs: Sequence[Tuple[Path, str]], command: str,
+                          timeout: Optional[float] = None) -> Optional[CommandResult]:
+        """Copy ``pairs`` to the host and run ``command`` (not to be repeated) in one round trip,
+        through the transport's ``transfer_then_run`` hook, holding one slot of the host as
+        :meth:`_transfer` does; None when the transport cannot (the caller then transfers and runs
+        the command itself)."""
+        shell = self.shell
+        with channels.slot(self):
+            return plugins.transfer_then_run(self.transport, channels.unwrapped(shell), pairs, command, timeout)
 
     def overwrite_remote_files(self, remote_dir: str, names: Sequence[str], text: str) -> None:
         """Replace the content of the files ``names`` (those that exist) in a job directory on the
