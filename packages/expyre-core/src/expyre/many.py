@@ -173,7 +173,7 @@ def _submit_groups(system, groups: Sequence[_Group], copies: Sequence[Tuple[Path
             if exc.sent is False and not first.copied:  # nothing reached the host
                 _undo(system, [x for x, _ in group.members + later], [], remove=False)
             else:  # this group's outcome is unknown: it stays "submitting" for the next start to look up
-                _undo(system, [x for x, _ in later], [j for _, j in later], remove=first.copied)
+                _undo(system, [x for x, _ in later], [j for _, j in later])
             raise
         except BaseException:
             members = group.members + later
