@@ -13,7 +13,6 @@ The array script is run for real by bash with the index variables each PBS sets.
 """
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 from shells import ReplayShell

@@ -1,20 +1,12 @@
-"""Job arrays on PBS: the submit command, task ids, the most tasks per array, and, on Slurm's
-Torque front end, its tasks' states and single-task control through Slurm's own commands.
+"""Job arrays on PBS: the submit command, task ids, the most tasks per array; on Slurm's Torque
+front end also its tasks' states and single-task control, through Slurm's own commands.
 
-* PBS Professional / OpenPBS: ``qsub -r y -J 0-N[%M]`` (arrays must be rerunnable: ``-r y`` on the
-  command line overrides the header's ``-r n``; ``-J`` wants two indices or more, so one task is
-  ``-J 0-1:2``); qsub prints ``1234[].server``, subjob ``i`` is ``1234[i].server``
-  (``PBS_ARRAY_INDEX``); ``qstat -t`` lists subjobs; ``qdel`` takes a subjob or the array;
-  the server's ``max_array_size`` (default 10000) in ``qstat -B -f``.
-* Torque: ``qsub -t 0-N[%M]``; ``1234[].server``, tasks ``1234[i].server`` (``PBS_ARRAYID``),
-  ``qstat -t``; the server's ``max_job_array_size`` (no limit when unset) in ``qstat -B -f``.
-* Slurm's Torque front end (seen here, ``slurm-wlm-torque`` 22.05): ``qsub -t`` becomes
-  ``sbatch --array``, qsub prints the bare array id (``6398``), and a task sees only
-  ``SLURM_ARRAY_TASK_ID``. Each task is a Slurm job of its own whose ``qstat -f`` record has no
-  index, ``qstat -t`` is an unknown option, and its ``qdel`` reads ``6398[1]`` or ``6398_1`` as
-  the number 6398 and cancels the whole array. So its tasks get Slurm's ids (``6398_1``), their
-  states come from ``squeue --array``, single tasks are cancelled with ``scancel`` (the front
-  end cannot run without Slurm's commands on PATH), and the limit is Slurm's ``MaxArraySize``.
+PBS Professional: ``qsub -r y -J 0-K[%N]`` (arrays must be rerunnable), ids ``1234[].server`` and
+``1234[i].server``, ``PBS_ARRAY_INDEX``, server ``max_array_size`` (default 10000). Torque: ``qsub -t
+0-K[%N]``, the same ids, ``PBS_ARRAYID``, server ``max_job_array_size``. Slurm's front end: ``qsub
+-t`` becomes ``sbatch --array`` and prints ``1234``; a task sees only ``SLURM_ARRAY_TASK_ID``, its
+``qstat`` lists each task as a job of its own without its index, and its ``qdel`` of ``1234[1]``
+cancels the whole array; so tasks get Slurm's ids (``1234_1``), ``squeue`` and ``scancel``.
 """
 from __future__ import annotations
 
