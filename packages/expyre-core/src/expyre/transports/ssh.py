@@ -342,7 +342,9 @@ class SSHShell:
                 log.warning("expyre ssh: %s unreachable (%s); trying again in %.0f s",
                             self.spec.destination, last, delay)
                 time.sleep(delay)
-        raise ConnectionLostError(self.host, f"cannot reach {self.spec.destination} after {tries} tries: {last}")
+        # a command that must not be repeated was never sent (else the loop would have stopped)
+        raise ConnectionLostError(self.host, f"cannot reach {self.spec.destination} after {tries} tries: {last}",
+                                  sent=False if not idempotent else None)
 
     def close(self) -> None:
         with self._lock:
@@ -475,3 +477,9 @@ def open_shell(transport: str, system: System) -> Shell:
 @hookimpl
 def transfer(transport: str, shell: Shell, direction: str, pairs: Sequence[Tuple[Path, str]]) -> bool:
     return tarstream.transfer(shell, direction, pairs)
+
+
+@hookimpl
+def transfer_then_run(transport: str, shell: Shell, pairs: Sequence[Tuple[Path, str]], command: str,
+                      timeout: Optional[float] = None) -> CommandResult:
+    return tarstream.put_then_run(shell, pairs, command, timeout)
