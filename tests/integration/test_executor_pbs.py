@@ -9,6 +9,7 @@ them on documented output, and runs the array script with each PBS's index varia
 """
 # ruff: noqa: F811
 import concurrent.futures
+import shlex
 import time
 from collections import Counter
 
@@ -81,7 +82,7 @@ def test_map_as_arrays_split_at_max_size_exception_and_cancel_of_one_task(remote
             break
         time.sleep(0.5)
     assert set(states.values()) == {"CA"}, states  # every task of the array cancelled, none ran to its end
-    for future in (running, waiting):
-        row = remote.db.get(future.id)
-        listing = site.run(f"ls -A {site.home}/{row['remote_dir']}").stdout.split()
-        assert "_expyre_job_succeeded" not in listing
+    directories = {f: shlex.quote(f"{site.home}/{remote.db.get(f.id)['remote_dir']}") for f in (running, waiting)}
+    assert "_expyre_job_succeeded" not in site.run(f"ls -A {directories[running]}", check=False).stdout
+    # the waiting task never started: its files (in the array's bundle) were never unpacked on the host
+    assert site.run(f"test -e {directories[waiting]}", check=False).returncode == 1
