@@ -292,28 +292,13 @@ class System:
                 self._shell.close()
                 self._shell = None
 
-    def stage_out(self, stage_dir: Path, remote_dir: str) -> None:
-        """Create the job's remote directory and copy the stage directory there, in one transfer.
-
-        The directory must not exist yet; if anything fails, the transport leaves nothing behind.
-        """
-        if self.runs_in_stage_dir:
-            return
-        plugins.transfer(self.transport, self.shell, "put", [(Path(stage_dir), remote_dir)])
-
-    def stage_out_many(self, pairs: Sequence[Tuple[Path, str]]) -> None:
-        """:meth:`stage_out` for many jobs: ``(stage_dir, remote_dir)`` pairs, in one transfer."""
-        if self.runs_in_stage_dir or not pairs:
-            return
-        plugins.transfer(self.transport, self.shell, "put", [(Path(s), r) for s, r in pairs])
-
     def submit(self, job: JobSpec, script: str, stage: Sequence[Tuple[Path, str]] = (),
                shell: Optional[SubmitShell] = None) -> str:
         """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id.
 
-        ``stage``: ``(stage_dir, remote_dir)`` pairs to copy to the host first, as
-        :meth:`stage_out_many` would, in the same round trip as the submission when the
-        transport can.
+        ``stage``: ``(stage_dir, remote_dir)`` pairs to copy to the host first (each remote
+        directory must not exist yet; a failed copy leaves nothing behind), in the same round
+        trip as the submission when the transport can.
 
         The scheduler plugin gets a :class:`SubmitShell`: it never repeats a command after a lost
         connection (a submission whose outcome is unknown is resolved by :meth:`find_submitted`)
