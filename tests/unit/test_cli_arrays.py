@@ -32,7 +32,7 @@ def test_ls_shows_an_array_as_one_row_and_l_expands_it(db_with_an_array):
     out = CliRunner().invoke(cli, ["ls"]).output.splitlines()
     assert len(out) == 3, out
     assert "f_HHHHHH..._unique01_array" in out[1] and "array of 4: 3 succeeded, 1 started" in out[1]
-    assert "77_0..77_3@cluster" in out[1] and "3 done, 1 running" in out[1]
+    assert "77_[0-3]@cluster" in out[1] and "3 done, 1 running" in out[1]
     assert "g_HHHHHH..._unique09" in out[2] and "submitted" in out[2]
     long = CliRunner().invoke(cli, ["ls", "-l"]).output.splitlines()
     assert len(long) == 6 and sum(f"f_{HASH}_unique01_array" in line for line in long) == 4

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import pickle
 import re
 import sys
@@ -247,10 +248,18 @@ def _counts(values: List[str]) -> str:
     return ", ".join(f"{n} {value}" for value, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def _id_range(first: str, last: str) -> str:
+    """``8602_[0-12]`` for the task ids ``8602_0`` to ``8602_12`` (``first..last`` when they do
+    not end in task numbers after a common prefix)."""
+    prefix = os.path.commonprefix([first, last]).rstrip("0123456789")
+    a, b = first[len(prefix):], last[len(prefix):]
+    return f"{prefix}[{a}-{b}]" if prefix and a.isdigit() and b.isdigit() else f"{first}..{last}"
+
+
 def _array_row(array: str, tasks: List[dict]) -> List[str]:
     """``xpr ls``'s one row for the listed tasks of an array: its name and the task counts."""
     first, last = tasks[0], tasks[-1]
-    remote = first["remote_id"] if len(tasks) == 1 else f"{first['remote_id']}..{last['remote_id']}"
+    remote = first["remote_id"] if len(tasks) == 1 else _id_range(str(first["remote_id"]), str(last["remote_id"]))
     suffix = "_array"
     short = (_short_id({"id": array[:-len(suffix)], "name": first["name"]}) + suffix if array.endswith(suffix)
              else array)
