@@ -46,3 +46,11 @@ def test_id_of_an_array_selects_its_tasks_and_a_task_id_one_task(db_with_an_arra
     removed = CliRunner().invoke(cli, ["rm", "-y", "-i", f"f_{HASH}_unique01_array"])
     assert removed.exit_code == 0, removed.output
     assert [row["id"] for row in db_with_an_array.db.jobs()] == [f"g_{HASH}_unique09"]
+
+
+@pytest.mark.parametrize("first, last, shown", [("8602_0", "8602_12", "8602_[0-12]"), ("77.1", "77.4", "77.[1-4]"),
+                                                ("1234[0].srv", "1234[7].srv", "1234[0-7].srv"),
+                                                ("9_10", "9_13", "9_[10-13]"), ("a1", "b2", "a1..b2")])
+def test_array_task_ids_shown_as_one_range(first, last, shown):
+    from expyre.cli import _id_range
+    assert _id_range(first, last) == shown

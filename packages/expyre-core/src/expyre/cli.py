@@ -249,11 +249,17 @@ def _counts(values: List[str]) -> str:
 
 
 def _id_range(first: str, last: str) -> str:
-    """``8602_[0-12]`` for the task ids ``8602_0`` to ``8602_12`` (``first..last`` when they do
-    not end in task numbers after a common prefix)."""
+    """The task ids ``first`` to ``last`` as one range: ``8602_[0-12]`` (Slurm), ``77.[1-4]``
+    (Grid Engine), ``1234[0-7].server`` (PBS); ``first..last`` when they differ otherwise."""
     prefix = os.path.commonprefix([first, last]).rstrip("0123456789")
-    a, b = first[len(prefix):], last[len(prefix):]
-    return f"{prefix}[{a}-{b}]" if prefix and a.isdigit() and b.isdigit() else f"{first}..{last}"
+    rest = [first[len(prefix):], last[len(prefix):]]
+    suffix = os.path.commonprefix([r[::-1] for r in rest])[::-1].lstrip("0123456789")
+    a, b = (r[:len(r) - len(suffix)] for r in rest)
+    if not (prefix and a.isdigit() and b.isdigit()):
+        return f"{first}..{last}"
+    if prefix.endswith("[") and suffix.startswith("]"):
+        return f"{prefix}{a}-{b}{suffix}"
+    return f"{prefix}[{a}-{b}]{suffix}"
 
 
 def _array_row(array: str, tasks: List[dict]) -> List[str]:
