@@ -223,6 +223,14 @@ TRANSIENT_PATTERNS = (
     "unexpected message received")
 
 
+#: Slurm's reasons for refusing a submission at the per-user (or account's) job limit, as sbatch
+#: prints them before its general "Job violates accounting/QOS policy (job submit limit, user's
+#: size and/or time limits)" (which a size or time limit gets too): AssocMaxSubmitJobLimit,
+#: AssocGrpSubmitJobsLimit, QOSMaxSubmitJobPerUserLimit, QOSMaxSubmitJobPerAccountLimit,
+#: QOSGrpSubmitJobsLimit.
+SUBMIT_LIMIT_PATTERNS = ("maxsubmitjob", "grpsubmitjobs")
+
+
 def is_transient(message: str) -> bool:
     """True if a failed Slurm command's message says the failure is passing."""
     return any(pattern in message.lower() for pattern in TRANSIENT_PATTERNS)
