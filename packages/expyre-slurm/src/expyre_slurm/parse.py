@@ -28,8 +28,9 @@ def task_not_found(text: str) -> bool:
     """True if scontrol's answer says it has no such array task."""
     return bool(_TASK_NOT_FOUND.search(text))
 ACCOUNTING_DISABLED = "accounting storage is disabled"
-#: sacct format (with ``--parsable2``): raw job id, state, exit code.
-SACCT_FORMAT = "JobIDRaw,State,ExitCode"
+#: sacct format (with ``--parsable2``): job id, state, exit code. ``JobID``, not ``JobIDRaw``: an
+#: array task is ``<array id>_<task>`` there, as in its remote id (its raw id is a number of its own).
+SACCT_FORMAT = "JobID,State,ExitCode"
 #: Marks each job line of this plugin's squeue formats, so banners are ignored and cut lines seen.
 LINE_START, LINE_END = "@xpr@", "@end@"
 SQUEUE_FORMAT = f"{LINE_START}|%i|%T|%r|{LINE_END}"
