@@ -366,6 +366,13 @@ class Executor(concurrent.futures.Executor):
             with self._lock:
                 if self._held or not self._pending:
                     return
+                if self._backlog:
+                    # the queue is full: new calls wait behind the backlog, in order
+                    for job in self._pending:
+                        job.pending = True
+                    self._backlog.extend(self._pending)
+                    self._pending = []
+                    return
                 jobs, self._pending = self._pending, []
                 for job in jobs:
                     job.pending = False
@@ -423,7 +430,7 @@ class Executor(concurrent.futures.Executor):
             if not self._backlog or now < self._backlog_not_before or \
                     not (self._ended_since_try or now >= self._backlog_deadline):
                 return
-            self._pending.extend(self._backlog)
+            self._pending = self._backlog + self._pending
             self._backlog = []
         self._start_pending()
 
