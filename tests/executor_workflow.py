@@ -11,8 +11,9 @@ OOM killer would) at one point of the map:
   recorded it
 * ``mapped``: after ``map`` returned (everything submitted), before any result was read
 
-It prints ``LOOKUPS n`` (how many per-call jobs-database lookups re-attaching needed), then
-``RESULTS`` and the results, one per line.
+It prints ``LOOKUPS n`` (how many per-call jobs-database lookups re-attaching needed) and
+``FINDS n`` (how many times the scheduler was asked for jobs whose submission was interrupted),
+then ``RESULTS`` and the results, one per line.
 """
 import os
 import signal
@@ -20,6 +21,7 @@ import sys
 import time
 
 from expyre import Executor
+from expyre.batch import BatchScheduler
 from expyre.jobsdb import JobsDB
 from expyre.system import System
 
@@ -67,14 +69,28 @@ def count_lookups():
     return count
 
 
+def count_finds():
+    real_query = BatchScheduler.query
+    count = [0]
+
+    def query(self, shell, commands, what, *args, **kwargs):
+        count[0] += what.startswith("looking for")
+        return real_query(self, shell, commands, what, *args, **kwargs)
+
+    BatchScheduler.query = query
+    return count
+
+
 if __name__ == "__main__":
     die_during_submission()
     lookups = count_lookups()
+    finds = count_finds()
     resources = {"max_time": "10m", "num_cores": 1, "partitions": os.environ.get("PARTITION", "regular")}
     with Executor(os.environ.get("SYSTEM", "remote"), resources=resources, partial_node=True, check_interval=0.5,
                   quiet=True) as executor:
         results = executor.map(logged_square, range(N), [RUN_LOG] * N, [float(os.environ.get("PAUSE", "0"))] * N)
         print("LOOKUPS", lookups[0], flush=True)
+        print("FINDS", finds[0], flush=True)
         if DIE_AT == "mapped":
             os.kill(os.getpid(), signal.SIGKILL)
         values = list(results)

@@ -69,7 +69,7 @@ def arrays_of(rows):
 def test_map_in_order_with_one_squeue_per_poll(cluster, monkeypatch):
     from expyre import plugins
     polls, puts = [], []
-    real_status, real_transfer = plugins.status, plugins.transfer
+    real_status, real_transfer, real_transfer_then_run = plugins.status, plugins.transfer, plugins.transfer_then_run
 
     def status(scheduler, jobs, shell):
         counting = CountingShell(shell, r"^[ \t]*squeue ")
@@ -82,8 +82,13 @@ def test_map_in_order_with_one_squeue_per_poll(cluster, monkeypatch):
             puts.append(len(pairs))
         return real_transfer(transport, shell, direction, pairs)
 
+    def transfer_then_run(transport, shell, pairs, command, timeout=None):
+        puts.append(len(pairs))
+        return real_transfer_then_run(transport, shell, pairs, command, timeout)
+
     monkeypatch.setattr(plugins, "status", status)
     monkeypatch.setattr(plugins, "transfer", transfer)
+    monkeypatch.setattr(plugins, "transfer_then_run", transfer_then_run)
 
     def affine(x, a, b):
         return a * x + b
@@ -94,7 +99,8 @@ def test_map_in_order_with_one_squeue_per_poll(cluster, monkeypatch):
         chunked = ex.map(affine, range(200), [2] * 200, [-1] * 200, chunksize=10)
         assert list(singles) == [3 * x + 1 for x in range(40)]
         assert list(chunked) == [2 * x - 1 for x in range(200)]
-    assert puts == [40, 20]                               # one transfer per map
+    # one copy per map, with its submission: the array's first directory, holding the others' files
+    assert puts == [1, 1]
     assert all(calls == 1 for _, calls in polls)          # every poll: one squeue for all jobs
     assert max(n for n, _ in polls) > 40                  # (jobs of both maps in one query)
     assert len(polls) <= (time.monotonic() - start) / 0.25 + 5  # at most one poll per poll interval
@@ -213,3 +219,6 @@ def test_map_killed_and_run_again_submits_each_job_once(cluster, tmp_path, die_a
     assert int(cluster.run(f"ls -d {shlex.quote(rundir)}/*/ | wc -l").strip()) == n  # one directory per job
     if die_at == "mapped":
         assert "LOOKUPS 0" in second.stdout
+    # the interrupted arrays (the second and the third, or the second alone) are each looked up once
+    assert f"FINDS {2 if die_at.startswith('submit:') else 1 if die_at.startswith('submitted:') else 0}" \
+        in second.stdout

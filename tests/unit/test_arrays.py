@@ -1,6 +1,7 @@
 """Job arrays in core (:mod:`expyre.arrays`) and the toolkit's array declarations
 (:class:`expyre.batch.BatchScheduler`): the array script is run for real by bash here."""
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -65,6 +66,30 @@ def test_array_index_with_no_job_is_an_error_naming_it(tmp_path, three_jobs, ind
     assert done.returncode == 1
     assert f"XPR_TEST_INDEX='{'' if index is None else index}' names no job of this array" in done.stderr
     assert not any((Path(job.remote_dir) / "ran").exists() for job in three_jobs)
+
+
+def test_bundled_tasks_make_their_directory_and_unpack_their_own_files(tmp_path, three_jobs):
+    """On a host with a run directory only the first task's directory is copied; the others'
+    files travel in its bundle and each task unpacks its own when it starts."""
+    stage = [Path(job.remote_dir) for job in three_jobs]
+    host = tmp_path / "host"
+    tasks = [spec(job.id, host / Path(job.remote_dir).name) for job in three_jobs]
+    spans = arrays.write_bundle(stage[0], stage[1:])
+    assert (stage[0] / jobfiles.ARRAY_BUNDLE).stat().st_mtime == 0  # never copied back as a result
+    shutil.copytree(stage[0], host / stage[0].name)  # what the transport copies
+    support = ArraySupport("XPR_TEST_INDEX", first_index=0)
+    script = tmp_path / "array.sh"
+    script.write_text(arrays.array_script(script_exec="/bin/bash", header=[], support=support, tasks=tasks,
+                                          bundle=[None, *spans]))
+    for index in (2, 0):
+        done = subprocess.run(["bash", str(script)], capture_output=True, text=True, cwd=tmp_path,
+                              env=dict(os.environ, XPR_TEST_INDEX=str(index)))
+        assert done.returncode == 0, done.stderr
+    third = Path(tasks[2].remote_dir)
+    assert (third / tasks[2].stdout_file).read_text() == "out of d'e index=2\n"
+    assert oct(third.stat().st_mode & 0o777) == oct(0o700)
+    assert (Path(tasks[0].remote_dir) / "ran").exists()
+    assert not Path(tasks[1].remote_dir).exists()  # task 1 has not started: nothing of it on the host
 
 
 def test_split_and_groups():

@@ -123,8 +123,8 @@ def test_refused_symlink_is_reported_as_refused(tmp_path):
 # --------------------------------------------------------------------------- private, atomic files (1, 3)
 
 def test_put_command_makes_private_directories():
-    command = tarstream.put_command([("run_expyre/h-p/run_a", 10)])
-    assert command.startswith("umask 077 && ")
+    command = tarstream.put_command([("run_expyre/h-p", 10, ["run_a"])])
+    assert "\numask 077 && _xpr_put run_expyre/h-p 10 run_a" in command
 
 
 def test_archive_carries_no_group_or_other_bits(tmp_path):
@@ -198,9 +198,10 @@ def test_copy_back_moves_markers_last(tmp_path, monkeypatch):
 
 
 def test_copy_back_streams_from_spooled_answer(tmp_path):
-    """tarstream.get reads the length-prefixed archives from the shell's stdout_file."""
-    archives = [_archive({jobfiles.SUCCEEDED: b"r1"}), b"", _archive({"f": b"2"})]
-    answer = b"".join(b"%d\n" % len(a) + a for a in archives)
+    """tarstream.get reads the length-prefixed archive (one per parent directory, entries
+    ``<job directory>/<file>``) from the shell's stdout_file."""
+    archive = _archive({f"a/{jobfiles.SUCCEEDED}": b"r1", "c/f": b"2"})
+    answer = b"%d\n" % len(archive) + archive
 
     class FileShell:
         """A fake shell that answers the get command with a prepared byte stream."""

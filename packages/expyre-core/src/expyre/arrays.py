@@ -8,6 +8,11 @@ that job's own script there, with its stdout and stderr going to the job's own f
 gets a remote id of its own (``<array id>_<index>`` on Slurm), so status, results, cancel and
 restart work per task, through the same paths as for single jobs.
 
+On a system whose jobs run in a run directory on the host, only the first task's directory is
+copied there, holding the others' files in one bundle (:func:`write_bundle`); each task makes its
+own directory and unpacks its files when it starts. So submitting an array creates a handful of
+files on the host's file system, not several per task.
+
 Each task's directory holds :data:`expyre.jobfiles.ARRAY_TASK` (:func:`write_task_marker`), which
 names the array (its first task's directory and its job name) and the task's index: a script
 restarted after a crash in the middle of submitting finds the array, and each task's remote id,
@@ -20,15 +25,17 @@ implements both from a few declarations).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import jobfiles
 from .hooktypes import JobSpec, quote
-from .jobscript import cd_line
+from .jobscript import cd_line, host_path
 
-__all__ = ["ArraySupport", "TaskMarker", "array_script", "array_spec", "split", "write_task_marker",
+__all__ = ["ArraySupport", "TaskMarker", "array_script", "array_spec", "split", "write_bundle", "write_task_marker",
            "read_task_marker", "clear_task_marker", "array_name"]
 
 #: Fewest jobs submitted as an array (fewer are submitted one by one).
@@ -92,21 +99,55 @@ def array_spec(leader: JobSpec, count: int) -> JobSpec:
 
 
 def array_script(*, script_exec: str, header: Sequence[str], support: ArraySupport,
-                 tasks: Sequence[JobSpec]) -> str:
+                 tasks: Sequence[JobSpec], bundle: Optional[Sequence[Optional[Tuple[int, int]]]] = None) -> str:
     """The array's job script: the scheduler's header, then a ``case`` on the task index that
     goes to the task's job directory and runs the job's own script there with ``script_exec``,
     as its ``#!`` line would (its output to the job's own stdout/stderr files). An index with no
-    task is an error that names the index."""
+    task is an error that names the index.
+
+    ``bundle`` gives, per task, the ``(offset, size)`` of its files in the first task's
+    :data:`expyre.jobfiles.ARRAY_BUNDLE` (see :func:`write_bundle`), or None for a task whose
+    directory was copied to the host whole: such a task makes its directory and unpacks its
+    files when it starts.
+    """
     var = support.index_var
+    bundle_path = f"{host_path(tasks[0].remote_dir)}/{jobfiles.ARRAY_BUNDLE}" if tasks else ""
     lines = [f"#!{script_exec} -l", *header, "", f'case "${{{var}:-}}" in']
     for n, task in enumerate(tasks):
-        lines.append(f"    {support.first_index + n}) {cd_line(task.remote_dir)}")
+        span = bundle[n] if bundle is not None else None
+        if span is None:
+            lines.append(f"    {support.first_index + n}) {cd_line(task.remote_dir)}")
+        else:
+            lines.append(f"    {support.first_index + n}) ( umask 077 && mkdir -p {host_path(task.remote_dir)} ) && "
+                         f"{cd_line(task.remote_dir)}")
+            lines.append(f"        tail -c +{span[0] + 1} {bundle_path} | head -c {span[1]} | tar -xf - || exit 1")
         lines.append(f"        exec {script_exec} -l ./{jobfiles.SCRIPT} > {quote(task.stdout_file)} "
                      f"2> {quote(task.stderr_file)} ;;")
     lines += ["esac",
               f'echo "expyre: array task index {var}=\'${{{var}:-}}\' names no job of this array" >&2',
               "exit 1"]
     return "\n".join(lines) + "\n"
+
+
+def write_bundle(leader_stage_dir: Path, task_stage_dirs: Sequence[Path]) -> List[Tuple[int, int]]:
+    """Pack the tasks' stage directories one after the other into the first task's
+    :data:`expyre.jobfiles.ARRAY_BUNDLE`; the ``(offset, size)`` of each task's tar archive.
+
+    So an array's files reach the host as one file, however many tasks it has: creating
+    thousands of small files on a cluster's file system is slow, and each task unpacks its own
+    when it starts. The bundle's time stamp is the epoch, so copying results back never takes it.
+    """
+    from .transports.tarstream import pack_directory
+    path = Path(leader_stage_dir) / jobfiles.ARRAY_BUNDLE
+    spans = []
+    with open(path, "wb") as out:
+        for task_dir in task_stage_dirs:
+            with pack_directory(Path(task_dir)) as archive:
+                start = out.tell()
+                shutil.copyfileobj(archive, out)
+                spans.append((start, out.tell() - start))
+    os.utime(path, (0, 0))
+    return spans
 
 
 @dataclass(frozen=True)

@@ -554,6 +554,8 @@ class BatchScheduler:
         count = int(job.array_size or 0)
         if count < 1:
             raise ValueError(f"array {job.id}: array_size must be at least 1, not {job.array_size!r}")
+        if self.arrays_found:
+            self.arrays_found.pop((job.id, job.remote_dir), None)  # a new submission in the same directory
         command = self.array_submit_command(job, script, count, max_parallel)
         array_id = self.submit_job(job, script, shell, command=command, parse=self.parse_array_submit)
         return self.array_task_ids(array_id, count)
@@ -572,6 +574,11 @@ class BatchScheduler:
         While an earlier submit command still runs, wait for it (up to :attr:`submit_timeout`);
         if it still runs then, the outcome is unknown: :class:`expyre.ConnectionLostError`.
         """
+        if self.arrays_found is None:
+            self.arrays_found = {}
+        known = self.arrays_found.get((job.id, job.remote_dir)) if job.array_index is not None else None
+        if known is not None:  # another task of an array looked up before
+            return [self.array_task_ids(array_id, job.array_index + 1)[job.array_index] for array_id in known]
         name = self.job_name(job.id)
         commands = {"record": record_probe(job.remote_dir), **self.find_commands(job, name)}
         deadline = time.monotonic() + self.submit_timeout
@@ -597,6 +604,10 @@ class BatchScheduler:
         except OutputError as exc:
             raise BatchError(shell.host, result, f"looking for {self.name} jobs named {name}: {exc}") from None
         found = list(dict.fromkeys(found))
+        if job.array_index is not None and record_rc != STILL_SUBMITTING:
+            # no submit command of the array is running, so what was found is final (until the
+            # next submission in its directory): the array's other tasks need no lookup
+            self.arrays_found[(job.id, job.remote_dir)] = found
         if job.array_index is not None:  # one task of the array(s) found
             return [self.array_task_ids(array_id, job.array_index + 1)[job.array_index] for array_id in found]
         return found
@@ -679,6 +690,9 @@ class BatchScheduler:
     #: for a scheduler bound to a system (:meth:`bound`): the system's shell and settings table
     shell: Optional[Shell] = None
     options: Mapping[str, Any] = {}
+    #: for a bound scheduler: what :meth:`find_jobs` found for arrays with no submission running,
+    #: by (array id, directory)
+    arrays_found: Optional[Dict[Tuple[str, str], List[str]]] = None
 
     def check(self, options: Mapping[str, Any]) -> List[Tuple[str, object, str]]:
         """Problems in the system's settings table for this scheduler, as ``(key, value, problem)``."""
@@ -701,6 +715,7 @@ class BatchScheduler:
         if self.name not in state:
             state[self.name] = copy.copy(self)
             state[self.name].options = dict(getattr(system, "scheduler_options", None) or {})
+            state[self.name].arrays_found = None
         state[self.name].shell = shell
         return state[self.name]
 

@@ -158,7 +158,7 @@ class ExPyRe:
     def _reattach(self, name: str, arghash: str, batch=None) -> bool:
         # an Executor's batch (expyre.many.BatchLookup) knows its earlier jobs from one lookup
         rows = batch.earlier_jobs(name, arghash) if batch is not None else []
-        if not rows:
+        if batch is None:
             prefix = re.escape(f"{name}_{arghash}") + "_.*"
             rows = list(config.db.jobs(status="can_produce_results", id=prefix))
         if not rows:
@@ -264,15 +264,9 @@ class ExPyRe:
         arrays.clear_task_marker(self.stage_dir)  # submitted on its own, whatever it was before
         jobstate.begin_submission(self.id, self.status, system=system.name, remote_dir=job.remote_dir)
         self.status, self.system_name, self.remote_dir = "submitting", system.name, job.remote_dir
-        _timing(f"ExPyRe {self.id} staging out")
+        _timing(f"ExPyRe {self.id} staging out and submitting")
         try:
-            system.stage_out(self.stage_dir, job.remote_dir)
-        except BaseException:
-            self._set_created()
-            raise
-        _timing(f"ExPyRe {self.id} submitting")
-        try:
-            remote_id = system.submit(job, jobfiles.SCRIPT)
+            remote_id = system.submit(job, jobfiles.SCRIPT, stage=[(self.stage_dir, job.remote_dir)])
         except ConnectionLostError:
             # the outcome of the submission is unknown: stay "submitting" so that the next
             # start() asks the scheduler instead of submitting a second copy

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import pluggy
 
-from .hooktypes import CheckResult, JobSpec, RemoteJob, Shell
+from .hooktypes import CheckResult, CommandResult, JobSpec, RemoteJob, Shell
 
 if TYPE_CHECKING:  # pragma: no cover - the System type is for readers and type checkers only
     from .system import System
@@ -437,4 +437,42 @@ def transfer(transport: str, shell: Shell, direction: str,
     bool
         True when done. File modes and the layout
         below each directory are preserved.
+    """
+
+
+@hookspec(firstresult=True)
+def transfer_then_run(transport: str, shell: Shell, pairs: List[Tuple[Path, str]], command: str,
+                      timeout: Optional[float] = None) -> Optional[CommandResult]:
+    """Optional: ``transfer(..., "put", pairs)`` and then, in the same round trip to the host,
+    run ``command`` (only if the copy succeeded), so that starting a job costs one round trip.
+
+    Core calls it for the first command a scheduler's ``submit`` or ``submit_array`` runs (the
+    submission, usually), with the job directories that submission needs. A transport without
+    it (or that answers None) gets ``transfer`` and then the command, in two round trips. The
+    command must not be repeated after a lost connection (its outcome is then unknown).
+
+    Parameters
+    ----------
+    transport: str
+        transport name from the system's config
+    shell: expyre.Shell
+        the shell this transport's ``open_shell`` handed out for the system
+    pairs: list(tuple(pathlib.Path, str))
+        as for ``transfer`` with ``"put"``
+    command: str
+        the shell command to run after the copy, as ``shell.run`` would
+    timeout: float, optional
+        seconds the whole round trip may take
+
+    Returns
+    -------
+    expyre.CommandResult or None
+        the command's result (its exit status is not checked here)
+
+    Raises
+    ------
+    expyre.RemoteCommandError
+        the copy failed: the command did not run, and the copy left nothing behind
+    expyre.ConnectionLostError
+        the connection was lost after the command was sent
     """

@@ -62,6 +62,8 @@ ARRAY_TASK = "_expyre_array_task"
 ARRAY_SCRIPT = "_expyre_array_job.sh"
 ARRAY_STDOUT = "_expyre_array.stdout"
 ARRAY_STDERR = "_expyre_array.stderr"
+#: In an array's first job directory: the other tasks' files, which each task unpacks when it starts.
+ARRAY_BUNDLE = "_expyre_array_bundle.tar"
 #: Left by ``ExPyRe.clean`` in a stage directory whose large files were overwritten.
 CLEANED = "_expyre_job_cleaned"
 

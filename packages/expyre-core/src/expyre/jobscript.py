@@ -166,11 +166,14 @@ def env_var_lines(env_vars: Sequence[str], environ: Mapping[str, str]) -> List[s
     return lines
 
 
+def host_path(remote_dir: str) -> str:
+    """``remote_dir`` as a quoted shell word for a job (relative paths are under ``$HOME``)."""
+    return quote(remote_dir) if remote_dir.startswith("/") else f'"$HOME"/{quote(remote_dir)}'
+
+
 def cd_line(remote_dir: str) -> str:
     """The job script's first command: go to the job's directory (relative ones are under ``$HOME``)."""
-    if remote_dir.startswith("/"):
-        return f"cd {quote(remote_dir)} || exit 1"
-    return f'cd "$HOME"/{quote(remote_dir)} || exit 1'
+    return f"cd {host_path(remote_dir)} || exit 1"
 
 
 def job_script(*, script_exec: str, header: Sequence[str], remote_dir: str, node_dict: dict,

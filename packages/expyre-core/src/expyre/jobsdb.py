@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 __all__ = ["JobsDB"]
 
@@ -681,6 +681,33 @@ class JobsDB:
         ValueError
             for an unknown column or status, or if there is no job with this id
         """
+        columns, change = self._change(id, if_status, kwargs)
+        return self._retry(change, write=bool(columns))
+
+    def update_many(self, changes: Sequence[Tuple[str, Mapping[str, Any]]],
+                    if_status: Union[str, Sequence[str], None] = None) -> List[bool]:
+        """:meth:`update` of many jobs, in one transaction: all are written, or none.
+
+        Parameters
+        ----------
+        changes: list((str, dict))
+            ``(id, {column: value})`` per job
+        if_status: str or list(str), optional
+            compare-and-set, as for :meth:`update`, for every job
+
+        Returns
+        -------
+        list(bool)
+            per job, as :meth:`update` returns
+        """
+        steps = [self._change(id, if_status, dict(fields))[1] for id, fields in changes]
+        if not steps:
+            return []
+        return self._retry(lambda conn: [step(conn) for step in steps], write=True)
+
+    def _change(self, id: str, if_status: Union[str, Sequence[str], None],
+                kwargs: Dict[str, Any]) -> Tuple[List[str], Callable[[sqlite3.Connection], bool]]:
+        """The columns :meth:`update` sets and the function that sets them in a transaction."""
         for column in kwargs:
             if column not in _COLUMNS or column == "id":
                 raise UnknownColumnError(f"JobsDB: cannot update column {column!r}, not one of "
@@ -711,7 +738,7 @@ class JobsDB:
                 return not columns  # the job is there: its status did not match
             return True
 
-        return self._retry(change, write=bool(columns))
+        return columns, change
 
     # ------------------------------------------------------------------ queries
 

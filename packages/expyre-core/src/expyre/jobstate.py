@@ -27,7 +27,7 @@ goes with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import config
 from .hooktypes import FINISHED_REMOTE_STATES
@@ -86,16 +86,31 @@ class IllegalTransitionError(RuntimeError):
     """A status change the life cycle (:data:`TRANSITIONS`) does not allow: a bug in expyre."""
 
 
-def _move(event: str, job_id: str, seen: Union[str, Sequence[str]], target: str, **fields: Any) -> bool:
-    """Check ``event``'s move from ``seen`` to ``target`` and write it with ``fields``; for a
-    polled event compare-and-set on ``seen``. True if the row changed."""
+def _check(event: str, job_id: str, seen: Union[str, Sequence[str]], target: str) -> Optional[List[str]]:
+    """Check ``event``'s move from ``seen`` to ``target``; the statuses to compare-and-set on
+    (for a polled event), else None."""
     rule = TRANSITIONS[event]
     sources = [seen] if isinstance(seen, str) else list(seen)
     if target not in rule.targets or not sources or not set(sources) <= set(rule.sources):
         raise IllegalTransitionError(
             f"job {job_id}: '{event}' cannot change status {'/'.join(map(str, sources))} to {target} "
             f"(it moves {', '.join(rule.sources)} to {', '.join(rule.targets)})")
-    return config.db.update(job_id, if_status=sources if rule.polled else None, status=target, **fields)
+    return sources if rule.polled else None
+
+
+def _move(event: str, job_id: str, seen: Union[str, Sequence[str]], target: str, **fields: Any) -> bool:
+    """Check ``event``'s move from ``seen`` to ``target`` and write it with ``fields``; for a
+    polled event compare-and-set on ``seen``. True if the row changed."""
+    return config.db.update(job_id, if_status=_check(event, job_id, seen, target), status=target, **fields)
+
+
+def _move_many(event: str, moves: Sequence[Tuple[str, str, Mapping[str, Any]]], target: str) -> None:
+    """:func:`_move` of many jobs, ``(job_id, seen, fields)`` each, in one transaction (an event
+    that is not polled: no compare-and-set)."""
+    for job_id, seen, _fields in moves:
+        if _check(event, job_id, seen, target) is not None:
+            raise IllegalTransitionError(f"'{event}' is a polled event: move its jobs one by one")
+    config.db.update_many([(job_id, dict(fields, status=target)) for job_id, _seen, fields in moves])
 
 
 def record_new(job_id: str, *, name: str, from_dir: str, **fields: Any) -> None:
@@ -105,13 +120,24 @@ def record_new(job_id: str, *, name: str, from_dir: str, **fields: Any) -> None:
 
 def begin_submission(job_id: str, seen: str, *, system: str, remote_dir: str) -> None:
     """``created`` -> ``submitting`` on ``system``, before anything is copied or submitted."""
-    _move("submit", job_id, seen, "submitting", system=system, remote_dir=remote_dir, remote_id=None,
-          remote_status=None)
+    begin_submissions([(job_id, seen, remote_dir)], system=system)
+
+
+def begin_submissions(jobs: Sequence[Tuple[str, str, str]], *, system: str) -> None:
+    """:func:`begin_submission` of many jobs, ``(job_id, seen, remote_dir)`` each, in one transaction."""
+    _move_many("submit", [(job_id, seen, {"system": system, "remote_dir": remote_dir, "remote_id": None,
+                                          "remote_status": None}) for job_id, seen, remote_dir in jobs], "submitting")
 
 
 def submitted(job_id: str, seen: str, remote_id: str) -> None:
     """``submitting`` -> ``submitted`` with the scheduler's id."""
-    _move("submitted", job_id, seen, "submitted", remote_id=remote_id)
+    submitted_many([(job_id, seen, remote_id)])
+
+
+def submitted_many(jobs: Sequence[Tuple[str, str, str]]) -> None:
+    """:func:`submitted` of many jobs, ``(job_id, seen, remote_id)`` each, in one transaction."""
+    _move_many("submitted", [(job_id, seen, {"remote_id": remote_id}) for job_id, seen, remote_id in jobs],
+               "submitted")
 
 
 def not_submitted(job_id: str, seen: str) -> None:

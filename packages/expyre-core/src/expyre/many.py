@@ -5,19 +5,22 @@ directories, recording each job as ``submitting`` before the scheduler is asked 
 ``submitted`` right after, so that a crash at any point leaves every job either not submitted
 (``created``), known (``submitted``), or recoverable by name (``submitting``): never submitted
 twice. What the scheduler's per-user job limit refuses is returned as a local backlog (still
-``created``, nothing on the system) for the caller to start later. :class:`BatchLookup` lets the jobs an :class:`expyre.Executor` creates be found again by a
-restarted script with one lookup in the jobs database instead of one per call.
+``created``, nothing on the system) for the caller to start later. :class:`BatchLookup` lets
+the jobs an :class:`expyre.Executor` creates be found again by a restarted script with one
+lookup in the jobs database instead of one per call.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from . import arrays, config, jobfiles, jobstate, stage
 from . import preflight as _preflight
-from .func import ExPyRe, _system
 from .batch import SubmitLimitError
+from .func import ExPyRe, _system
 from .hooktypes import ConnectionLostError, JobSpec
 from .resources import Resources
 
@@ -30,24 +33,35 @@ class BatchLookup:
     A batch is named after its first call (``<name>_<hash>``), so that rerunning the same script
     gives the same batch name. The first :meth:`earlier_jobs` reads the whole batch with one
     indexed lookup; each call after that is answered from memory. A call the batch does not know
-    (a new one, or one an earlier batch created) is looked up on its own by ``ExPyRe``, exactly
-    as without a batch.
+    (a new one, or one an earlier batch or a plain ``ExPyRe`` created) is answered from one more
+    indexed lookup, of every job with the call's job name, made the first time such a call comes.
+    So a batch costs at most two lookups per job name, never one per call.
     """
 
     def __init__(self) -> None:
         self.name: Optional[str] = None
         self._rows: Dict[str, List[dict]] = {}
+        self._names_read: set = set()
 
     def earlier_jobs(self, name: str, arghash: str) -> List[dict]:
-        """Rows of the batch's jobs (in a state that can still produce results) for this call."""
+        """Rows of the earlier jobs (in a state that can still produce results) of this call."""
         prefix = f"{name}_{arghash}"
         if self.name is None:
             self.name = prefix
-            for row in config.db.batch_jobs(prefix, status="can_produce_results"):
-                # ids are "<name>_<hash>_<unique>", and every hash has the length of this one
-                call = row["id"][:len(row["name"]) + 1 + len(arghash)]
-                self._rows.setdefault(call, []).append(row)
+            self._keep(config.db.batch_jobs(prefix, status="can_produce_results"), len(arghash))
+        if prefix not in self._rows and name not in self._names_read:
+            self._names_read.add(name)
+            self._keep(config.db.jobs(status="can_produce_results", id=re.escape(f"{name}_") + ".*"), len(arghash))
         return self._rows.get(prefix, [])
+
+    def _keep(self, rows, hash_length: int) -> None:
+        known = {row["id"] for rows_of_call in self._rows.values() for row in rows_of_call} if self._rows else set()
+        for row in rows:
+            if row["id"] in known:
+                continue
+            # ids are "<name>_<hash>_<unique>", and every hash has the same length
+            call = row["id"][:len(row["name"]) + 1 + hash_length]
+            self._rows.setdefault(call, []).append(row)
 
 
 def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system_name: Optional[str] = None,
@@ -161,7 +175,8 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
 
 def _stage_and_submit(system, members: List[Tuple[ExPyRe, JobSpec]], support: Optional[arrays.ArraySupport],
                       max_parallel: Optional[int]) -> Optional[Tuple[int, List[Tuple[ExPyRe, JobSpec]]]]:
-    """Copy the jobs' directories to the system in one transfer and submit them in groups.
+    """Submit the jobs in groups (arrays where ``support`` allows), their directories going to
+    the host with the first submission.
 
     Returns None when every job was submitted; when a group was refused at the per-user job
     limit (:class:`expyre.batch.SubmitLimitError`), the size of that group and the jobs it and
@@ -169,19 +184,26 @@ def _stage_and_submit(system, members: List[Tuple[ExPyRe, JobSpec]], support: Op
     error is raised, as :func:`start_many` describes.
     """
     groups = [_Group(list(group), support, system) for group in arrays.groups(members, support)]
+    jobstate.begin_submissions([(xpr.id, xpr.status, job.remote_dir) for xpr, job in members], system=system.name)
     for xpr, job in members:
-        jobstate.begin_submission(xpr.id, xpr.status, system=system.name, remote_dir=job.remote_dir)
         xpr.status, xpr.system_name, xpr.remote_dir = "submitting", system.name, job.remote_dir
+    # the job directories go to the host with the first submission, in one round trip
+    copies = [pair for group in groups for pair in group.copies]
     try:
-        system.stage_out_many([(xpr.stage_dir, job.remote_dir) for xpr, job in members])
-    except BaseException:
-        _undo(system, [x for x, _ in members], [j for _, j in members])
-        raise
+        return _submit_groups(system, groups, copies, max_parallel)
+    finally:
+        for group in groups:
+            group.drop_bundle()
 
+
+def _submit_groups(system, groups: Sequence[_Group], copies: Sequence[Tuple[Path, str]],
+                   max_parallel: Optional[int]) -> Optional[Tuple[int, List[Tuple[ExPyRe, JobSpec]]]]:
+    """Submit each group in turn, the first with ``copies``, recording each job's remote id;
+    stop at a group refused at the per-user job limit (see :func:`_stage_and_submit`)."""
     for n, group in enumerate(groups):
         later = [member for g in groups[n + 1:] for member in g.members]
         try:
-            remote_ids = group.submit(max_parallel)
+            remote_ids = group.submit(max_parallel, copies if n == 0 else ())
         except ConnectionLostError:
             # this group's outcome is unknown: it stays "submitting" for the next start to look up
             _undo(system, [x for x, _ in later], [j for _, j in later])
@@ -193,8 +215,9 @@ def _stage_and_submit(system, members: List[Tuple[ExPyRe, JobSpec]], support: Op
         except BaseException:
             _undo(system, [x for x, _ in group.members + later], [j for _, j in group.members + later])
             raise
+        jobstate.submitted_many([(xpr.id, xpr.status, remote_id)
+                                 for (xpr, _job), remote_id in zip(group.members, remote_ids)])
         for (xpr, _job), remote_id in zip(group.members, remote_ids):
-            jobstate.submitted(xpr.id, xpr.status, remote_id)
             xpr.remote_id, xpr.status = remote_id, "submitted"
     return None
 
@@ -202,30 +225,45 @@ def _stage_and_submit(system, members: List[Tuple[ExPyRe, JobSpec]], support: Op
 class _Group:
     """Jobs submitted together: one job on its own, or the tasks of one array job.
 
-    Made before the jobs are copied to the host: an array's script goes into its first task's
-    stage directory, and each task's marker (:func:`expyre.arrays.write_task_marker`) into its own.
+    Made before the jobs are copied to the host: each task's marker
+    (:func:`expyre.arrays.write_task_marker`) goes into its own stage directory, and an array's
+    script (and, for a system with a run directory, the bundle of the other tasks' files) into its
+    first task's.
     """
 
     def __init__(self, members: List[Tuple[ExPyRe, JobSpec]], support: Optional[arrays.ArraySupport], system):
         self.members, self.system = members, system
         self.array: Optional[JobSpec] = None
+        #: what of the group is copied to the host: every job's directory, or only an array's first
+        self.copies = [(xpr.stage_dir, job.remote_dir) for xpr, job in members]
         if len(members) == 1 or support is None:
             for xpr, _job in members:
                 arrays.clear_task_marker(xpr.stage_dir)
             return
         leader_xpr, leader = members[0]
         self.array = arrays.array_spec(leader, len(members))
-        script = leader_xpr.stage_dir / jobfiles.ARRAY_SCRIPT
-        script.write_text(system.array_script(support, self.array, [job for _, job in members]))
-        script.chmod(0o755)
         for index, (xpr, _job) in enumerate(members):
             arrays.write_task_marker(xpr.stage_dir, arrays.TaskMarker(leader.remote_dir, self.array.id, index))
+        bundle = None
+        if not system.runs_in_stage_dir:  # the other tasks' files go to the host in one file
+            bundle = [None, *arrays.write_bundle(leader_xpr.stage_dir, [x.stage_dir for x, _ in members[1:]])]
+            self.copies = [(leader_xpr.stage_dir, leader.remote_dir)]
+        script = leader_xpr.stage_dir / jobfiles.ARRAY_SCRIPT
+        script.write_text(system.array_script(support, self.array, [job for _, job in members], bundle))
+        script.chmod(0o755)
 
-    def submit(self, max_parallel: Optional[int]) -> List[str]:
-        """Submit the group; the remote id of each member, in order."""
-        if self.array is None:
-            return [self.system.submit(job, jobfiles.SCRIPT) for _xpr, job in self.members]
-        return self.system.submit_array(self.array, jobfiles.ARRAY_SCRIPT, max_parallel)
+    def drop_bundle(self) -> None:
+        """Remove the local copy of the array's bundle (it is needed only on the host)."""
+        if self.array is not None:
+            (self.members[0][0].stage_dir / jobfiles.ARRAY_BUNDLE).unlink(missing_ok=True)
+
+    def submit(self, max_parallel: Optional[int], stage: Sequence[Tuple[Path, str]] = ()) -> List[str]:
+        """Submit the group, copying ``stage`` to the host first (with the first submission);
+        the remote id of each member, in order."""
+        if self.array is not None:
+            return self.system.submit_array(self.array, jobfiles.ARRAY_SCRIPT, max_parallel, stage=stage)
+        return [self.system.submit(job, jobfiles.SCRIPT, stage=stage if n == 0 else ())
+                for n, (_xpr, job) in enumerate(self.members)]
 
 
 def _undo(system, xprs: Sequence[ExPyRe], jobs: Sequence[JobSpec]) -> None:

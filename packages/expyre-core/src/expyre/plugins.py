@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import pluggy
 
 from . import hookspecs
-from .hooktypes import JobSpec, RemoteJob, Shell
+from .hooktypes import CommandResult, JobSpec, RemoteJob, Shell
 
 if sys.version_info >= (3, 10):
     from importlib.metadata import entry_points
@@ -345,3 +345,11 @@ def transfer(transport: str, shell: Shell, direction: str, pairs: Sequence[Tuple
     if pairs:
         _call("transport", transport, "transfer", transport=transport, shell=shell, direction=direction,
               pairs=pairs)
+
+
+def transfer_then_run(transport: str, shell: Shell, pairs: Sequence[Tuple[Path, str]], command: str,
+                      timeout: Optional[float] = None) -> Optional[CommandResult]:
+    """The transport's copy and ``command`` in one round trip, or None when it cannot (then
+    the caller transfers and runs the command itself)."""
+    return _call("transport", transport, "transfer_then_run", False, transport=transport, shell=shell,
+                 pairs=list(pairs), command=command, timeout=timeout)

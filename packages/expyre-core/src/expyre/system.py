@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from . import jobscript, plugins
 from .arrays import ArraySupport, array_script
 from .header import env_header_extra
-from .hooktypes import CommandResult, JobSpec, RemoteJob, Shell, quote
+from .hooktypes import CommandResult, JobSpec, RemoteCommandError, RemoteJob, Shell, quote
 from .polling import PollSchedule
 from .resources import Resources
 from .units import time_to_HMS
@@ -27,18 +27,40 @@ from .units import time_to_HMS
 class SubmitShell:
     """The shell a scheduler's ``submit`` hook gets: it never runs a command again after a lost
     connection (the outcome of a submission must not be guessed), and it runs the system's
-    ``pre_submit_cmds`` before each command, in the same shell, as ExPyRe did."""
+    ``pre_submit_cmds`` before each command, in the same shell, as ExPyRe did.
 
-    def __init__(self, shell: Shell, pre_submit_cmds: Sequence[str] = ()):
+    With ``stage`` (``(transport, pairs)``), the job directories the submission needs are copied
+    to the host with its first command, in one round trip when the transport can
+    (``transfer_then_run``), else just before it; :meth:`finish_staging` copies them if the
+    plugin ran no command at all.
+    """
+
+    def __init__(self, shell: Shell, pre_submit_cmds: Sequence[str] = (),
+                 stage: Optional[Tuple[str, Sequence[Tuple[Path, str]]]] = None):
         self._shell = shell
         self.host = shell.host
         self._prefix = pre_submit_line(pre_submit_cmds)
+        self._stage = stage
 
     def run(self, command: str, **kwargs) -> CommandResult:
         kwargs["idempotent"] = False
         if self._prefix:
             command = f"{self._prefix} && {{\n{command}\n}}"
+        if self._stage is not None:
+            (transport, pairs), self._stage = self._stage, None
+            result = plugins.transfer_then_run(transport, self._shell, pairs, command, kwargs.get("timeout"))
+            if result is not None:
+                if kwargs.get("check", True) and result.returncode != 0:
+                    raise RemoteCommandError(self.host, result)
+                return result
+            plugins.transfer(transport, self._shell, "put", pairs)
         return self._shell.run(command, **kwargs)
+
+    def finish_staging(self) -> None:
+        """Copy the job directories now if no command took them along."""
+        if self._stage is not None:
+            (transport, pairs), self._stage = self._stage, None
+            plugins.transfer(transport, self._shell, "put", pairs)
 
     def close(self) -> None:
         self._shell.close()
@@ -280,14 +302,27 @@ class System:
             return
         plugins.transfer(self.transport, self.shell, "put", [(Path(s), r) for s, r in pairs])
 
-    def submit(self, job: JobSpec, script: str) -> str:
+    def submit(self, job: JobSpec, script: str, stage: Sequence[Tuple[Path, str]] = ()) -> str:
         """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id.
+
+        ``stage``: ``(stage_dir, remote_dir)`` pairs to copy to the host first, as
+        :meth:`stage_out_many` would, in the same round trip as the submission when the
+        transport can.
 
         The scheduler plugin gets a :class:`SubmitShell`: it never repeats a command after a lost
         connection (a submission whose outcome is unknown is resolved by :meth:`find_submitted`)
         and runs ``pre_submit_cmds`` first.
         """
-        return plugins.submit(self.scheduler, job, script, SubmitShell(self.shell, self.pre_submit_cmds), system=self)
+        shell = self.submit_shell(stage)
+        remote_id = plugins.submit(self.scheduler, job, script, shell, system=self)
+        shell.finish_staging()
+        return remote_id
+
+    def submit_shell(self, stage: Sequence[Tuple[Path, str]] = ()) -> SubmitShell:
+        """The shell a submission runs in; it copies ``stage`` (``(stage_dir, remote_dir)`` pairs)
+        to the host with its first command (see :class:`SubmitShell`)."""
+        pairs = [(Path(s), r) for s, r in stage] if stage and not self.runs_in_stage_dir else []
+        return SubmitShell(self.shell, self.pre_submit_cmds, (self.transport, pairs) if pairs else None)
 
     def array_support(self) -> Optional[ArraySupport]:
         """How this system's scheduler runs job arrays (asked once, then kept), or None."""
@@ -296,16 +331,19 @@ class System:
                                                     self.scheduler)
         return self._arrays
 
-    def array_script(self, support: ArraySupport, array: JobSpec, tasks: Sequence[JobSpec]) -> str:
+    def array_script(self, support: ArraySupport, array: JobSpec, tasks: Sequence[JobSpec],
+                     bundle: Optional[Sequence[Optional[Tuple[int, int]]]] = None) -> str:
         """The script of an array job (:func:`expyre.arrays.array_script`) on this system."""
         return array_script(script_exec=self.script_exec, header=plugins.render_header(self.scheduler, array),
-                            support=support, tasks=tasks)
+                            support=support, tasks=tasks, bundle=bundle)
 
-    def submit_array(self, job: JobSpec, script: str, max_parallel: Optional[int] = None) -> List[str]:
+    def submit_array(self, job: JobSpec, script: str, max_parallel: Optional[int] = None,
+                     stage: Sequence[Tuple[Path, str]] = ()) -> List[str]:
         """Submit the array job ``job`` (its script ``script`` in ``job.remote_dir``); returns one
-        remote id per task. Exactly-once as :meth:`submit`."""
-        ids = plugins.submit_array(self.scheduler, job, script, SubmitShell(self.shell, self.pre_submit_cmds),
-                                   max_parallel=max_parallel, system=self)
+        remote id per task. Exactly-once as :meth:`submit`; ``stage`` as for :meth:`submit`."""
+        shell = self.submit_shell(stage)
+        ids = plugins.submit_array(self.scheduler, job, script, shell, max_parallel=max_parallel, system=self)
+        shell.finish_staging()
         if len(ids) != job.array_size:
             raise RuntimeError(f"scheduler '{self.scheduler}' returned {len(ids)} task ids for an array of "
                                f"{job.array_size} tasks")

@@ -475,3 +475,9 @@ def open_shell(transport: str, system: System) -> Shell:
 @hookimpl
 def transfer(transport: str, shell: Shell, direction: str, pairs: Sequence[Tuple[Path, str]]) -> bool:
     return tarstream.transfer(shell, direction, pairs)
+
+
+@hookimpl
+def transfer_then_run(transport: str, shell: Shell, pairs: Sequence[Tuple[Path, str]], command: str,
+                      timeout: Optional[float] = None) -> CommandResult:
+    return tarstream.put_then_run(shell, pairs, command, timeout)

@@ -1,7 +1,8 @@
 """Job directories as tar streams, for transports that reach the host through a command channel.
 
-``put``: the local directories are packed into tar archives here; one command on the host creates
-each job directory and unpacks its archive with ``tar -x`` from the command's standard input.
+``put``: the local directories are packed here into one tar archive per parent directory on the
+host; one command on the host creates the job directories and unpacks each archive with one
+``tar -x`` from the command's standard input.
 ``get``: one command on the host packs, for every job directory, the files created or changed
 since the job was submitted (newer than its job script), and prints them as length-prefixed tar
 archives one after the other; they are spooled to a file here (never held in memory) and
@@ -18,11 +19,13 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, List, Optional, Sequence, Tuple, Union
+from typing import IO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .. import jobfiles
 from ..hooktypes import CommandResult, RemoteCommandError, quote
@@ -34,12 +37,35 @@ SPOOL_LIMIT = 8 * 1024 * 1024
 
 def pack_directory(local_dir: Path) -> IO[bytes]:
     """A tar archive of the contents of ``local_dir`` (entries relative to it), rewound."""
+    return pack_directories([(Path(local_dir), "")])
+
+
+def pack_directories(dirs: Sequence[Tuple[Path, str]]) -> IO[bytes]:
+    """One tar archive of the contents of each local directory under its name in the archive
+    (``""``: at the top), rewound; no entry for the named directories themselves."""
     archive = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT)
     with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for entry in sorted(os.listdir(local_dir)):
-            tar.add(str(Path(local_dir) / entry), arcname=entry, filter=_private)
+        for local_dir, name in dirs:
+            for entry in sorted(os.listdir(local_dir)):
+                _add(tar, Path(local_dir) / entry, f"{name}/{entry}" if name else entry)
     archive.seek(0)
     return archive
+
+
+def _add(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
+    """Add ``path`` (a tree, for a directory) as ``arcname``, without group or other bits.
+
+    Regular files get a header built from ``lstat`` alone: the owner's names, which
+    ``tarfile.add`` looks up for every file, are not needed by the host (it unpacks as its user).
+    """
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        tar.add(str(path), arcname=arcname, filter=_private)
+        return
+    member = tarfile.TarInfo(arcname)
+    member.size, member.mtime, member.mode = info.st_size, int(info.st_mtime), stat.S_IMODE(info.st_mode) & 0o700
+    with open(path, "rb") as data:
+        tar.addfile(member, data)
 
 
 def _private(member: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -56,50 +82,66 @@ def archive_size(archive: IO[bytes]) -> int:
     return size
 
 
-def put_command(remote_dirs_and_sizes: Sequence[Tuple[str, int]]) -> str:
-    """The command that creates each remote directory and unpacks its archive from standard input.
+#: Shell function run by :func:`put_command` for each parent directory: ``PARENT SIZE NAME...``.
+_PUT_FUNCTION = (
+    '_xpr_put() { _xpr_p=$1 _xpr_n=$2; shift 2\n'
+    '  for _xpr_d in "$@"; do if [ -e "$_xpr_p/$_xpr_d" ] || [ -L "$_xpr_p/$_xpr_d" ]; then\n'
+    '    echo "expyre: $_xpr_p/$_xpr_d exists already on the host; nothing was copied into it" >&2\n'
+    '    head -c "$_xpr_n" > /dev/null; return 1; fi; done\n'
+    '  mkdir -p -- "$_xpr_p" && ( cd -- "$_xpr_p" && mkdir -- "$@" ) || { head -c "$_xpr_n" > /dev/null; return 1; }\n'
+    '  head -c "$_xpr_n" | { tar -xf - -C "$_xpr_p"; _xpr_r=$?; cat > /dev/null; exit $_xpr_r; } && return 0\n'
+    '  ( cd -- "$_xpr_p" && rm -rf -- "$@" ); return 1\n'
+    '}')
 
+
+def put_command(groups: Sequence[Tuple[str, int, Sequence[str]]]) -> str:
+    """The command that creates the remote directories and unpacks their archives from standard input.
+
+    ``groups`` holds, per parent directory on the host, ``(parent, archive size, directory names)``:
+    the parent's archive holds each directory's files under the directory's name, and is unpacked
+    by one ``tar`` (so the cost on the host does not grow with the number of jobs in processes).
     The archives follow each other on standard input; each is read as exactly its size in bytes
     (``head -c`` never reads ahead), and what a failed ``tar`` left unread is drained, so that the
     next archive starts where it should and, on a shell that reads its commands from the same
     stream, no byte of an archive is ever read as a command. A directory that already exists is
-    an error (nothing is copied into it); a directory whose unpacking fails is removed again.
-    Everything runs under ``umask 077``: the job directories, the parents ``mkdir -p`` creates
-    (existing ones keep their mode) and the unpacked files are the user's alone.
+    an error (nothing is copied into it, nor into the others of its group); if unpacking fails the
+    group's directories are removed again. Everything runs under ``umask 077``: the job
+    directories, the parents ``mkdir -p`` creates (existing ones keep their mode) and the unpacked
+    files are the user's alone.
     """
-    steps = ["umask 077"]
-    for remote_dir, size in remote_dirs_and_sizes:
-        parent = remote_dir.rpartition("/")[0]
-        make = f"mkdir -p {quote(parent)} && mkdir {quote(remote_dir)}" if parent else f"mkdir {quote(remote_dir)}"
-        unpack = (f"head -c {int(size)} | {{ tar -xf - -C {quote(remote_dir)}; __xpr_r=$?; "
-                  "cat > /dev/null; exit $__xpr_r; }")
-        steps.append(f"{make} && {{ {unpack} || {{ rm -rf {quote(remote_dir)}; exit 1; }}; }}")
-    return " && ".join(steps)
+    steps = [f"_xpr_put {quote(parent or '.')} {int(size)} {' '.join(quote(n) for n in names)}"
+             for parent, size, names in groups]
+    return f"{_PUT_FUNCTION}\numask 077 && " + " && ".join(steps)
 
 
-def get_command(remote_dirs: Sequence[str]) -> str:
-    """The command that prints, for each directory, ``<size>\\n`` and a tar of its new files."""
-    parts = ['__xpr_tmp=$(mktemp) || exit 1']
-    for remote_dir in remote_dirs:
+def by_parent(remote_dirs: Sequence[str]) -> List[Tuple[str, List[int]]]:
+    """The positions of ``remote_dirs`` grouped by parent directory, in order of first appearance."""
+    groups: Dict[str, List[int]] = {}
+    for n, remote_dir in enumerate(remote_dirs):
+        groups.setdefault(remote_dir.rstrip("/").rpartition("/")[0], []).append(n)
+    return list(groups.items())
+
+
+#: Shell function printing, NUL-terminated, the files and links below each directory given that are
+#: newer than its job script (bash builtins only: no process per directory or file).
+_NEW_FILES_FUNCTION = (
+    "shopt -s globstar dotglob nullglob\n"
+    '_xpr_new() { for _xpr_d in "$@"; do for _xpr_f in "$_xpr_d"/**; do\n'
+    '  if { [ -f "$_xpr_f" ] || [ -L "$_xpr_f" ]; } && [ "$_xpr_f" -nt "$_xpr_d"/' + jobfiles.SCRIPT + ' ]; then\n'
+    "    printf '%s\\0' \"$_xpr_f\"; fi; done; done; }")
+
+
+def get_command(groups: Sequence[Tuple[str, Sequence[str]]]) -> str:
+    """The command that prints, per ``(parent, directory names)`` group, ``<size>\\n`` and one tar
+    archive of the directories' new files (entries ``<name>/<path>``), made by one ``tar``."""
+    parts = [_NEW_FILES_FUNCTION, '__xpr_tmp=$(mktemp) || exit 1']
+    for parent, names in groups:
         parts.append(
-            f"( cd {quote(remote_dir)} 2>/dev/null && find . -newer {jobfiles.SCRIPT} "
-            f"\\( -type f -o -type l \\) -print0 | tar --null -T - -cf - ) > \"$__xpr_tmp\" 2>/dev/null"
+            f"( cd {quote(parent or '.')} 2>/dev/null && _xpr_new {' '.join(quote(n) for n in names)} | "
+            f"tar --null -T - -cf - ) > \"$__xpr_tmp\" 2>/dev/null"
             f" || : > \"$__xpr_tmp\"; wc -c < \"$__xpr_tmp\"; cat \"$__xpr_tmp\"")
     parts.append('rm -f "$__xpr_tmp"')
     return "\n".join(parts)
-
-
-def split_get_output(output: bytes, count: int) -> List[bytes]:
-    """The ``count`` archives printed by :func:`get_command`."""
-    archives = []
-    position = 0
-    for _ in range(count):
-        newline = output.index(b"\n", position)
-        size = int(output[position:newline].strip())
-        start = newline + 1
-        archives.append(output[start:start + size])
-        position = start + size
-    return archives
 
 
 class _Slice(io.RawIOBase):
@@ -132,13 +174,59 @@ def put(shell, pairs: Sequence[Tuple[Path, str]]) -> None:
 
     ``shell`` has ``run_bytes(command, input_file=, input_size=) -> (status, stdout, stderr)``.
     """
-    archives = [pack_directory(Path(local_dir)) for local_dir, _ in pairs]
+    with _packed(pairs) as (command, stream, size):
+        status, _, stderr = shell.run_bytes(command, input_file=stream, input_size=size)
+        _check(shell, _put_summary(pairs), status, stderr, "copying job files to the host")
+
+
+#: Line a combined command (:func:`put_then_run`) prints when the copy succeeded.
+STAGED_MARKER = "@xpr-staged@"
+
+
+def put_then_run(shell, pairs: Sequence[Tuple[Path, str]], command: str, timeout: Optional[float] = None,
+                 idempotent: bool = False) -> CommandResult:
+    """:func:`put` the directories and then, in the same round trip, run ``command`` (only if
+    the copy succeeded); ``command``'s result.
+
+    The copy runs in a subshell (its ``umask`` does not reach ``command``) and prints
+    :data:`STAGED_MARKER` when it is done; the marker is removed from the output again.
+
+    Raises
+    ------
+    RemoteCommandError
+        the copy failed (``command`` did not run; the copy left nothing behind)
+    """
+    with _packed(pairs) as (put_command_, stream, size):
+        combined = f"( {put_command_}\n) || exit $?\necho {STAGED_MARKER}\n{command}"
+        status, stdout, stderr = shell.run_bytes(combined, input_file=stream, input_size=size, timeout=timeout,
+                                                 idempotent=idempotent)
+    marker = STAGED_MARKER.encode() + b"\n"
+    if not stdout.startswith(marker):
+        _check(shell, _put_summary(pairs), status or 1, stderr, "copying job files to the host")
+    return CommandResult(command, status, stdout[len(marker):].decode(errors="replace"),
+                         stderr.decode(errors="replace"))
+
+
+def _put_summary(pairs: Sequence[Tuple[Path, str]]) -> str:
+    """What a put command does, for an error message (the command itself is long)."""
+    first = pairs[0][1] if pairs else ""
+    more = f" and {len(pairs) - 1} more" if len(pairs) > 1 else ""
+    return f"tar -x of the job files into {first}{more}"
+
+
+@contextmanager
+def _packed(pairs: Sequence[Tuple[Path, str]]) -> Iterator[Tuple[str, IO[bytes], int]]:
+    """The put command for ``pairs``, and its standard input and that input's size."""
+    names = [remote.rstrip("/").rpartition("/")[2] for _, remote in pairs]
+    grouped = by_parent([remote for _, remote in pairs])
+    archives = [pack_directories([(Path(pairs[n][0]), names[n]) for n in members]) for _, members in grouped]
     try:
         sizes = [archive_size(a) for a in archives]
-        command = put_command([(remote, size) for (_, remote), size in zip(pairs, sizes)])
+        command = put_command([(parent, size, [names[n] for n in members])
+                               for (parent, members), size in zip(grouped, sizes)])
         stream = archives[0] if len(archives) == 1 else _concatenate(archives)
-        status, _, stderr = shell.run_bytes(command, input_file=stream, input_size=sum(sizes))
-        _check(shell, command, status, stderr, "copying job files to the host")
+        archives.append(stream)
+        yield command, stream, sum(sizes)
     finally:
         for archive in archives:
             archive.close()
@@ -151,23 +239,26 @@ def get(shell, pairs: Sequence[Tuple[Path, str]]) -> None:
     writes it there as it arrives, when it can: ``run_bytes(..., stdout_file=)``), so memory
     use does not grow with the size of the results.
     """
-    command = get_command([remote for _, remote in pairs])
+    names = [remote.rstrip("/").rpartition("/")[2] for _, remote in pairs]
+    grouped = by_parent([remote for _, remote in pairs])
+    command = get_command([(parent, [names[n] for n in members]) for parent, members in grouped])
     spool_dir = Path(pairs[0][0]).parent if pairs else None
     spool_dir = spool_dir if spool_dir and spool_dir.is_dir() else Path(tempfile.gettempdir())
     with tempfile.TemporaryFile(dir=spool_dir) as spool:
         with writing("the job results copied back from the host (a temporary file)", spool_dir):
             status, stdout, stderr = _run_to_file(shell, command, spool)
-        _check(shell, command, status, stderr, "copying job results from the host")
+        _check(shell, f"tar -c of the new files of {len(pairs)} job directories", status, stderr,
+               "copying job results from the host")
         spool.seek(0)
-        for local_dir, _ in pairs:
+        for _parent, members in grouped:
             header = spool.readline()
             if not header.endswith(b"\n"):
                 raise RemoteCommandError(shell.host, CommandResult(command, status, "", "the answer ended early"),
                                          "copying job results from the host")
             size = int(header.strip())
             start = spool.tell()
-            with writing("the job's results copied back from the host", local_dir):
-                unpack(_Slice(spool, size) if size else b"", Path(local_dir))
+            if size:
+                unpack_many(_Slice(spool, size), {names[n]: Path(pairs[n][0]) for n in members})
             spool.seek(start + size)
 
 
@@ -208,26 +299,62 @@ def unpack(archive: Union[bytes, IO[bytes]], local_dir: Path) -> None:
         if not archive:
             return
         archive = io.BytesIO(archive)
-    local_dir = Path(local_dir)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{local_dir.name}.copy-back.", dir=local_dir.parent))
+    _unpack_into(archive, {}, Path(local_dir))
+
+
+def unpack_many(archive: IO[bytes], local_dirs: Dict[str, Path]) -> None:
+    """:func:`unpack` of an archive whose entries are ``<name>/<path>``: each into
+    ``local_dirs[name]`` (an entry of any other name is refused)."""
+    _unpack_into(archive, local_dirs, None)
+
+
+def _unpack_into(archive: IO[bytes], local_dirs: Dict[str, Path], only: Optional[Path]) -> None:
+    """Unpack into ``only``, or by each entry's first path component into ``local_dirs``."""
+    scratches: Dict[Path, Path] = {}
+    refused: Dict[Path, List[str]] = {}
     try:
-        refused = []
         try:
             with tarfile.open(fileobj=archive, mode="r|", bufsize=1 << 20) as tar:
                 for member in tar:
+                    local_dir = only if only is not None else _route(member, local_dirs)
+                    if local_dir is None:
+                        warnings.warn(f"copy-back refused {member.name}: it belongs to no job directory asked for",
+                                      RuntimeWarning, stacklevel=3)
+                        continue
                     reason = _refusal(member, local_dir)
                     if reason:
-                        refused.append(f"{member.name}: {reason}")
+                        refused.setdefault(local_dir, []).append(f"{member.name}: {reason}")
                         continue
-                    _extract(tar, member, scratch)
+                    if local_dir not in scratches:
+                        with writing("the job's results copied back from the host", local_dir):
+                            scratches[local_dir] = Path(tempfile.mkdtemp(prefix=f".{local_dir.name}.copy-back.",
+                                                                         dir=local_dir.parent))
+                    _extract(tar, member, scratches[local_dir])
         except tarfile.ReadError as exc:
             if "empty file" not in str(exc):
                 raise
-        _move_into_place(scratch, local_dir)
-        if refused:
-            _record_refused(local_dir, refused)
+        for local_dir, scratch in scratches.items():
+            with writing("the job's results copied back from the host", local_dir):
+                _move_into_place(scratch, local_dir)
+        for local_dir, reasons in refused.items():
+            _record_refused(local_dir, reasons)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        for scratch in scratches.values():
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _route(member: tarfile.TarInfo, local_dirs: Dict[str, Path]) -> Optional[Path]:
+    """The local directory of an entry ``<name>/<path>``, with the entry renamed to ``<path>``
+    (and a hard link's target likewise); None for an entry of no known name, or the directory
+    entry itself."""
+    name, _, rest = member.name.partition("/")
+    if name not in local_dirs or not rest.strip("/"):
+        return None
+    member.name = rest
+    if member.islnk():
+        link_name, _, link_rest = member.linkname.partition("/")
+        member.linkname = link_rest if link_name == name else "/" + member.linkname  # elsewhere: refused
+    return local_dirs[name]
 
 
 def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> None:
