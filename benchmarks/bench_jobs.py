@@ -5,7 +5,9 @@
 Without options it runs in a temporary expyre root on a direct-scheduler system of this machine
 (twice: jobs running in their stage directories, and with a run directory so that files are
 really copied out and back). ``--host`` runs on that SSH host (as ``ssh HOST`` would reach it)
-through the ``ssh`` transport, with ``--scheduler`` (default direct) and ``--partition``.
+through the ``ssh`` transport, with ``--scheduler`` (default direct) and ``--partition``, in a run
+directory of its own on the host (removed at the end). With ``--scheduler slurm`` it also times a
+bare ``sbatch`` of an empty job on the same connection, the floor of what a start can cost.
 ``--system`` uses a configured system from the usual config files.
 """
 from __future__ import annotations
@@ -75,11 +77,28 @@ def run(n: int, system_name: str, pause: float = 0.0) -> dict:
             "connections": ssh.connections_opened - connections_before, **counts}
 
 
+def bare_sbatch(system_name: str, partition: str, n: int) -> list:
+    """Seconds of each of ``n`` bare ``sbatch`` submissions of an empty job (then cancelled)."""
+    from expyre import config
+    shell = config.systems[system_name].shell
+    times, ids = [], []
+    command = f"sbatch --parsable -p {partition} -t 1 -o /dev/null -e /dev/null --wrap true"
+    for _ in range(n):
+        t0 = time.perf_counter()
+        ids.append(shell.run(command).stdout.strip().split(";")[0])
+        times.append(time.perf_counter() - t0)
+    shell.run("scancel " + " ".join(ids), check=False)
+    return times
+
+
 def report(label: str, n: int, figures: dict) -> None:
     med = statistics.median
     print(f"{label}: {n} jobs")
     print(f"  create  median {med(figures['create']) * 1e3:7.2f} ms/job")
     print(f"  start   median {med(figures['start']) * 1e3:7.2f} ms/job")
+    if figures.get("bare"):
+        print(f"  bare sbatch on the same connection: median {med(figures['bare']) * 1e3:7.2f} ms "
+              f"(start / bare sbatch = {med(figures['start']) / med(figures['bare']):.2f})")
     print(f"  gather  {figures['gather']:.3f} s for all {n} finished jobs "
           f"({figures['gather'] / n * 1e3:.2f} ms/job; {figures['status']} status queries, "
           f"{figures['transfer_get']} transfers back)")
@@ -111,17 +130,25 @@ def main() -> None:
         return
     if args.host:
         cases = [(f"{args.scheduler} on {args.host} over ssh", dict(host=args.host, scheduler=args.scheduler,
-                                                                    partition=args.partition))]
+                                                                    partition=args.partition,
+                                                                    rundir=f"run_expyre_bench_{os.getpid()}"))]
     else:
         cases = [("direct, jobs run in stage dirs", {}), ("direct, with run directory (copies)", {"rundir": "rundir"})]
     for label, system in cases:
         with tempfile.TemporaryDirectory() as tmp:
-            if system.get("rundir"):
+            if system.get("rundir") and not system.get("host"):
                 system["rundir"] = str(Path(tmp) / "rundir")
             write_config(Path(tmp), **system)
             config.init(tmp)
-            report(label + (f", {args.pause} s between starts" if args.pause else ""), args.n,
-                   run(args.n, "bench", args.pause))
+            try:
+                figures = run(args.n, "bench", args.pause)
+                if system.get("scheduler") == "slurm":
+                    figures["bare"] = bare_sbatch("bench", args.partition, args.n)
+            finally:
+                if system.get("host"):
+                    bench = config.systems["bench"]
+                    bench.remove_remote_dirs([bench.remote_rundir])
+            report(label + (f", {args.pause} s between starts" if args.pause else ""), args.n, figures)
 
 
 if __name__ == "__main__":

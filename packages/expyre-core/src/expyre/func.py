@@ -136,6 +136,9 @@ class ExPyRe:
             self.stage_dir = stage.publish_stage_dir(self.stage_dir)
             jobstate.record_new(self.id, name=name, from_dir=str(self.stage_dir),
                                 batch=_batch.name if _batch is not None else None)
+            if _batch is not None:
+                _batch.remember({"id": self.id, "name": name, "from_dir": str(self.stage_dir), "status": "created",
+                                 "remote_id": None, "system": None, "remote_dir": None}, len(arghash))
         except BaseException:
             _remove_tree(self.stage_dir)
             raise
@@ -265,14 +268,17 @@ class ExPyRe:
         jobstate.begin_submission(self.id, self.status, system=system.name, remote_dir=job.remote_dir)
         self.status, self.system_name, self.remote_dir = "submitting", system.name, job.remote_dir
         _timing(f"ExPyRe {self.id} staging out and submitting")
+        shell = system.submit_shell([(self.stage_dir, job.remote_dir)])
         try:
-            remote_id = system.submit(job, jobfiles.SCRIPT, stage=[(self.stage_dir, job.remote_dir)])
-        except ConnectionLostError:
-            # the outcome of the submission is unknown: stay "submitting" so that the next
-            # start() asks the scheduler instead of submitting a second copy
+            remote_id = system.submit(job, jobfiles.SCRIPT, shell=shell)
+        except ConnectionLostError as exc:
+            if exc.sent is False and not shell.copied:  # nothing reached the host
+                self._set_created()
+            # otherwise the outcome of the submission is unknown: stay "submitting" so that the
+            # next start() asks the scheduler instead of submitting a second copy
             raise
         except BaseException:
-            self._undo_submission(system, job.remote_dir)
+            self._undo_submission(system, job.remote_dir if shell.copied else None)
             raise
         jobstate.submitted(self.id, self.status, remote_id)
         self.remote_id, self.status = remote_id, "submitted"
@@ -305,9 +311,12 @@ class ExPyRe:
         return system.job_script(job, env_lines=settings["env_lines"], pre_run_commands=settings["pre_run_commands"],
                                  post_run_commands=settings["post_run_commands"], python_cmd=python_cmd)
 
-    def _undo_submission(self, system, remote_dir: str) -> None:
+    def _undo_submission(self, system, remote_dir: Optional[str]) -> None:
+        """Back to ``created`` after a failed submission, removing ``remote_dir`` (None: nothing
+        was copied to the host)."""
         try:
-            system.remove_remote_dirs([remote_dir])
+            if remote_dir is not None:
+                system.remove_remote_dirs([remote_dir])
         except Exception as exc:
             warnings.warn(f"job {self.id}: could not remove {remote_dir} on system '{system.name}' "
                           f"after the failed submission: {exc}", RuntimeWarning, stacklevel=3)

@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, List, Set
+from typing import Dict, Iterable, List, Set, Tuple
 
 from . import config, jobstate, politeness, results
 from .errors import FailedSubprocessWarning
@@ -118,8 +118,7 @@ def _sync_system(system_name: str, rows: List[dict], force_fetch: bool, verbose:
         finished = [(row, job) for row, job in finished if row["id"] not in not_fetched]
     rows = _record_states(rows, states, verbose)
     by_id = {row["id"]: row for row in rows}
-    for row, _ in finished:
-        _record_outcome(by_id[row["id"]], states[row["id"]])
+    _record_outcomes([(by_id[row["id"]], states[row["id"]]) for row, _ in finished])
     return states
 
 
@@ -139,11 +138,10 @@ def _fetch(system, to_fetch) -> bool:
 
 
 def _record_states(rows: List[dict], states: Dict[str, str], verbose: bool) -> List[dict]:
-    """Record each job's remote state (:func:`expyre.jobstate.record_poll`); the rows as they now are."""
+    """Record each job's remote state (:func:`expyre.jobstate.record_polls`); the rows as they now are."""
     updated = []
-    for row in rows:
+    for row, changes in zip(rows, jobstate.record_polls([(row, states[row["id"]]) for row in rows])):
         state = states[row["id"]]
-        changes = jobstate.record_poll(row, state)
         if verbose and "remote_status" in changes:
             before = row.get("remote_status")
             change = f"{before} -> {state}" if before else f"{state} (first seen)"
@@ -152,18 +150,21 @@ def _record_states(rows: List[dict], states: Dict[str, str], verbose: bool) -> L
     return updated
 
 
-def _record_outcome(row: dict, state: str) -> None:
-    """Record the local status of a job whose files were just copied back, unless another process
-    changed its status meanwhile (compare-and-set).
+def _record_outcomes(finished: List[Tuple[dict, str]]) -> None:
+    """Record the local status of jobs whose files were just copied back, ``(row, remote state)``
+    each, unless another process changed a job's status meanwhile (compare-and-set).
 
     A job the scheduler reports finished that left no marker (cancelled, killed, out of time)
     becomes ``died``, so that it leaves the ``ongoing`` group; ``get_results`` still looks at
     it once more and raises ExPyReJobDiedError with what it printed.
     """
-    if row["status"] not in POLLED_STATUSES:
-        return
-    kind = results.finished_kind(Path(row["from_dir"]))
-    if kind is None and state in FINISHED_REMOTE_STATES:
-        kind = "died"
-    if kind is not None:
-        jobstate.record_outcome(row["id"], kind, seen=row["status"])
+    outcomes = []
+    for row, state in finished:
+        if row["status"] not in POLLED_STATUSES:
+            continue
+        kind = results.finished_kind(Path(row["from_dir"]))
+        if kind is None and state in FINISHED_REMOTE_STATES:
+            kind = "died"
+        if kind is not None:
+            outcomes.append((row["id"], kind, row["status"]))
+    jobstate.record_outcomes(outcomes)

@@ -168,10 +168,15 @@ def run_unchecked(shell: Shell, command: str, timeout: Optional[float]) -> Comma
 
 
 class ConnectionLostError(RuntimeError):
-    """The transport could not reach the host, or lost it, and the operation's outcome is unknown."""
+    """The transport could not reach the host, or lost it, and the operation's outcome is unknown.
 
-    def __init__(self, host: Optional[str], message: str):
+    ``sent`` is False when the transport knows the command never reached the host (so nothing
+    of it ran), None when it cannot tell.
+    """
+
+    def __init__(self, host: Optional[str], message: str, sent: Optional[bool] = None):
         self.host = host
+        self.sent = sent
         super().__init__(message)
 
 

@@ -684,23 +684,25 @@ class JobsDB:
         columns, change = self._change(id, if_status, kwargs)
         return self._retry(change, write=bool(columns))
 
-    def update_many(self, changes: Sequence[Tuple[str, Mapping[str, Any]]],
+    def update_many(self, changes: Sequence[Tuple[Any, ...]],
                     if_status: Union[str, Sequence[str], None] = None) -> List[bool]:
         """:meth:`update` of many jobs, in one transaction: all are written, or none.
 
         Parameters
         ----------
-        changes: list((str, dict))
-            ``(id, {column: value})`` per job
+        changes: list(tuple)
+            ``(id, {column: value})`` per job, or ``(id, {column: value}, if_status)`` with a
+            compare-and-set of its own
         if_status: str or list(str), optional
-            compare-and-set, as for :meth:`update`, for every job
+            compare-and-set, as for :meth:`update`, for every job without its own
 
         Returns
         -------
         list(bool)
             per job, as :meth:`update` returns
         """
-        steps = [self._change(id, if_status, dict(fields))[1] for id, fields in changes]
+        steps = [self._change(change[0], change[2] if len(change) > 2 else if_status, dict(change[1]))[1]
+                 for change in changes]
         if not steps:
             return []
         return self._retry(lambda conn: [step(conn) for step in steps], write=True)

@@ -163,26 +163,43 @@ def record_poll(row: Mapping[str, Any], state: str) -> Dict[str, Any]:
         the changes made (``remote_status``, ``status``); empty if none were needed, or another
         process changed the job's status meanwhile
     """
-    if row["status"] == "died" and state not in FINISHED_REMOTE_STATES:
-        return {}
-    changes: Dict[str, Any] = {}
-    if state != "unknown" and state != row.get("remote_status"):
-        changes["remote_status"] = state
-    if state == "running" and row["status"] == "submitted":
-        changes["status"] = "started"
-    if not changes:
-        return {}
-    if "status" in changes:
-        done = _move("running", row["id"], row["status"], "started", remote_status=state)
-    else:
-        done = config.db.update(row["id"], if_status=row["status"], remote_status=state)
-    return changes if done else {}
+    return record_polls([(row, state)])[0]
+
+
+def record_polls(polls: Sequence[Tuple[Mapping[str, Any], str]]) -> List[Dict[str, Any]]:
+    """:func:`record_poll` of many jobs, ``(row, state)`` each, in one transaction."""
+    planned = []
+    for row, state in polls:
+        changes: Dict[str, Any] = {}
+        if not (row["status"] == "died" and state not in FINISHED_REMOTE_STATES):
+            if state != "unknown" and state != row.get("remote_status"):
+                changes["remote_status"] = state
+            if state == "running" and row["status"] == "submitted":
+                changes["status"] = "started"
+        planned.append(changes)
+    writes = []
+    for (row, state), changes in zip(polls, planned):
+        if not changes:
+            continue
+        if "status" in changes:
+            seen = _check("running", row["id"], row["status"], "started")
+            writes.append((row["id"], {"status": "started", "remote_status": state}, seen))
+        else:
+            writes.append((row["id"], {"remote_status": state}, row["status"]))
+    done = iter(config.db.update_many(writes))
+    return [changes if changes and next(done) else {} for changes in planned]
 
 
 def record_outcome(job_id: str, kind: str, seen: Union[str, Sequence[str]] = OUTCOME_FROM) -> bool:
     """The job's outcome (``succeeded``, ``failed`` or ``died``), unless another process moved
     it out of ``seen`` meanwhile (compare-and-set); True if recorded."""
-    return _move("outcome", job_id, seen, kind)
+    return record_outcomes([(job_id, kind, seen)])[0]
+
+
+def record_outcomes(outcomes: Sequence[Tuple[str, str, Union[str, Sequence[str]]]]) -> List[bool]:
+    """:func:`record_outcome` of many jobs, ``(job_id, kind, seen)`` each, in one transaction."""
+    return config.db.update_many([(job_id, {"status": kind}, _check("outcome", job_id, seen, kind))
+                                  for job_id, kind, seen in outcomes])
 
 
 def cancelled(job_id: str, seen: str) -> None:

@@ -42,6 +42,7 @@ class BatchLookup:
         self.name: Optional[str] = None
         self._rows: Dict[str, List[dict]] = {}
         self._names_read: set = set()
+        self._ids: set = set()
 
     def earlier_jobs(self, name: str, arghash: str) -> List[dict]:
         """Rows of the earlier jobs (in a state that can still produce results) of this call."""
@@ -54,11 +55,15 @@ class BatchLookup:
             self._keep(config.db.jobs(status="can_produce_results", id=re.escape(f"{name}_") + ".*"), len(arghash))
         return self._rows.get(prefix, [])
 
+    def remember(self, row: dict, hash_length: int) -> None:
+        """A job just created for the batch (so that the same call again finds it)."""
+        self._keep([row], hash_length)
+
     def _keep(self, rows, hash_length: int) -> None:
-        known = {row["id"] for rows_of_call in self._rows.values() for row in rows_of_call} if self._rows else set()
         for row in rows:
-            if row["id"] in known:
+            if row["id"] in self._ids:
                 continue
+            self._ids.add(row["id"])
             # ids are "<name>_<hash>_<unique>", and every hash has the same length
             call = row["id"][:len(row["name"]) + 1 + hash_length]
             self._rows.setdefault(call, []).append(row)
@@ -200,20 +205,26 @@ def _submit_groups(system, groups: Sequence[_Group], copies: Sequence[Tuple[Path
                    max_parallel: Optional[int]) -> Optional[Tuple[int, List[Tuple[ExPyRe, JobSpec]]]]:
     """Submit each group in turn, the first with ``copies``, recording each job's remote id;
     stop at a group refused at the per-user job limit (see :func:`_stage_and_submit`)."""
+    first = system.submit_shell(copies)
     for n, group in enumerate(groups):
         later = [member for g in groups[n + 1:] for member in g.members]
+        shell = first if n == 0 else system.submit_shell()
         try:
-            remote_ids = group.submit(max_parallel, copies if n == 0 else ())
-        except ConnectionLostError:
-            # this group's outcome is unknown: it stays "submitting" for the next start to look up
-            _undo(system, [x for x, _ in later], [j for _, j in later])
+            remote_ids = group.submit(max_parallel, shell)
+        except ConnectionLostError as exc:
+            if exc.sent is False and not first.copied:  # nothing reached the host
+                _undo(system, [x for x, _ in group.members + later], [], remove=False)
+            else:  # this group's outcome is unknown: it stays "submitting" for the next start to look up
+                _undo(system, [x for x, _ in later], [j for _, j in later])
             raise
         except SubmitLimitError:
             # refused: nothing of this group was queued
-            _undo(system, [x for x, _ in group.members + later], [j for _, j in group.members + later])
-            return len(group.members), group.members + later
+            members = group.members + later
+            _undo(system, [x for x, _ in members], [j for _, j in members], remove=first.copied)
+            return len(group.members), members
         except BaseException:
-            _undo(system, [x for x, _ in group.members + later], [j for _, j in group.members + later])
+            members = group.members + later
+            _undo(system, [x for x, _ in members], [j for _, j in members], remove=first.copied)
             raise
         jobstate.submitted_many([(xpr.id, xpr.status, remote_id)
                                  for (xpr, _job), remote_id in zip(group.members, remote_ids)])
@@ -257,21 +268,22 @@ class _Group:
         if self.array is not None:
             (self.members[0][0].stage_dir / jobfiles.ARRAY_BUNDLE).unlink(missing_ok=True)
 
-    def submit(self, max_parallel: Optional[int], stage: Sequence[Tuple[Path, str]] = ()) -> List[str]:
-        """Submit the group, copying ``stage`` to the host first (with the first submission);
-        the remote id of each member, in order."""
+    def submit(self, max_parallel: Optional[int], shell) -> List[str]:
+        """Submit the group through ``shell`` (a :class:`expyre.system.SubmitShell`, which may
+        carry the copy of job directories); the remote id of each member, in order."""
         if self.array is not None:
-            return self.system.submit_array(self.array, jobfiles.ARRAY_SCRIPT, max_parallel, stage=stage)
-        return [self.system.submit(job, jobfiles.SCRIPT, stage=stage if n == 0 else ())
-                for n, (_xpr, job) in enumerate(self.members)]
+            return self.system.submit_array(self.array, jobfiles.ARRAY_SCRIPT, max_parallel, shell=shell)
+        return [self.system.submit(job, jobfiles.SCRIPT, shell=shell) for _xpr, job in self.members]
 
 
-def _undo(system, xprs: Sequence[ExPyRe], jobs: Sequence[JobSpec]) -> None:
-    """Put jobs that were not submitted back to ``created``, removing their remote directories."""
+def _undo(system, xprs: Sequence[ExPyRe], jobs: Sequence[JobSpec], remove: bool = True) -> None:
+    """Put jobs that were not submitted back to ``created``, removing their remote directories
+    (unless ``remove`` is False: they were never copied)."""
     if not xprs:
         return
     try:
-        system.remove_remote_dirs([job.remote_dir for job in jobs])
+        if remove:
+            system.remove_remote_dirs([job.remote_dir for job in jobs])
     except Exception as exc:
         warnings.warn(f"could not remove the directories of {len(jobs)} jobs on system '{system.name}' "
                       f"after the failed submission: {exc}", RuntimeWarning, stacklevel=3)

@@ -41,6 +41,8 @@ class SubmitShell:
         self.host = shell.host
         self._prefix = pre_submit_line(pre_submit_cmds)
         self._stage = stage
+        #: False until the job directories to copy are on the host (True if there were none)
+        self.copied = stage is None
 
     def run(self, command: str, **kwargs) -> CommandResult:
         kwargs["idempotent"] = False
@@ -50,10 +52,12 @@ class SubmitShell:
             (transport, pairs), self._stage = self._stage, None
             result = plugins.transfer_then_run(transport, self._shell, pairs, command, kwargs.get("timeout"))
             if result is not None:
+                self.copied = True
                 if kwargs.get("check", True) and result.returncode != 0:
                     raise RemoteCommandError(self.host, result)
                 return result
             plugins.transfer(transport, self._shell, "put", pairs)
+            self.copied = True
         return self._shell.run(command, **kwargs)
 
     def finish_staging(self) -> None:
@@ -61,6 +65,7 @@ class SubmitShell:
         if self._stage is not None:
             (transport, pairs), self._stage = self._stage, None
             plugins.transfer(transport, self._shell, "put", pairs)
+            self.copied = True
 
     def close(self) -> None:
         self._shell.close()
@@ -287,33 +292,20 @@ class System:
                 self._shell.close()
                 self._shell = None
 
-    def stage_out(self, stage_dir: Path, remote_dir: str) -> None:
-        """Create the job's remote directory and copy the stage directory there, in one transfer.
-
-        The directory must not exist yet; if anything fails, the transport leaves nothing behind.
-        """
-        if self.runs_in_stage_dir:
-            return
-        plugins.transfer(self.transport, self.shell, "put", [(Path(stage_dir), remote_dir)])
-
-    def stage_out_many(self, pairs: Sequence[Tuple[Path, str]]) -> None:
-        """:meth:`stage_out` for many jobs: ``(stage_dir, remote_dir)`` pairs, in one transfer."""
-        if self.runs_in_stage_dir or not pairs:
-            return
-        plugins.transfer(self.transport, self.shell, "put", [(Path(s), r) for s, r in pairs])
-
-    def submit(self, job: JobSpec, script: str, stage: Sequence[Tuple[Path, str]] = ()) -> str:
+    def submit(self, job: JobSpec, script: str, stage: Sequence[Tuple[Path, str]] = (),
+               shell: Optional[SubmitShell] = None) -> str:
         """Submit the job script ``script`` (in ``job.remote_dir``); returns the remote id.
 
-        ``stage``: ``(stage_dir, remote_dir)`` pairs to copy to the host first, as
-        :meth:`stage_out_many` would, in the same round trip as the submission when the
-        transport can.
+        ``stage``: ``(stage_dir, remote_dir)`` pairs to copy to the host first (each remote
+        directory must not exist yet; a failed copy leaves nothing behind), in the same round
+        trip as the submission when the transport can.
 
         The scheduler plugin gets a :class:`SubmitShell`: it never repeats a command after a lost
         connection (a submission whose outcome is unknown is resolved by :meth:`find_submitted`)
-        and runs ``pre_submit_cmds`` first.
+        and runs ``pre_submit_cmds`` first; pass ``shell`` (from :meth:`submit_shell`) to learn
+        afterwards whether the copy took place (``shell.copied``).
         """
-        shell = self.submit_shell(stage)
+        shell = shell or self.submit_shell(stage)
         remote_id = plugins.submit(self.scheduler, job, script, shell, system=self)
         shell.finish_staging()
         return remote_id
@@ -338,10 +330,10 @@ class System:
                             support=support, tasks=tasks, bundle=bundle)
 
     def submit_array(self, job: JobSpec, script: str, max_parallel: Optional[int] = None,
-                     stage: Sequence[Tuple[Path, str]] = ()) -> List[str]:
+                     stage: Sequence[Tuple[Path, str]] = (), shell: Optional[SubmitShell] = None) -> List[str]:
         """Submit the array job ``job`` (its script ``script`` in ``job.remote_dir``); returns one
-        remote id per task. Exactly-once as :meth:`submit`; ``stage`` as for :meth:`submit`."""
-        shell = self.submit_shell(stage)
+        remote id per task. Exactly-once as :meth:`submit`; ``stage`` and ``shell`` as for :meth:`submit`."""
+        shell = shell or self.submit_shell(stage)
         ids = plugins.submit_array(self.scheduler, job, script, shell, max_parallel=max_parallel, system=self)
         shell.finish_staging()
         if len(ids) != job.array_size:

@@ -342,7 +342,9 @@ class SSHShell:
                 log.warning("expyre ssh: %s unreachable (%s); trying again in %.0f s",
                             self.spec.destination, last, delay)
                 time.sleep(delay)
-        raise ConnectionLostError(self.host, f"cannot reach {self.spec.destination} after {tries} tries: {last}")
+        # a command that must not be repeated was never sent (else the loop would have stopped)
+        raise ConnectionLostError(self.host, f"cannot reach {self.spec.destination} after {tries} tries: {last}",
+                                  sent=False if not idempotent else None)
 
     def close(self) -> None:
         with self._lock:
