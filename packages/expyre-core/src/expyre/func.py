@@ -137,8 +137,7 @@ class ExPyRe:
             jobstate.record_new(self.id, name=name, from_dir=str(self.stage_dir),
                                 batch=_batch.name if _batch is not None else None)
             if _batch is not None:
-                _batch.remember({"id": self.id, "name": name, "from_dir": str(self.stage_dir), "status": "created",
-                                 "remote_id": None, "system": None, "remote_dir": None}, len(arghash))
+                _batch.remember(self, len(arghash))
         except BaseException:
             _remove_tree(self.stage_dir)
             raise
@@ -173,6 +172,8 @@ class ExPyRe:
             raise RuntimeError(f"job {self.id} is recorded as succeeded but its result file is missing "
                                f"from {self.stage_dir}; reset it with 'xpr reset_status' or remove it with 'xpr rm'")
         self.recreated = True
+        if batch is not None:
+            batch.remember(self, len(arghash))
         return True
 
     @classmethod

@@ -22,6 +22,7 @@ from . import preflight as _preflight
 from .batch import SubmitLimitError
 from .func import ExPyRe, _system
 from .hooktypes import ConnectionLostError, JobSpec
+from .jobsdb import JobsDB
 from .resources import Resources
 
 __all__ = ["start_many", "BatchLookup"]
@@ -35,14 +36,15 @@ class BatchLookup:
     indexed lookup; each call after that is answered from memory. A call the batch does not know
     (a new one, or one an earlier batch or a plain ``ExPyRe`` created) is answered from one more
     indexed lookup, of every job with the call's job name, made the first time such a call comes.
-    So a batch costs at most two lookups per job name, never one per call.
+    So a batch costs at most two lookups per job name, never one per call. A job this process
+    created or re-attached to (:meth:`remember`) is answered from its ``ExPyRe`` object, as it is
+    now, not as it was read.
     """
 
     def __init__(self) -> None:
         self.name: Optional[str] = None
-        self._rows: Dict[str, List[dict]] = {}
+        self._jobs: Dict[str, Dict[str, Union[dict, ExPyRe]]] = {}  # call -> job id -> row or live job
         self._names_read: set = set()
-        self._ids: set = set()
 
     def earlier_jobs(self, name: str, arghash: str) -> List[dict]:
         """Rows of the earlier jobs (in a state that can still produce results) of this call."""
@@ -50,23 +52,33 @@ class BatchLookup:
         if self.name is None:
             self.name = prefix
             self._keep(config.db.batch_jobs(prefix, status="can_produce_results"), len(arghash))
-        if prefix not in self._rows and name not in self._names_read:
+        if prefix not in self._jobs and name not in self._names_read:
             self._names_read.add(name)
             self._keep(config.db.jobs(status="can_produce_results", id=re.escape(f"{name}_") + ".*"), len(arghash))
-        return self._rows.get(prefix, [])
+        rows = [entry if isinstance(entry, dict) else _row_of(entry) for entry in self._jobs.get(prefix, {}).values()]
+        return [row for row in rows if row["status"] in JobsDB.status_group["can_produce_results"]]
 
-    def remember(self, row: dict, hash_length: int) -> None:
-        """A job just created for the batch (so that the same call again finds it)."""
-        self._keep([row], hash_length)
+    def remember(self, xpr: ExPyRe, hash_length: int) -> None:
+        """A job this process created or re-attached to, answered from now on as it is (by the
+        first ``ExPyRe`` object of the job, the one an Executor keeps up to date)."""
+        entries = self._jobs.setdefault(_call_of(xpr.id, xpr.name, hash_length), {})
+        if not isinstance(entries.get(xpr.id), ExPyRe):
+            entries[xpr.id] = xpr
 
     def _keep(self, rows, hash_length: int) -> None:
         for row in rows:
-            if row["id"] in self._ids:
-                continue
-            self._ids.add(row["id"])
-            # ids are "<name>_<hash>_<unique>", and every hash has the same length
-            call = row["id"][:len(row["name"]) + 1 + hash_length]
-            self._rows.setdefault(call, []).append(row)
+            self._jobs.setdefault(_call_of(row["id"], row["name"], hash_length), {}).setdefault(row["id"], row)
+
+
+def _call_of(job_id: str, name: str, hash_length: int) -> str:
+    """The call part ``<name>_<hash>`` of a job id ``<name>_<hash>_<unique>``."""
+    return job_id[:len(name) + 1 + hash_length]
+
+
+def _row_of(xpr: ExPyRe) -> dict:
+    """A jobs-database row for a live job, from what it knows (no database read)."""
+    return {"id": xpr.id, "name": xpr.name, "from_dir": str(xpr.stage_dir), "status": xpr.status,
+            "remote_id": xpr.remote_id, "system": xpr.system_name, "remote_dir": xpr.remote_dir}
 
 
 def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system_name: Optional[str] = None,
