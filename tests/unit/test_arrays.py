@@ -68,6 +68,32 @@ def test_array_index_with_no_job_is_an_error_naming_it(tmp_path, three_jobs, ind
     assert not any((Path(job.remote_dir) / "ran").exists() for job in three_jobs)
 
 
+@pytest.mark.parametrize("env, expected", [
+    ({"XPR_A": "1"}, "b c"), ({"XPR_A": "", "XPR_B": "2"}, "d'e"), ({"XPR_B": "0", "XPR_C": "2"}, "a"),
+    ({"XPR_C": "1"}, "b c")])
+def test_several_index_variables_first_set_one_counts(tmp_path, three_jobs, env, expected):
+    # PBS: PBS Pro sets PBS_ARRAY_INDEX, Torque PBS_ARRAYID, Slurm's Torque front end SLURM_ARRAY_TASK_ID
+    support = ArraySupport.from_answer({"index_var": ["XPR_A", "XPR_B", "XPR_C"], "first_index": 0}, "s")
+    assert support == ArraySupport(("XPR_A", "XPR_B", "XPR_C"), 0)
+    script = tmp_path / "array.sh"
+    script.write_text(arrays.array_script(script_exec="/bin/bash", header=[], support=support, tasks=three_jobs))
+    clean = {k: v for k, v in os.environ.items() if k not in ("XPR_A", "XPR_B", "XPR_C")}
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, env={**clean, **env}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ran = [Path(job.remote_dir).name for job in three_jobs if (Path(job.remote_dir) / "ran").exists()]
+    assert ran == [expected]
+
+
+def test_several_index_variables_none_set_is_an_error_naming_them(tmp_path, three_jobs):
+    support = ArraySupport(("XPR_A", "XPR_B"), 0)
+    script = tmp_path / "array.sh"
+    script.write_text(arrays.array_script(script_exec="/bin/bash", header=[], support=support, tasks=three_jobs))
+    clean = {k: v for k, v in os.environ.items() if k not in ("XPR_A", "XPR_B")}
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=clean, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "XPR_A/XPR_B=''" in done.stderr and "names no job" in done.stderr
+
+
 def test_bundled_tasks_make_their_directory_and_unpack_their_own_files(tmp_path, three_jobs):
     """On a host with a run directory only the first task's directory is copied; the others'
     files travel in its bundle and each task unpacks its own when it starts."""
@@ -125,6 +151,7 @@ def test_task_marker_round_trip_and_garbled(tmp_path):
 
 @pytest.mark.parametrize("answer, problem", [
     ({"first_index": 0}, "index_var"), ({"index_var": "not a name"}, "index_var"), ("yes", "index_var"),
+    ({"index_var": ["I", "no name"]}, "index_var"), ({"index_var": []}, "index_var"),
     ({"index_var": "I", "max_size": 0}, "max_size"), ({"index_var": "I", "max_size": "5"}, "max_size")])
 def test_bad_array_support_answer_names_the_scheduler(answer, problem):
     with pytest.raises(ValueError, match=f"scheduler 'mysched'.*{problem}"):

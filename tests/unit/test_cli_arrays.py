@@ -32,7 +32,7 @@ def test_ls_shows_an_array_as_one_row_and_l_expands_it(db_with_an_array):
     out = CliRunner().invoke(cli, ["ls"]).output.splitlines()
     assert len(out) == 3, out
     assert "f_HHHHHH..._unique01_array" in out[1] and "array of 4: 3 succeeded, 1 started" in out[1]
-    assert "77_0..77_3@cluster" in out[1] and "3 done, 1 running" in out[1]
+    assert "77_[0-3]@cluster" in out[1] and "3 done, 1 running" in out[1]
     assert "g_HHHHHH..._unique09" in out[2] and "submitted" in out[2]
     long = CliRunner().invoke(cli, ["ls", "-l"]).output.splitlines()
     assert len(long) == 6 and sum(f"f_{HASH}_unique01_array" in line for line in long) == 4
@@ -46,3 +46,11 @@ def test_id_of_an_array_selects_its_tasks_and_a_task_id_one_task(db_with_an_arra
     removed = CliRunner().invoke(cli, ["rm", "-y", "-i", f"f_{HASH}_unique01_array"])
     assert removed.exit_code == 0, removed.output
     assert [row["id"] for row in db_with_an_array.db.jobs()] == [f"g_{HASH}_unique09"]
+
+
+@pytest.mark.parametrize("first, last, shown", [("8602_0", "8602_12", "8602_[0-12]"), ("77.1", "77.4", "77.[1-4]"),
+                                                ("1234[0].srv", "1234[7].srv", "1234[0-7].srv"),
+                                                ("9_10", "9_13", "9_[10-13]"), ("a1", "b2", "a1..b2")])
+def test_array_task_ids_shown_as_one_range(first, last, shown):
+    from expyre.cli import _id_range
+    assert _id_range(first, last) == shown

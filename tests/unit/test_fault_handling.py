@@ -124,7 +124,7 @@ def test_refused_symlink_is_reported_as_refused(tmp_path):
 
 def test_put_command_makes_private_directories():
     command = tarstream.put_command([("run_expyre/h-p", 10, ["run_a"])])
-    assert "\numask 077 && _xpr_put run_expyre/h-p 10 run_a" in command
+    assert "\numask 077 && _xpr_put run_expyre/h-p - run_a" in command
 
 
 def test_archive_carries_no_group_or_other_bits(tmp_path):

@@ -608,6 +608,6 @@ def test_status_command_forms():
 def test_pbs_settings_are_checked():
     assert expyre_pbs.check_options("pbs", {"dialect": "torque"}) == []
     problems = expyre_pbs.check_options("pbs", {"dialect": "lsf", "colour": "blue"})
-    assert ("colour", "blue", "unknown pbs setting; known: dialect") in problems
+    assert ("colour", "blue", "unknown pbs setting; known: max_array_size, arrays, dialect") in problems
     assert any(key == "dialect" and value == "lsf" and "unknown PBS dialect" in problem
                for key, value, problem in problems)

@@ -29,7 +29,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import jobfiles
 from .hooktypes import JobSpec, quote
@@ -48,15 +48,18 @@ class ArraySupport:
 
     Parameters
     ----------
-    index_var: str
-        environment variable holding the task's index inside a task
+    index_var: str or tuple(str)
+        environment variable holding the task's index inside a task; or several, of which the
+        first that is set and not empty counts (one plugin for several variants of a scheduler:
+        PBS Pro sets ``PBS_ARRAY_INDEX``, Torque ``PBS_ARRAYID``, Slurm's Torque front end only
+        ``SLURM_ARRAY_TASK_ID``)
     first_index: int
         index of the first task (0 for Slurm, 1 for Grid Engine and Torque)
     max_size: int or None
         most tasks in one array (None: no limit known); larger batches are split
     """
 
-    index_var: str
+    index_var: Union[str, Tuple[str, ...]]
     first_index: int = 0
     max_size: Optional[int] = None
 
@@ -65,14 +68,23 @@ class ArraySupport:
         """An :class:`ArraySupport` from what the hook returned (a dict or None)."""
         if answer is None or isinstance(answer, cls):
             return answer
-        if not isinstance(answer, Mapping) or not str(answer.get("index_var", "")).isidentifier():
+        names = answer.get("index_var", "") if isinstance(answer, Mapping) else ""
+        names = (names,) if isinstance(names, str) else tuple(names) if isinstance(names, (list, tuple)) else ("",)
+        if not names or not all(isinstance(n, str) and n.isidentifier() for n in names):
             raise ValueError(f"scheduler '{scheduler}': the array_support hook must return None or a dict with "
-                             f"an 'index_var' (a variable name), not {answer!r}")
+                             f"an 'index_var' (a variable name, or a list of them), not {answer!r}")
         max_size = answer.get("max_size")
         if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
             raise ValueError(f"scheduler '{scheduler}': array_support max_size must be a positive integer or None, "
                              f"not {max_size!r}")
-        return cls(str(answer["index_var"]), int(answer.get("first_index", 0)), max_size)
+        return cls(names[0] if len(names) == 1 else names, int(answer.get("first_index", 0)), max_size)
+
+    @property
+    def index_expansion(self) -> str:
+        """Shell expansion of the task index: ``${VAR:-}``, or for several variables the first
+        that is set and not empty (``${A:-${B:-}}``)."""
+        names = (self.index_var,) if isinstance(self.index_var, str) else self.index_var
+        return "".join(f"${{{name}:-" for name in names) + "}" * len(names)
 
 
 def split(items: Sequence[Any], max_size: Optional[int]) -> List[Sequence[Any]]:
@@ -110,9 +122,10 @@ def array_script(*, script_exec: str, header: Sequence[str], support: ArraySuppo
     directory was copied to the host whole: such a task makes its directory and unpacks its
     files when it starts.
     """
-    var = support.index_var
+    var, index = support.index_var, support.index_expansion
+    var = var if isinstance(var, str) else "/".join(var)
     bundle_path = f"{host_path(tasks[0].remote_dir)}/{jobfiles.ARRAY_BUNDLE}" if tasks else ""
-    lines = [f"#!{script_exec} -l", *header, "", f'case "${{{var}:-}}" in']
+    lines = [f"#!{script_exec} -l", *header, "", f'case "{index}" in']
     for n, task in enumerate(tasks):
         span = bundle[n] if bundle is not None else None
         if span is None:
@@ -124,7 +137,7 @@ def array_script(*, script_exec: str, header: Sequence[str], support: ArraySuppo
         lines.append(f"        exec {script_exec} -l ./{jobfiles.SCRIPT} > {quote(task.stdout_file)} "
                      f"2> {quote(task.stderr_file)} ;;")
     lines += ["esac",
-              f'echo "expyre: array task index {var}=\'${{{var}:-}}\' names no job of this array" >&2',
+              f'echo "expyre: array task index {var}=\'{index}\' names no job of this array" >&2',
               "exit 1"]
     return "\n".join(lines) + "\n"
 

@@ -59,7 +59,7 @@ import copy
 import hashlib
 import re
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import jobfiles
 from .hookspecs import hookimpl
@@ -431,8 +431,9 @@ class BatchScheduler:
 
     # ------------------------------------------------------------------ plugin supplies, for arrays
 
-    #: the variable holding a task's index inside an array task (empty: this scheduler has no arrays)
-    array_index_var: str = ""
+    #: the variable holding a task's index inside an array task (empty: this scheduler has no arrays);
+    #: or a tuple of several, of which the first set and not empty counts
+    array_index_var: Union[str, Tuple[str, ...]] = ""
     #: the index of an array's first task
     array_first_index: int = 0
 

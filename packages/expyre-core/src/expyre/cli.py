@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import pickle
 import re
 import sys
@@ -247,10 +248,24 @@ def _counts(values: List[str]) -> str:
     return ", ".join(f"{n} {value}" for value, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def _id_range(first: str, last: str) -> str:
+    """The task ids ``first`` to ``last`` as one range: ``8602_[0-12]`` (Slurm), ``77.[1-4]``
+    (Grid Engine), ``1234[0-7].server`` (PBS); ``first..last`` when they differ otherwise."""
+    prefix = os.path.commonprefix([first, last]).rstrip("0123456789")
+    rest = [first[len(prefix):], last[len(prefix):]]
+    suffix = os.path.commonprefix([r[::-1] for r in rest])[::-1].lstrip("0123456789")
+    a, b = (r[:len(r) - len(suffix)] for r in rest)
+    if not (prefix and a.isdigit() and b.isdigit()):
+        return f"{first}..{last}"
+    if prefix.endswith("[") and suffix.startswith("]"):
+        return f"{prefix}{a}-{b}{suffix}"
+    return f"{prefix}[{a}-{b}]{suffix}"
+
+
 def _array_row(array: str, tasks: List[dict]) -> List[str]:
     """``xpr ls``'s one row for the listed tasks of an array: its name and the task counts."""
     first, last = tasks[0], tasks[-1]
-    remote = first["remote_id"] if len(tasks) == 1 else f"{first['remote_id']}..{last['remote_id']}"
+    remote = first["remote_id"] if len(tasks) == 1 else _id_range(str(first["remote_id"]), str(last["remote_id"]))
     suffix = "_array"
     short = (_short_id({"id": array[:-len(suffix)], "name": first["name"]}) + suffix if array.endswith(suffix)
              else array)

@@ -319,7 +319,8 @@ def array_support(scheduler: str, shell: Shell, system: Optional[System] = None)
     -------
     dict or None
         ``{"index_var": NAME, "first_index": 0 or 1, "max_size": N or None}``: the environment
-        variable that holds a task's index inside the task, the first task's index, and the
+        variable that holds a task's index inside the task (or a list of several: the first
+        one set and not empty counts), the first task's index, and the
         most tasks one array may have (a larger batch is split into several arrays); None when
         this scheduler (or this system) has no arrays
     """

@@ -1,6 +1,8 @@
 """expyre's PBS plugin (``"scheduler": "pbs"``) for PBS Pro / OpenPBS and Torque-style servers, on
 :mod:`expyre.batch`: ``qsub`` in the job's directory; one ``qstat -f`` per poll (``-x -F json`` on
 PBS Pro); ``qdel``, ``qhold -h u``, ``qrls``; jobs by name with ``qselect`` or ``qstat -f``.
+Job arrays: PBS Pro ``qsub -J``, Torque ``qsub -t``, and Slurm's Torque front end (see
+:mod:`expyre_pbs.arrays`).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 from expyre import JobSpec, RemoteJob, Shell, quote_all
 from expyre.batch import BatchError, BatchScheduler, Sections, ask_host
 
-from . import check, commands, dialect, header, names, parse
+from . import arrays, check, commands, dialect, header, names, parse
 from .commands import PBSCommandError
 from .dialect import Dialect
 
@@ -43,6 +45,7 @@ class PBS(BatchScheduler):
     complaint = r"^(?!Use of uninitialized value)\s*\S"
     already_over_silently = True
     name_safe, name_prefix, name_max = names.SAFE_CHARACTERS, names.NAME_PREFIX, names.MAX_NAME_LENGTH
+    array_index_var, array_first_index = arrays.INDEX_VARS, 0
 
     @cached_property
     def dialect(self) -> Dialect:
@@ -51,6 +54,18 @@ class PBS(BatchScheduler):
 
     def parse_submit(self, stdout: str) -> str:
         return parse.parse_qsub_output(stdout)
+
+    def array_submit_command(self, job: JobSpec, script: str, count: int, max_parallel: Optional[int]) -> str:
+        return arrays.submit_command(self.dialect, script, count, max_parallel)
+
+    def array_task_ids(self, array_id: str, count: int) -> List[str]:
+        return arrays.task_ids(array_id, count)
+
+    def max_array_size_commands(self) -> Dict[str, str]:
+        return arrays.max_size_commands(self.dialect)
+
+    def parse_max_array_size(self, sections: Sections) -> Optional[int]:
+        return arrays.parse_max_size(self.dialect, sections)
 
     def answered(self, section: str, returncode: int, text: str) -> bool:
         return returncode in (_QSTAT_ANSWERS if section == "qstat" else (0,))
@@ -63,12 +78,13 @@ class PBS(BatchScheduler):
         markers tell the outcome) only when qstat said so on stderr, or on a Torque-style server
         when the answer is certain (no error line and no record cut or garbled: the front end
         leaves unknown jobs out without a word); else ``unknown``."""
-        text = sections["qstat"][1]
+        _, slurm_tasks = arrays.split_task_ids([job.remote_id for job in jobs])
+        states = arrays.task_states(sections["squeue"][1], slurm_tasks) if slurm_tasks else {}
+        text = sections.get("qstat", (0, ""))[1]
         listed = parse.parse_qstat_json(text) if self.dialect.json else parse.parse_qstat_full(text)
         errors = parse.parse_error_lines(stderr)
         certain = self.dialect.name == dialect.TORQUE and not errors.other and not listed.garbled
-        states = {}
-        for job in jobs:
+        for job in (job for job in jobs if job.remote_id not in states):
             record = listed.lookup(job.remote_id)
             if record is not None:
                 states[job.remote_id] = parse.map_state(record, self.dialect.name)
@@ -87,13 +103,17 @@ class PBS(BatchScheduler):
             return super().query_status(jobs, shell)
 
     def control_commands(self, action: str, jobs: Sequence[RemoteJob]) -> List[str]:
+        pbs_ids, slurm_tasks = arrays.split_task_ids([job.remote_id for job in jobs])
         program = {"cancel": "qdel", "hold": "qhold -h u", "release": "qrls"}[action]
-        return [f"{program} {quote_all(dict.fromkeys(job.remote_id for job in jobs))}"]
+        return [f"{program} {quote_all(dict.fromkeys(pbs_ids))}"] * bool(pbs_ids) + \
+            arrays.control_commands(action, slurm_tasks) * bool(slurm_tasks)
 
     def find_commands(self, job: JobSpec, name: str) -> Dict[str, str]:
-        return commands.find_commands(self.dialect, name)
+        return commands.find_commands(self.dialect, name, job.array_size is not None or job.array_index is not None)
 
     def parse_find(self, sections: Sections, name: str) -> List[str]:
+        if "squeue" in sections:
+            return arrays.find_arrays(sections["squeue"][1], name)
         text = sections["select"][1]
         if self.dialect.name == dialect.PBSPRO:
             return parse.parse_job_id_lines(text)
@@ -117,3 +137,4 @@ SCHEDULER = PBS()
 (expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()
 check_system = SCHEDULER.check_system
+array_support, submit_array = SCHEDULER.array_hooks()

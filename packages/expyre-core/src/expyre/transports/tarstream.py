@@ -82,16 +82,22 @@ def archive_size(archive: IO[bytes]) -> int:
     return size
 
 
-#: Shell function run by :func:`put_command` for each parent directory: ``PARENT SIZE NAME...``.
+#: Shell function run by :func:`put_command` for each parent directory: ``PARENT SIZE NAME...``;
+#: SIZE ``-`` reads the archive to the end of standard input. In the usual case (the parent
+#: exists, the copy works) it starts two processes, ``mkdir`` and ``tar``, however many jobs.
 _PUT_FUNCTION = (
     '_xpr_put() { _xpr_p=$1 _xpr_n=$2; shift 2\n'
     '  for _xpr_d in "$@"; do if [ -e "$_xpr_p/$_xpr_d" ] || [ -L "$_xpr_p/$_xpr_d" ]; then\n'
     '    echo "expyre: $_xpr_p/$_xpr_d exists already on the host; nothing was copied into it" >&2\n'
-    '    head -c "$_xpr_n" > /dev/null; return 1; fi; done\n'
-    '  mkdir -p -- "$_xpr_p" && ( cd -- "$_xpr_p" && mkdir -- "$@" ) || { head -c "$_xpr_n" > /dev/null; return 1; }\n'
-    '  head -c "$_xpr_n" | { tar -xf - -C "$_xpr_p"; _xpr_r=$?; cat > /dev/null; exit $_xpr_r; } && return 0\n'
-    '  ( cd -- "$_xpr_p" && rm -rf -- "$@" ); return 1\n'
-    '}')
+    '    _xpr_skip; return 1; fi; done\n'
+    '  mkdir -- "${@/#/$_xpr_p/}" 2>/dev/null || { mkdir -p -- "$_xpr_p" && mkdir -- "${@/#/$_xpr_p/}"; } ||\n'
+    '    { _xpr_skip; return 1; }\n'
+    '  if [ "$_xpr_n" = - ]; then tar -xf - -C "$_xpr_p" && return 0\n'
+    '  else head -c "$_xpr_n" | { tar -xf - -C "$_xpr_p" || { _xpr_r=$?; cat > /dev/null; exit $_xpr_r; }; } &&\n'
+    '    return 0; fi\n'
+    '  rm -rf -- "${@/#/$_xpr_p/}"; return 1\n'
+    '}\n'
+    '_xpr_skip() { if [ "$_xpr_n" != - ]; then head -c "$_xpr_n" > /dev/null; fi; }')
 
 
 def put_command(groups: Sequence[Tuple[str, int, Sequence[str]]]) -> str:
@@ -100,17 +106,18 @@ def put_command(groups: Sequence[Tuple[str, int, Sequence[str]]]) -> str:
     ``groups`` holds, per parent directory on the host, ``(parent, archive size, directory names)``:
     the parent's archive holds each directory's files under the directory's name, and is unpacked
     by one ``tar`` (so the cost on the host does not grow with the number of jobs in processes).
-    The archives follow each other on standard input; each is read as exactly its size in bytes
-    (``head -c`` never reads ahead), and what a failed ``tar`` left unread is drained, so that the
-    next archive starts where it should and, on a shell that reads its commands from the same
-    stream, no byte of an archive is ever read as a command. A directory that already exists is
+    The archives follow each other on standard input; each but the last is read as exactly its
+    size in bytes (``head -c`` never reads ahead), and what a failed ``tar`` left unread is
+    drained, so that the next archive starts where it should; the last is read to the end of
+    standard input, which holds nothing after it (the transport gives the command exactly the
+    archives, and drains what is left if the command fails). A directory that already exists is
     an error (nothing is copied into it, nor into the others of its group); if unpacking fails the
     group's directories are removed again. Everything runs under ``umask 077``: the job
     directories, the parents ``mkdir -p`` creates (existing ones keep their mode) and the unpacked
     files are the user's alone.
     """
-    steps = [f"_xpr_put {quote(parent or '.')} {int(size)} {' '.join(quote(n) for n in names)}"
-             for parent, size, names in groups]
+    steps = [f"_xpr_put {quote(parent or '.')} {int(size) if n < len(groups) - 1 else '-'} "
+             f"{' '.join(quote(name) for name in names)}" for n, (parent, size, names) in enumerate(groups)]
     return f"{_PUT_FUNCTION}\numask 077 && " + " && ".join(steps)
 
 
