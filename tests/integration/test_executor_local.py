@@ -272,6 +272,33 @@ def test_start_many_refused_submission_leaves_the_rest_created(staged):
     assert [x.get_results(check_interval=0.2, quiet=True)[0] for x in xprs] == [0, 1, 2, 3]
 
 
+def test_executor_keeps_calls_over_a_job_limit_in_a_local_backlog(staged, monkeypatch):
+    """Fault injection: the direct scheduler has no job limit, so a fake one refuses a submission
+    while two of the jobs it let through have not finished (the real limit: test_backlog_slurm.py)."""
+    from expyre import CommandResult, SubmitLimitError, plugins, results
+    real_submit = plugins.submit
+    let_through, refused = [], []
+
+    def submit_with_fake_limit(scheduler, job, script, shell, **kwargs):
+        if sum(results.finished_kind(Path(d)) is None for d in let_through) >= 2:
+            refused.append(job.id)
+            raise SubmitLimitError(None, CommandResult("fake-submit", 1, "", "Only 2 jobs are allowed per user"),
+                                   "fake-submit refused the job")
+        let_through.append(job.remote_dir)
+        return real_submit(scheduler, job, script, shell, **kwargs)
+
+    monkeypatch.setattr(plugins, "submit", submit_with_fake_limit)
+
+    def slow_square(x):
+        time.sleep(0.3)
+        return x * x
+
+    with Executor("remote", resources=RESOURCES, partial_node=True, check_interval=0.2, quiet=True) as ex:
+        assert list(ex.map(slow_square, range(6))) == [x * x for x in range(6)]
+    assert len(let_through) == 6 and len(set(let_through)) == 6 and refused   # each call submitted once
+    assert Counter(row["status"] for row in staged.db.jobs()) == {"succeeded": 6}
+
+
 # --------------------------------------------------------------------------- restart
 
 WORKFLOW = TESTS_DIR / "executor_workflow.py"

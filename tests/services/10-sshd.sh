@@ -6,7 +6,8 @@
 # Installs openssh-server if needed, creates the ordinary account xpr-cluster (with its own
 # Python venv holding cloudpickle and numpy, first on PATH for login and non-login shells),
 # and runs a private sshd with its own host keys and config under .test-services/sshd/ on a
-# free loopback port (chosen once, then kept). Idempotent: a second run reuses everything and
+# free loopback port (chosen once, then kept). It also lets in xpr-pbs (40-pbs.sh) and
+# xpr-limited (20-slurm.sh), each with its own authorized key. Idempotent: a second run reuses everything and
 # only restarts sshd if it is not running. Prints KEY=VALUE lines on stdout (and nothing else);
 # all progress goes to stderr. Without root or apt-get it prints nothing and exits 0, so the
 # tests that need it skip (and fail under CI).
@@ -72,7 +73,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 PermitRootLogin no
-AllowUsers $user xpr-pbs
+AllowUsers $user xpr-pbs xpr-limited
 StrictModes yes
 Subsystem sftp internal-sftp
 LogLevel INFO

@@ -228,6 +228,15 @@ def test_sacct_output():
     assert states == {"13": "done", "15": "failed", "21": "failed", "16": "timeout"}
 
 
+def test_sacct_array_tasks_by_their_task_ids():
+    # sacct --format=JobID,... as this machine's Slurm (accounting through slurmdbd) prints a
+    # finished array (6585_0, 6585_3) and a single job; a pending array's range line is no state
+    text = "6585_0|COMPLETED|0:0\n6585_3|FAILED|1:0\n6587|COMPLETED|0:0\n6590_[2-4]|PENDING|0:0\n"
+    states = {k: parse.map_state(v) for k, v in parse.parse_sacct(text).items()}
+    assert states == {"6585_0": "done", "6585_3": "failed", "6587": "done"}
+    assert parse.SACCT_FORMAT.startswith("JobID,")  # not JobIDRaw: a task's raw id is a number of its own
+
+
 def test_multi_cluster_squeue_sections():
     text = ("CLUSTER: east\n@xpr@|5|RUNNING|None|@end@\n@xpr@|6|PENDING|JobHeldUser|@end@\n"
             "CLUSTER: west\n@xpr@|5|PENDING|Priority|@end@\n")

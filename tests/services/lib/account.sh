@@ -1,6 +1,7 @@
 # Sourced by the service scripts: an ordinary account that plays a cluster user.
 #
 #   setup_account USER [DIR ...]
+#   ensure_user USER             (the Unix account only)
 #   setup_numpy1_venv            (after setup_account)
 #
 # Creates USER (uid >= 1000, home /home/USER, key logins allowed), gives it its own Python
@@ -15,22 +16,30 @@ as_user() {
         PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 "$@"
 }
 
+# The Unix account USER alone (uid >= 1000, home /home/USER, key logins allowed), without its
+# Python environment: 20-slurm.sh makes every submitting account before Slurm's accounting
+# database learns of it (slurmctld resolves a user's uid once, when the association is added).
+ensure_user() {
+    local name=$1
+    if ! id "$name" >/dev/null 2>&1; then
+        log_step "creating account $name"
+        useradd --create-home --home-dir "/home/$name" --shell /bin/bash "$name"
+    fi
+    # useradd leaves the password locked ('!'), which sshd with UsePAM no refuses even for keys.
+    if [ "$(getent shadow "$name" | cut -d: -f2)" != "*" ]; then
+        usermod -p '*' "$name"
+    fi
+    if [ "$(id -u "$name")" -lt 1000 ]; then
+        echo "account $name has uid $(id -u "$name") < 1000" >&2
+        return 1
+    fi
+}
+
 setup_account() {
     user=$1
     shift
     home=/home/$user
-    if ! id "$user" >/dev/null 2>&1; then
-        log_step "creating account $user"
-        useradd --create-home --home-dir "$home" --shell /bin/bash "$user"
-    fi
-    # useradd leaves the password locked ('!'), which sshd with UsePAM no refuses even for keys.
-    if [ "$(getent shadow "$user" | cut -d: -f2)" != "*" ]; then
-        usermod -p '*' "$user"
-    fi
-    if [ "$(id -u "$user")" -lt 1000 ]; then
-        echo "account $user has uid $(id -u "$user") < 1000" >&2
-        return 1
-    fi
+    ensure_user "$user"
     group=$(id -gn "$user")
 
     local python=$home/venv/bin/python

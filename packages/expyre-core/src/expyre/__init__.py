@@ -15,6 +15,7 @@ from .errors import (
     ExPyReTimeoutError,
     FailedSubprocessWarning,
 )
+from .batch import SubmitLimitError
 from .hookspecs import hookimpl
 from .hooktypes import (
     FINISHED_REMOTE_STATES,
@@ -35,7 +36,7 @@ __version__ = "0.1.0"
 __all__ = ["ExPyRe", "Executor", "start_many", "ExPyReJobDiedError", "ExPyReTimeoutError",
            "ExPyReRemoteEnvironmentError", "ExPyRePreflightError", "FailedSubprocessWarning",
            "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell", "CommandResult",
-           "RemoteCommandError", "ConnectionLostError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
+           "RemoteCommandError", "ConnectionLostError", "SubmitLimitError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
            "quote", "quote_all", "run_unchecked", "__version__"]
 
 

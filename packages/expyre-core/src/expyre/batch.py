@@ -13,7 +13,8 @@ A plugin for a batch scheduler (Slurm, Grid Engine, PBS, LSF, a site's wrapper) 
 * :meth:`~BatchScheduler.find_commands` / :meth:`~BatchScheduler.parse_find`: this user's jobs
   with a given job name;
 * :attr:`~BatchScheduler.transient` and :attr:`~BatchScheduler.already_over`: which messages mean
-  "try again" and "that job is already over";
+  "try again" and "that job is already over"; :attr:`~BatchScheduler.submit_limit`: which refusals
+  of a submission mean "the per-user job limit is reached" (:class:`SubmitLimitError`);
 * optionally, job arrays: :attr:`~BatchScheduler.array_index_var` (and
   :attr:`~BatchScheduler.array_first_index`), :meth:`~BatchScheduler.array_submit_command`,
   :meth:`~BatchScheduler.array_task_ids`, and :meth:`~BatchScheduler.max_array_size_commands` /
@@ -75,13 +76,33 @@ from .hooktypes import (
 )
 from .retry import retry_settings
 
-__all__ = ["BatchScheduler", "BatchError", "OutputError", "Sections", "job_name", "digest", "one_id",
+__all__ = ["BatchScheduler", "BatchError", "SubmitLimitError", "OutputError", "Sections", "job_name", "digest", "one_id",
            "sections_command", "split_sections", "run_retrying", "ask_host", "SECTION_MARKER"]
 
 
 class BatchError(RemoteCommandError):
     """A scheduler command failed for good (after retries, if its failure looked transient), or
     printed what the plugin cannot read. The message quotes what the scheduler said."""
+
+
+class SubmitLimitError(BatchError):
+    """The scheduler refused a submission because the per-user job limit is reached (Slurm's
+    ``MaxSubmitJobs``, Grid Engine's ``max_u_jobs``, PBS's ``max_queued``): nothing was queued.
+
+    Not retried as transient: the limit frees up only as the user's jobs end.
+    :func:`expyre.many.start_many` and :class:`expyre.Executor` catch it and keep what does not
+    fit queued locally; a single :meth:`expyre.ExPyRe.start` raises it. The message quotes the
+    scheduler's own words.
+    """
+
+    def __init__(self, host: Optional[str], result: CommandResult, what: str = ""):
+        super().__init__(host, result, what)
+        said = (result.stderr.strip() or result.stdout.strip() or "(nothing)")
+        where = host if host else "this machine"
+        RuntimeError.__init__(self, f"{what + ': ' if what else ''}the per-user job limit on {where} is reached; "
+                                    f"the scheduler said:\n{said}\nNothing was queued. Start the job again later, "
+                                    "or run many calls with expyre.Executor (or expyre.start_many), which keeps "
+                                    "what does not fit queued locally and submits it as slots free up.")
 
 
 class OutputError(ValueError):
@@ -330,6 +351,9 @@ class BatchScheduler:
     name: str = ""
     #: lower-case fragments of messages that mean the command may work when tried again
     transient: Sequence[str] = ()
+    #: lower-case fragments of a refused submission's message that mean the per-user job limit is
+    #: reached (:class:`SubmitLimitError`; not retried, the job waits locally for a free slot)
+    submit_limit: Sequence[str] = ()
     #: regular expression matching what cancel/hold/release print for a job that is already over
     already_over: str = r"(?!)"
     #: regular expression matching the lines of their output that complain (others are ignored)
@@ -444,6 +468,12 @@ class BatchScheduler:
         text = message.lower()
         return any(fragment in text for fragment in self.transient)
 
+    def is_submit_limit(self, message: str) -> bool:
+        """True if a refused submission's ``message`` says the per-user job limit is reached
+        (see :attr:`submit_limit`)."""
+        text = message.lower()
+        return any(fragment in text for fragment in self.submit_limit)
+
     def job_name(self, expyre_id: str) -> str:
         """The job name of an expyre job (:func:`job_name` with this scheduler's rules)."""
         return job_name(expyre_id, self.name_safe, self.name_prefix, self.name_max)
@@ -491,6 +521,8 @@ class BatchScheduler:
                     if found:
                         return found[0]
                     raise BatchError(shell.host, result, f"job {job.id}: {exc}") from None
+            if self.is_submit_limit(f"{result.stderr}\n{result.stdout}"):
+                raise SubmitLimitError(shell.host, result, f"{self.submit_program} refused job {job.id}")
             if attempt < tries and self.is_transient(f"{result.stderr}\n{result.stdout}"):
                 time.sleep(wait)
                 wait *= 2

@@ -7,6 +7,10 @@ one transfer of all their stage directories. One background thread per executor 
 them: each poll is one status query for the system and one copy-back of every job that finished
 (:func:`expyre.gather.sync`), never a query per job. The futures are ordinary
 ``concurrent.futures.Future`` objects, so ``wait`` and ``as_completed`` work on them.
+
+Calls the scheduler's per-user job limit has no room for (the backlog :func:`~expyre.many.start_many`
+returns) wait here, still ``created``, and are started again after a poll that saw jobs end, or
+after a back-off that doubles while the queue stays full: the map goes on, it never fails for it.
 """
 from __future__ import annotations
 
@@ -176,6 +180,13 @@ class Executor(concurrent.futures.Executor):
         self._wake = threading.Event()
         self._jobs: Dict[str, _Job] = {}
         self._pending: List[_Job] = []
+        # the local backlog: calls the per-user job limit had no room for, and when to try again
+        self._backlog: List[_Job] = []
+        self._backlog_not_before = 0.0
+        self._backlog_deadline = 0.0
+        self._backlog_wait = 0.0
+        self._ended_since_try = False
+        self._warned_backlog = False
         self._held = 0
         self._shutdown = False
         self._thread: Optional[threading.Thread] = None
@@ -315,7 +326,7 @@ class Executor(concurrent.futures.Executor):
                 job.finished = True
                 if job.pending:
                     job.pending = False
-                    self._pending.remove(job)
+                    (self._pending if job in self._pending else self._backlog).remove(job)
                 elif job.xpr.remote_id is not None and job.xpr.status in ("submitted", "started"):
                     remote.append(job)
         for system, jobs in _by_system(remote):
@@ -339,6 +350,7 @@ class Executor(concurrent.futures.Executor):
                 if not held:  # a batch being submitted is started, and polled, as a whole
                     self._start_pending()
                     self._poll()
+                    self._retry_backlog()
                 self._show_progress()
             except Exception as exc:  # the thread must go on: the futures depend on it
                 warnings.warn(f"expyre Executor on system '{self.system_name}': poll failed, trying again "
@@ -354,22 +366,73 @@ class Executor(concurrent.futures.Executor):
             with self._lock:
                 if self._held or not self._pending:
                     return
+                if self._backlog:
+                    # the queue is full: new calls wait behind the backlog, in order
+                    for job in self._pending:
+                        job.pending = True
+                    self._backlog.extend(self._pending)
+                    self._pending = []
+                    return
                 jobs, self._pending = self._pending, []
                 for job in jobs:
                     job.pending = False
             try:
-                many.start_many([job.xpr for job in jobs], self._resources, self.system_name, **self._start_options)
+                left = many.start_many([job.xpr for job in jobs], self._resources, self.system_name,
+                                       **self._start_options)
                 error = None
             except Exception as exc:
-                error = exc
+                left, error = [], exc
+            waiting = {xpr.id for xpr in left}
+            backlog = [job for job in jobs if job.xpr.id in waiting and job.xpr.status == "created"]
             for job in jobs:
-                if job.xpr.status in ("created", "submitting"):
+                if job.xpr.status in ("created", "submitting") and job not in backlog:
                     self._resolve_error(job, error if error is not None else
                                         RuntimeError(f"job {job.xpr.id} was not started"))
+            self._keep_in_backlog(backlog, submitted_some=len(backlog) < len(jobs))
             late = [job for job in jobs  # cancelled while being started
                     if all(f.cancelled() for f in job.futures) and job.xpr.status == "submitted"]
             for system, cancelled in _by_system(late):
                 system.cancel([gather.remote_job(_row(job)) for job in cancelled])
+
+    def _keep_in_backlog(self, jobs: List[_Job], submitted_some: bool) -> None:
+        """Keep ``jobs`` (refused at the per-user job limit) to be started again: not before the
+        next poll, and then once a poll has seen jobs end, or when the back-off runs out. The
+        back-off doubles after each try that started nothing (up to 16 poll intervals)."""
+        floor = max(self._system.poll_schedule.min_interval, 0.25)
+        now = time.monotonic()
+        with self._lock:
+            jobs = [job for job in jobs if not job.finished]  # (cancelled while being started)
+            for job in jobs:
+                job.pending = True
+            self._backlog.extend(jobs)
+            if not self._backlog:
+                self._backlog_wait = 0.0
+                return
+            first = max(self.check_interval, floor)
+            self._backlog_wait = first if submitted_some or not self._backlog_wait else \
+                min(self._backlog_wait * 2, 16 * first)
+            self._backlog_not_before = now + floor
+            self._backlog_deadline = now + self._backlog_wait
+            self._ended_since_try = False
+            in_flight = any(not job.finished and not job.pending for job in self._jobs.values())
+            warn = not submitted_some and not in_flight and not self._warned_backlog
+            self._warned_backlog = self._warned_backlog or warn
+            count = len(self._backlog)
+        if warn:
+            warnings.warn(f"expyre Executor on system '{self.system_name}': {count} calls wait locally: the "
+                          "scheduler's per-user job limit is taken up by jobs outside this executor; they are "
+                          "submitted as soon as it has room", RuntimeWarning, stacklevel=2)
+
+    def _retry_backlog(self) -> None:
+        """Start the backlog again when :meth:`_keep_in_backlog` says it is time."""
+        with self._lock:
+            now = time.monotonic()
+            if not self._backlog or now < self._backlog_not_before or \
+                    not (self._ended_since_try or now >= self._backlog_deadline):
+                return
+            self._pending = self._backlog + self._pending
+            self._backlog = []
+        self._start_pending()
 
     def _poll(self) -> None:
         with self._lock:
@@ -384,6 +447,8 @@ class Executor(concurrent.futures.Executor):
             state = states.get(job.xpr.id)
             if state is not None and state != "unknown":
                 job.remote_status = state
+                if state in FINISHED_REMOTE_STATES:
+                    self._ended_since_try = True  # a slot may have freed up for the backlog
                 if state == "running" and job.xpr.status == "submitted":
                     job.xpr.status = "started"
             if results.finished_kind(job.xpr.stage_dir) is not None:

@@ -4,11 +4,14 @@
 directories, recording each job as ``submitting`` before the scheduler is asked and as
 ``submitted`` right after, so that a crash at any point leaves every job either not submitted
 (``created``), known (``submitted``), or recoverable by name (``submitting``): never submitted
-twice. :class:`BatchLookup` lets the jobs an :class:`expyre.Executor` creates be found again by a
-restarted script with one lookup in the jobs database instead of one per call.
+twice. What the scheduler's per-user job limit refuses is returned as a local backlog (still
+``created``, nothing on the system) for the caller to start later. :class:`BatchLookup` lets
+the jobs an :class:`expyre.Executor` creates be found again by a restarted script with one
+lookup in the jobs database instead of one per call.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from . import arrays, config, jobfiles, jobstate, stage
 from . import preflight as _preflight
+from .batch import SubmitLimitError
 from .func import ExPyRe, _system
 from .hooktypes import ConnectionLostError, JobSpec
 from .jobsdb import JobsDB
@@ -80,7 +84,7 @@ def _row_of(xpr: ExPyRe) -> dict:
 def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system_name: Optional[str] = None,
                header_extra: Sequence[str] = (), exact_fit: bool = True, partial_node: bool = False,
                python_cmd: Optional[str] = None, force_rerun: bool = False,
-               preflight: Optional[bool] = None, max_parallel: Optional[int] = None) -> None:
+               preflight: Optional[bool] = None, max_parallel: Optional[int] = None) -> List[ExPyRe]:
     """Start many jobs on one system together, with the arguments of :meth:`ExPyRe.start`.
 
     The stage directories of all jobs are copied to the system in one transfer; then the jobs are
@@ -106,14 +110,25 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
     max_parallel: int, optional
         when the jobs go as array jobs, the most tasks of each array that run at once
 
+    Returns
+    -------
+    list(ExPyRe)
+        the local backlog: the jobs the scheduler's per-user job limit left no room for (Slurm
+        ``MaxSubmitJobs``, Grid Engine ``max_u_jobs``, PBS ``max_queued``). An array refused at
+        the limit is tried again in arrays half its size, down to single jobs; what still does
+        not fit is back in status ``created`` with nothing left on the system. Start them again
+        (``start_many`` with the same list, or these) when some of your jobs have ended;
+        :class:`expyre.Executor` does that by itself. Empty when every job was started.
+
     Raises
     ------
     Exception
-        the first error of the transfer or of a submission. Jobs submitted before it stay
-        submitted; the others are back in status ``created`` with nothing left on the system
-        (except one whose submission's outcome is unknown after a lost connection: it stays
-        ``submitting`` and the next start looks for it), so calling ``start_many`` again with
-        the same list starts exactly the ones that are missing.
+        the first error of the transfer or of a submission (other than the per-user job
+        limit). Jobs submitted before it stay submitted; the others are back in status
+        ``created`` with nothing left on the system (except one whose submission's outcome is
+        unknown after a lost connection: it stays ``submitting`` and the next start looks for
+        it), so calling ``start_many`` again with the same list starts exactly the ones that
+        are missing.
     """
     unique: Dict[str, ExPyRe] = {}
     for xpr in xprs:
@@ -129,7 +144,7 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
         if xpr.status == "created" or force_rerun:
             to_start.append(xpr)
     if not to_start:
-        return
+        return []
     if force_rerun:
         for xpr in to_start:
             if xpr.status != "created":
@@ -156,25 +171,52 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
         script_path.chmod(0o755)
         jobs.append(job)
     support = system.array_support() if len(to_start) >= arrays.MIN_ARRAY_JOBS else None
-    groups = [_Group(list(group), support, system) for group in arrays.groups(list(zip(to_start, jobs)), support)]
 
-    jobstate.begin_submissions([(xpr.id, xpr.status, job.remote_dir) for xpr, job in zip(to_start, jobs)],
-                               system=system.name)
-    for xpr, job in zip(to_start, jobs):
+    # Refused at the per-user job limit: what was refused is tried again in arrays half the size
+    # of the refused one (an array of N tasks counts N jobs), down to single jobs; a single job
+    # refused ends it, and the rest waits in the caller's backlog.
+    remaining = list(zip(to_start, jobs))
+    backlog: List[ExPyRe] = []
+    while remaining:
+        refused = _stage_and_submit(system, remaining, support, max_parallel)
+        if refused is None:
+            break
+        size, remaining = refused
+        if size <= 1 or support is None:
+            backlog = [xpr for xpr, _job in remaining]
+            break
+        support = dataclasses.replace(support, max_size=size // 2)
+    system.poll_schedule.restart()
+    return backlog
+
+
+def _stage_and_submit(system, members: List[Tuple[ExPyRe, JobSpec]], support: Optional[arrays.ArraySupport],
+                      max_parallel: Optional[int]) -> Optional[Tuple[int, List[Tuple[ExPyRe, JobSpec]]]]:
+    """Submit the jobs in groups (arrays where ``support`` allows), their directories going to
+    the host with the first submission.
+
+    Returns None when every job was submitted; when a group was refused at the per-user job
+    limit (:class:`expyre.batch.SubmitLimitError`), the size of that group and the jobs it and
+    the later groups hold, all back in ``created`` with nothing left on the system. Any other
+    error is raised, as :func:`start_many` describes.
+    """
+    groups = [_Group(list(group), support, system) for group in arrays.groups(members, support)]
+    jobstate.begin_submissions([(xpr.id, xpr.status, job.remote_dir) for xpr, job in members], system=system.name)
+    for xpr, job in members:
         xpr.status, xpr.system_name, xpr.remote_dir = "submitting", system.name, job.remote_dir
     # the job directories go to the host with the first submission, in one round trip
     copies = [pair for group in groups for pair in group.copies]
     try:
-        _submit_groups(system, groups, copies, max_parallel)
+        return _submit_groups(system, groups, copies, max_parallel)
     finally:
         for group in groups:
             group.drop_bundle()
-    system.poll_schedule.restart()
 
 
 def _submit_groups(system, groups: Sequence[_Group], copies: Sequence[Tuple[Path, str]],
-                   max_parallel: Optional[int]) -> None:
-    """Submit each group in turn, the first with ``copies``, recording each job's remote id."""
+                   max_parallel: Optional[int]) -> Optional[Tuple[int, List[Tuple[ExPyRe, JobSpec]]]]:
+    """Submit each group in turn, the first with ``copies``, recording each job's remote id;
+    stop at a group refused at the per-user job limit (see :func:`_stage_and_submit`)."""
     first = system.submit_shell(copies)
     for n, group in enumerate(groups):
         later = [member for g in groups[n + 1:] for member in g.members]
@@ -187,6 +229,11 @@ def _submit_groups(system, groups: Sequence[_Group], copies: Sequence[Tuple[Path
             else:  # this group's outcome is unknown: it stays "submitting" for the next start to look up
                 _undo(system, [x for x, _ in later], [j for _, j in later])
             raise
+        except SubmitLimitError:
+            # refused: nothing of this group was queued
+            members = group.members + later
+            _undo(system, [x for x, _ in members], [j for _, j in members], remove=first.copied)
+            return len(group.members), members
         except BaseException:
             members = group.members + later
             _undo(system, [x for x, _ in members], [j for _, j in members], remove=first.copied)
@@ -195,6 +242,7 @@ def _submit_groups(system, groups: Sequence[_Group], copies: Sequence[Tuple[Path
                                  for (xpr, _job), remote_id in zip(group.members, remote_ids)])
         for (xpr, _job), remote_id in zip(group.members, remote_ids):
             xpr.remote_id, xpr.status = remote_id, "submitted"
+    return None
 
 
 class _Group:

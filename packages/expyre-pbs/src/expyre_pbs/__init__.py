@@ -35,6 +35,10 @@ class PBS(BatchScheduler):
     transient = ("cannot connect to server", "connection refused", "connection timed out", "end of file",
                  "try again", "temporarily unavailable", "communication failure", "unable to contact",
                  "socket timed out", "pbs_iff", "server is busy")
+    # PBS Pro max_queued: "would exceed queue workq's per-user limit of jobs in 'Q' state"; Torque
+    # max_user_queuable: "Maximum number of jobs already in queue for user"; Slurm's Torque front
+    # end passes on sbatch's reason (AssocMaxSubmitJobLimit, QOSMaxSubmitJobPerUserLimit, ...)
+    submit_limit = ("per-user limit", "maximum number of jobs already in queue", "maxsubmitjob", "grpsubmitjobs")
     # Slurm's Torque front end says nothing about jobs that are already over or unknown
     already_over = (r"(?i)Unknown Job Id|Job has finished|already completing or completed|already finished|"
                     r"Invalid job id specified|Request invalid for state of job|job is in exiting state")

@@ -24,6 +24,8 @@ class GridEngine(BatchScheduler):
     name_safe, name_prefix, name_max = names.SAFE_CHARACTERS, names.NAME_PREFIX, names.MAX_NAME_LENGTH
     transient = ("unable to contact qmaster", "unable to send message to qmaster", "connection refused",
                  "failed receiving gdi request", "try again later")
+    # max_u_jobs (and max_jobs): "job rejected: Only 4 jobs are allowed per user (current job count: 4)"
+    submit_limit = ("jobs are allowed per user", "jobs are allowed per cluster")
     complaint, already_over = r"(?i)error|denied", r"does not exist|not found"
     render_header_lines, environment_lines = staticmethod(header.render_header), header.JOB_ENVIRONMENT
 

@@ -5,7 +5,8 @@ batch toolkit (:mod:`expyre.batch`), which runs, retries and batches the command
 submission exactly-once; this module only says what to run and how to read it:
 
 * ``sbatch`` in the job's directory; the id from ``Submitted batch job N [on cluster X]`` or the
-  ``--parsable`` forms;
+  ``--parsable`` forms; a refusal at the per-user job limit (``AssocMaxSubmitJobLimit``,
+  ``QOSMaxSubmitJobPerUserLimit``, ...) is :class:`expyre.batch.SubmitLimitError`;
 * one ``squeue`` for all jobs; a job it no longer lists is looked up with ``scontrol show job``
   and ``sacct`` (either may be unavailable) and is over only when a query that worked says so
   or does not know it either;
@@ -40,6 +41,7 @@ class Slurm(BatchScheduler):
     environment_lines = header.JOB_ENVIRONMENT
     submit_program = "sbatch"
     transient = parse.TRANSIENT_PATTERNS
+    submit_limit = parse.SUBMIT_LIMIT_PATTERNS
     already_over = (f"{INVALID_JOB_ID}|already completing or completed|Job has already finished|"
                     "already finished")
     name_safe = parse.NAME_SAFE

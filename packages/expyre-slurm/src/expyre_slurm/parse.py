@@ -28,8 +28,9 @@ def task_not_found(text: str) -> bool:
     """True if scontrol's answer says it has no such array task."""
     return bool(_TASK_NOT_FOUND.search(text))
 ACCOUNTING_DISABLED = "accounting storage is disabled"
-#: sacct format (with ``--parsable2``): raw job id, state, exit code.
-SACCT_FORMAT = "JobIDRaw,State,ExitCode"
+#: sacct format (with ``--parsable2``): job id, state, exit code. ``JobID``, not ``JobIDRaw``: an
+#: array task is ``<array id>_<task>`` there, as in its remote id (its raw id is a number of its own).
+SACCT_FORMAT = "JobID,State,ExitCode"
 #: Marks each job line of this plugin's squeue formats, so banners are ignored and cut lines seen.
 LINE_START, LINE_END = "@xpr@", "@end@"
 SQUEUE_FORMAT = f"{LINE_START}|%i|%T|%r|{LINE_END}"
@@ -221,6 +222,14 @@ TRANSIENT_PATTERNS = (
     "temporarily unable", "connection refused", "connection reset", "communication connection failure",
     "zero bytes were transmitted or received", "not responding", "transport endpoint is not connected",
     "unexpected message received")
+
+
+#: Slurm's reasons for refusing a submission at the per-user (or account's) job limit, as sbatch
+#: prints them before its general "Job violates accounting/QOS policy (job submit limit, user's
+#: size and/or time limits)" (which a size or time limit gets too): AssocMaxSubmitJobLimit,
+#: AssocGrpSubmitJobsLimit, QOSMaxSubmitJobPerUserLimit, QOSMaxSubmitJobPerAccountLimit,
+#: QOSGrpSubmitJobsLimit.
+SUBMIT_LIMIT_PATTERNS = ("maxsubmitjob", "grpsubmitjobs")
 
 
 def is_transient(message: str) -> bool:
