@@ -7,6 +7,7 @@
 
 Plugin authors import :data:`hookimpl` and the contract's types from here.
 """
+from .batch import SubmitLimitError
 from .errors import (
     ExPyReJobDiedError,
     ExPyRePreflightError,
@@ -15,7 +16,6 @@ from .errors import (
     ExPyReTimeoutError,
     FailedSubprocessWarning,
 )
-from .batch import SubmitLimitError
 from .hookspecs import hookimpl
 from .hooktypes import (
     FINISHED_REMOTE_STATES,

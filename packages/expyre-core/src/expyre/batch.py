@@ -76,8 +76,8 @@ from .hooktypes import (
 )
 from .retry import retry_settings
 
-__all__ = ["BatchScheduler", "BatchError", "SubmitLimitError", "OutputError", "Sections", "job_name", "digest", "one_id",
-           "sections_command", "split_sections", "run_retrying", "ask_host", "SECTION_MARKER"]
+__all__ = ["BatchScheduler", "BatchError", "SubmitLimitError", "OutputError", "Sections", "job_name", "digest",
+           "one_id", "sections_command", "split_sections", "run_retrying", "ask_host", "SECTION_MARKER"]
 
 
 class BatchError(RemoteCommandError):
