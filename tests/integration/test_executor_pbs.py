@@ -73,6 +73,9 @@ def test_map_as_arrays_split_at_max_size_exception_and_cancel_of_one_task(remote
         assert running.cancel()  # and the running task too: the array is over
         done, _ = concurrent.futures.wait([running, waiting], timeout=5)
         assert done == {running, waiting}
+    # 200 calls, 25 to a job: 8 jobs, as arrays of at most 3 tasks; every result in order
+    with Executor("remote", resources=ONE_CORE, partial_node=True, check_interval=0.5, quiet=True) as ex:
+        assert list(ex.map(abs, range(-200, 0), chunksize=25, timeout=180)) == list(range(200, 0, -1))
     array_id = running.remote_id.split("_")[0]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

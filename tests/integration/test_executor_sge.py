@@ -31,7 +31,9 @@ def test_batch_as_arrays_split_at_max_size_with_per_task_results_and_exceptions(
             exc = f.exception(timeout=300)
             assert type(exc) is OddInput and str(exc) == f"odd input {futures.index(f)}"
         assert futures[3].stdout == "odd input 3\n"               # each task's own output
-    rows = list(site.config.db.jobs())
+        # 200 calls, 25 to a job: 8 jobs, as arrays of 3, 3 and 2 tasks; every result in order
+        assert list(ex.map(abs, range(-200, 0), chunksize=25)) == list(range(200, 0, -1))
+    rows = [row for row in site.config.db.jobs() if row["name"] == "cube_even"]
     numbers = Counter(row["remote_id"].split(".")[0] for row in rows)
     assert sorted(numbers.values()) == [2, 3, 3]           # 8 calls: arrays of 3, 3 and 2 tasks
     tasks = sorted((int(n), int(t)) for n, t in (row["remote_id"].split(".") for row in rows))
