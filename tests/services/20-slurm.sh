@@ -49,6 +49,7 @@ mysql_pid=$mysql_run/mysqld.pid
 mysql_socket=$mysql_run/mysqld.sock
 cluster=expyre-test
 account=expyre-test
+site_account=proj42
 # every account that submits Slurm jobs in the tests (an association each, or Slurm refuses it)
 submitters=(root xpr-cluster xpr-mfa xpr-pbs)
 limited_user=xpr-limited
@@ -261,6 +262,16 @@ for name in "${submitters[@]}" "$limited_user"; do
         sacctmgr -i add user "$name" account="$account" cluster="$cluster" >/dev/null
     fi
 done
+# the example site plugin's systems charge a project (tests/site_plugin: "#SBATCH --account=proj42")
+if ! listed show account format=account | grep -qxF "$site_account"; then
+    log_step "adding account $site_account"
+    sacctmgr -i add account "$site_account" cluster="$cluster" description="example site project" \
+        organization=expyre >/dev/null
+fi
+if ! listed show assoc cluster="$cluster" account="$site_account" format=user | grep -qxF xpr-cluster; then
+    log_step "adding xpr-cluster to account $site_account"
+    sacctmgr -i add user xpr-cluster account="$site_account" cluster="$cluster" >/dev/null
+fi
 limit=$(listed show assoc cluster="$cluster" account="$account" user="$limited_user" format=maxsubmit)
 if [ "$limit" != "$limited_max_submit" ]; then
     log_step "MaxSubmitJobs=$limited_max_submit for $limited_user"

@@ -183,6 +183,10 @@ class FaultInjectingShell:
     ``"lost-after"`` (the command runs, then the connection is reported lost).
     """
 
+    #: the job's files are copied on their own, not in the submit command's round trip
+    #: (``transfer_then_run``), so that the fault is in the submission alone
+    separate_copies = True
+
     def __init__(self, shell: Any, match: str, fault: str, message: str = ""):
         self.shell, self.match, self.fault, self.message = shell, match, fault, message
         self.host = shell.host
