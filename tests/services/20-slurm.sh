@@ -330,18 +330,7 @@ if [ -s "$sshd_state/port" ]; then
     limited_home=$home
     install -d -m 700 "$limited_state"
     limited_key=$limited_state/client_ed25519
-    if [ ! -s "$limited_key" ] || [ ! -s "$limited_key.pub" ]; then
-        rm -f "$limited_key" "$limited_key.pub"
-        ssh-keygen -q -t ed25519 -N '' -C "expyre-test-slurm-limited-client" -f "$limited_key"
-    fi
-    chmod 600 "$limited_key"
-    install -d -m 700 -o "$limited_user" -g "$group" "$limited_home/.ssh"
-    auth=$limited_home/.ssh/authorized_keys
-    if [ ! -f "$auth" ] || ! grep -qxF "$(cat "$limited_key.pub")" "$auth"; then
-        cat "$limited_key.pub" >> "$auth"
-    fi
-    chown "$limited_user:$group" "$auth"
-    chmod 600 "$auth"
+    client_key_for "$limited_key" "expyre-test-slurm-limited-client" "$limited_user" "$group" "$limited_home"
     limit=$(listed show assoc cluster="$cluster" account="$account" user="$limited_user" format=maxsubmit)
     [ "$limit" = "$limited_max_submit" ] || { echo "20-slurm.sh: $limited_user has MaxSubmitJobs '$limit'" >&2; exit 1; }
     log_step "ok: $limited_user may have at most $limited_max_submit jobs queued or running"

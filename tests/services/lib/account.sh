@@ -96,3 +96,22 @@ _first_on_path() {
 _without_old_lines() {
     awk '/^# expyre test services: .*first on PATH$/ { skip = 1; next } skip { skip = 0; next } { print }' "$1"
 }
+
+# A client key pair $1 (made once, comment $2) whose public key may log in as user $3 (group $4,
+# home $5): appended to ~/.ssh/authorized_keys once.
+client_key_for() {
+    local key=$1 comment=$2 login=$3 login_group=$4 login_home=$5 pub auth
+    if [ ! -s "$key" ] || [ ! -s "$key.pub" ]; then
+        rm -f "$key" "$key.pub"
+        ssh-keygen -q -t ed25519 -N '' -C "$comment" -f "$key"
+    fi
+    chmod 600 "$key"
+    install -d -m 700 -o "$login" -g "$login_group" "$login_home/.ssh"
+    auth=$login_home/.ssh/authorized_keys
+    pub=$(cat "$key.pub")
+    if [ ! -f "$auth" ] || ! grep -qxF "$pub" "$auth"; then
+        echo "$pub" >> "$auth"
+    fi
+    chown "$login:$login_group" "$auth"
+    chmod 600 "$auth"
+}

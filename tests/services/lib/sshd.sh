@@ -5,9 +5,10 @@
 # that logs in), `client_key`, `config`, `pid_file` and `log`, and defines `log_step`.
 
 # Host keys (ed25519, rsa) and the client's key under $state, made once; sets `host_pubs`.
-# The client's public key is authorized for $user. $1: a word for the keys' comments.
+# The client's public key is authorized for $user (client_key_for, lib/account.sh, which the
+# caller sources). $1: a word for the keys' comments.
 sshd_keys() {
-    local label=$1 type key client_pub auth
+    local label=$1 type key
     for type in ed25519 rsa; do
         key=$state/ssh_host_${type}_key
         if [ ! -s "$key" ] || [ ! -s "$key.pub" ]; then
@@ -17,20 +18,7 @@ sshd_keys() {
         chmod 600 "$key"
     done
     host_pubs=("$state/ssh_host_ed25519_key.pub" "$state/ssh_host_rsa_key.pub")
-    if [ ! -s "$client_key" ] || [ ! -s "$client_key.pub" ]; then
-        rm -f "$client_key" "$client_key.pub"
-        ssh-keygen -q -t ed25519 -N '' -C "expyre-test-$label-client" -f "$client_key"
-    fi
-    chmod 600 "$client_key"
-
-    install -d -m 700 -o "$user" -g "$group" "$home/.ssh"
-    auth=$home/.ssh/authorized_keys
-    client_pub=$(cat "$client_key.pub")
-    if [ ! -f "$auth" ] || ! grep -qxF "$client_pub" "$auth"; then
-        echo "$client_pub" >> "$auth"
-    fi
-    chown "$user:$group" "$auth"
-    chmod 600 "$auth"
+    client_key_for "$client_key" "expyre-test-$label-client" "$user" "$group" "$home"
 }
 
 # Whether the sshd of $pid_file runs, with $config.
