@@ -7,7 +7,8 @@ marker files the launcher writes next to the job:
 
 * ``_expyre_direct_pid``: pid (and process group id) of the launcher, written by ``submit``
 * ``_expyre_direct_exit``: the job script's exit code, written when it ends
-* ``_expyre_direct_timeout``: written by the watchdog before it kills the job
+* ``_expyre_direct_timeout``: written by the watchdog before it kills the job; the job counts
+  as out of time only once no process of its group is left, so nothing it started still writes
 * ``_expyre_direct_cancelled``: written by ``cancel`` before it kills the job
 
 Needs ``bash`` and ``setsid`` (util-linux) on the host.
@@ -40,7 +41,11 @@ if [ "$4" -gt 0 ]; then
             if [ "$SECONDS" -ge "$4" ]; then
                 echo "$4" > {TIMEOUT_FILE}
                 kill -TERM -- -$$ 2>/dev/null
-                sleep {KILL_GRACE}
+                waited=0
+                while kill -0 "$child" 2>/dev/null && [ "$waited" -lt {KILL_GRACE * 5} ]; do
+                    sleep 0.2
+                    waited=$((waited + 1))
+                done
                 kill -KILL -- -$$ 2>/dev/null
                 exit 0
             fi
@@ -59,7 +64,7 @@ while [ $# -gt 1 ]; do
     if [ -f "$d/{EXIT_FILE}" ]; then
         echo "$pid exit $(cat "$d/{EXIT_FILE}")"
     elif [ -f "$d/{TIMEOUT_FILE}" ]; then
-        echo "$pid timeout"
+        if kill -0 -- "-$pid" 2>/dev/null; then echo "$pid running"; else echo "$pid timeout"; fi
     elif kill -0 "$pid" 2>/dev/null && {{ [ ! -e /proc/$pid/cwd ] || [ /proc/$pid/cwd -ef "$d" ]; }}; then
         echo "$pid running"
     else
