@@ -46,14 +46,25 @@ def pack_directories(dirs: Sequence[Tuple[Path, str]]) -> IO[bytes]:
     (``""``: at the top), rewound. A named directory has an entry of its own, private to its
     owner, so that ``tar -x`` creates it (with no ``mkdir`` process on the host)."""
     archive = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT)
-    with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with new_archive(archive) as tar:
         for local_dir, name in dirs:
-            if name:
-                tar.addfile(_directory_entry(name))
-            for entry in sorted(os.listdir(local_dir)):
-                _add(tar, Path(local_dir) / entry, f"{name}/{entry}" if name else entry)
+            add_directory(tar, Path(local_dir), name)
     archive.seek(0)
     return archive
+
+
+def new_archive(fileobj: IO[bytes]) -> tarfile.TarFile:
+    """A tar archive written to ``fileobj``, in the format every ``tar -x`` on a host reads."""
+    return tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT)
+
+
+def add_directory(tar: tarfile.TarFile, local_dir: Path, name: str = "") -> None:
+    """Add the contents of ``local_dir`` to ``tar`` under ``name`` (``""``: at the top; else with
+    an entry for the directory itself, see :func:`pack_directories`)."""
+    if name:
+        tar.addfile(_directory_entry(name))
+    for entry in sorted(os.listdir(local_dir)):
+        _add(tar, local_dir / entry, f"{name}/{entry}" if name else entry)
 
 
 def _add(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
