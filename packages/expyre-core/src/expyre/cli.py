@@ -176,9 +176,9 @@ def cli(ctx, dbfile):
               help="full ids, names, creation times and stage directories, and a row for each task of an array")
 @click.option("--width", "-w", type=click.IntRange(min=0), metavar="COLS",
               help="fit the rows in COLS columns: the id shortened to what is left, times of day or dates, "
-                   "the scheduler's status only where it adds to the job's; 0: full rows (the full time, "
-                   "every field), one line per job, for scripts to read. [default: the terminal's width when "
-                   "the output is a terminal, else 0] -l and --json ignore it")
+                   "the scheduler state only where it adds to the status. 0: full rows (the full time, "
+                   "every field), one line per job, for scripts to read. Not used with -l or JSON. "
+                   "[default: the width of the terminal when the output is one, else 0]")
 @click.option("--json", "as_json", is_flag=True, help="print the jobs' database rows as a JSON list")
 @domain_errors
 def cli_ls(id, name, status, system, long_output, width, as_json):
