@@ -188,7 +188,9 @@ def cli_ls(id, name, status, system, long_output, width, as_json):
     for each task, naming its array). ``-i ARRAY`` selects an array's tasks, in this and the
     other commands.
 
-    On a terminal the rows fit its width; piped, each job's row is whole (see ``-w``)."""
+    On a terminal the rows fit its width; piped, each job's row is whole (see ``-w``). In narrow
+    rows an array's counts may be the progress line's totals: ``q3 r2 d10 f1`` for 3 queued,
+    2 running, 10 done (succeeded, processed or cleaned) and 1 failed (failed or died)."""
     if width is None:
         width = _terminal_width() if sys.stdout.isatty() else 0
     fitted = width > 0 and not long_output and not as_json
