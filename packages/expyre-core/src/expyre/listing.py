@@ -2,7 +2,8 @@
 
 Full rows (``xpr ls`` piped, or ``-w 0``) carry every field on one line, as before: the id
 shortened in the middle, ``status (since)`` with the full time, ``remote_id@system`` and the
-scheduler's status. They are 100 to 150 characters wide, so on a terminal they wrapped.
+scheduler's status. With long names and arrays on several systems they are 130 to 150
+characters wide, so on a terminal they wrapped.
 
 Fitted rows (``xpr ls`` on a terminal, or ``-w COLS``) keep what a user checks at a glance
 within ``COLS`` columns:
@@ -182,8 +183,8 @@ def _entry(item: Union[Mapping, Tuple[str, Sequence[Mapping]]]) -> _Entry:
 
 
 def totals(statuses: Sequence[str]) -> str:
-    """``r2 d10 f1``: the tasks' statuses as the progress line's short totals (none left out
-    that is not zero)."""
+    """``r2 d10 f1``: the tasks' statuses as the progress line's short totals, those that are
+    not zero."""
     keys = [TOTALS.get(status, "queued") for status in statuses]
     return " ".join(f"{label}{keys.count(key)}" for key, label in FIELDS if key in keys)
 
