@@ -22,6 +22,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,10 +43,13 @@ def pack_directory(local_dir: Path) -> IO[bytes]:
 
 def pack_directories(dirs: Sequence[Tuple[Path, str]]) -> IO[bytes]:
     """One tar archive of the contents of each local directory under its name in the archive
-    (``""``: at the top), rewound; no entry for the named directories themselves."""
+    (``""``: at the top), rewound. A named directory has an entry of its own, private to its
+    owner, so that ``tar -x`` creates it (with no ``mkdir`` process on the host)."""
     archive = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT)
     with tarfile.open(fileobj=archive, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for local_dir, name in dirs:
+            if name:
+                tar.addfile(_directory_entry(name))
             for entry in sorted(os.listdir(local_dir)):
                 _add(tar, Path(local_dir) / entry, f"{name}/{entry}" if name else entry)
     archive.seek(0)
@@ -68,6 +72,13 @@ def _add(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
         tar.addfile(member, data)
 
 
+def _directory_entry(name: str) -> tarfile.TarInfo:
+    """The archive's entry for a job directory: private to its owner, made now."""
+    member = tarfile.TarInfo(name)
+    member.type, member.mode, member.mtime = tarfile.DIRTYPE, 0o700, int(time.time())
+    return member
+
+
 def _private(member: tarfile.TarInfo) -> tarfile.TarInfo:
     """The entry with no permission bits for group and others (the job's files may hold secrets)."""
     member.mode &= 0o700
@@ -84,14 +95,14 @@ def archive_size(archive: IO[bytes]) -> int:
 
 #: Shell function run by :func:`put_command` for each parent directory: ``PARENT SIZE NAME...``;
 #: SIZE ``-`` reads the archive to the end of standard input. In the usual case (the parent
-#: exists, the copy works) it starts two processes, ``mkdir`` and ``tar``, however many jobs.
+#: exists, the copy works) it starts one process, ``tar``, however many jobs: the archive has an
+#: entry for each job directory, so ``tar`` creates them.
 _PUT_FUNCTION = (
     '_xpr_put() { _xpr_p=$1 _xpr_n=$2; shift 2\n'
     '  for _xpr_d in "$@"; do if [ -e "$_xpr_p/$_xpr_d" ] || [ -L "$_xpr_p/$_xpr_d" ]; then\n'
     '    echo "expyre: $_xpr_p/$_xpr_d exists already on the host; nothing was copied into it" >&2\n'
     '    _xpr_skip; return 1; fi; done\n'
-    '  mkdir -- "${@/#/$_xpr_p/}" 2>/dev/null || { mkdir -p -- "$_xpr_p" && mkdir -- "${@/#/$_xpr_p/}"; } ||\n'
-    '    { _xpr_skip; return 1; }\n'
+    '  [ -d "$_xpr_p" ] || mkdir -p -- "$_xpr_p" || { _xpr_skip; return 1; }\n'
     '  if [ "$_xpr_n" = - ]; then tar -xf - -C "$_xpr_p" && return 0\n'
     '  else head -c "$_xpr_n" | { tar -xf - -C "$_xpr_p" || { _xpr_r=$?; cat > /dev/null; exit $_xpr_r; }; } &&\n'
     '    return 0; fi\n'
