@@ -151,14 +151,15 @@ def write_bundle(leader_stage_dir: Path, task_stage_dirs: Sequence[Path]) -> Lis
     which ``tar -x`` reads as an archive of its own (it ends at the end of its input). The
     bundle's time stamp is the epoch, so copying results back never takes it.
     """
-    from .transports.tarstream import add_directory, new_archive
+    from .transports.tarstream import end_archive, write_directory
     path = Path(leader_stage_dir) / jobfiles.ARRAY_BUNDLE
     spans = []
-    with open(path, "wb") as out, new_archive(out) as tar:
+    with open(path, "wb") as out:
         for task_dir in task_stage_dirs:
-            start = tar.offset
-            add_directory(tar, Path(task_dir))
-            spans.append((start, tar.offset - start))
+            start = out.tell()
+            write_directory(out, Path(task_dir))
+            spans.append((start, out.tell() - start))
+        end_archive(out)
     os.utime(path, (0, 0))
     return spans
 

@@ -46,53 +46,76 @@ def pack_directories(dirs: Sequence[Tuple[Path, str]]) -> IO[bytes]:
     (``""``: at the top), rewound. A named directory has an entry of its own, private to its
     owner, so that ``tar -x`` creates it (with no ``mkdir`` process on the host)."""
     archive = tempfile.SpooledTemporaryFile(max_size=SPOOL_LIMIT)
-    with new_archive(archive) as tar:
-        for local_dir, name in dirs:
-            add_directory(tar, Path(local_dir), name)
+    for local_dir, name in dirs:
+        write_directory(archive, Path(local_dir), name)
+    end_archive(archive)
     archive.seek(0)
     return archive
 
 
-def new_archive(fileobj: IO[bytes]) -> tarfile.TarFile:
-    """A tar archive written to ``fileobj``, in the format every ``tar -x`` on a host reads."""
-    return tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT)
+#: Entry headers are POSIX pax (long names and any file size), which every ``tar -x`` reads.
+_FORMAT, _ENCODING = tarfile.PAX_FORMAT, "utf-8"
+_BLOCK = tarfile.BLOCKSIZE
 
 
-def add_directory(tar: tarfile.TarFile, local_dir: Path, name: str = "") -> None:
-    """Add the contents of ``local_dir`` to ``tar`` under ``name`` (``""``: at the top; else with
-    an entry for the directory itself, see :func:`pack_directories`)."""
-    if name:
-        tar.addfile(_directory_entry(name))
-    for entry in sorted(os.listdir(local_dir)):
-        _add(tar, local_dir / entry, f"{name}/{entry}" if name else entry)
+def write_directory(out: IO[bytes], local_dir: Path, name: str = "") -> None:
+    """Write the contents of ``local_dir`` to ``out`` as tar entries under ``name`` (``""``: at
+    the top; else with an entry for the directory itself, see :func:`pack_directories`).
 
-
-def _add(tar: tarfile.TarFile, path: Path, arcname: str) -> None:
-    """Add ``path`` (a tree, for a directory) as ``arcname``, without group or other bits.
-
-    Regular files get a header built from ``lstat`` alone: the owner's names, which
-    ``tarfile.add`` looks up for every file, are not needed by the host (it unpacks as its user).
+    Entries only: what is written is a tar archive once :func:`end_archive` follows, and ``tar -x``
+    also reads it as it is, to the end of its input. The entries are written here rather than by
+    :class:`tarfile.TarFile`, which costs twice as much per file (an array's bundle packs five
+    files per task).
     """
+    if name:
+        out.write(_directory_entry(name).tobuf(_FORMAT, _ENCODING))
+    for entry in sorted(os.listdir(local_dir)):
+        _write_tree(out, local_dir / entry, f"{name}/{entry}" if name else entry)
+
+
+def end_archive(out: IO[bytes]) -> None:
+    """Write the end-of-archive marker (two zero blocks) after the entries."""
+    out.write(bytes(2 * _BLOCK))
+
+
+def _write_tree(out: IO[bytes], path: Path, arcname: str) -> None:
+    """Write ``path`` (a tree, for a directory) as ``arcname``, without group or other bits (the
+    job's files may hold secrets), and without owner names: the host unpacks as its user."""
     info = os.lstat(path)
-    if not stat.S_ISREG(info.st_mode):
-        tar.add(str(path), arcname=arcname, filter=_private)
-        return
     member = tarfile.TarInfo(arcname)
-    member.size, member.mtime, member.mode = info.st_size, int(info.st_mtime), stat.S_IMODE(info.st_mode) & 0o700
-    with open(path, "rb") as data:
-        tar.addfile(member, data)
+    member.mtime, member.mode = int(info.st_mtime), stat.S_IMODE(info.st_mode) & 0o700
+    if stat.S_ISREG(info.st_mode):
+        member.size = info.st_size
+        out.write(member.tobuf(_FORMAT, _ENCODING))
+        with open(path, "rb") as data:
+            _copy_exactly(data, out, member.size, path)
+        out.write(bytes(-member.size % _BLOCK))
+    elif stat.S_ISDIR(info.st_mode):
+        member.type = tarfile.DIRTYPE
+        out.write(member.tobuf(_FORMAT, _ENCODING))
+        for entry in sorted(os.listdir(path)):
+            _write_tree(out, path / entry, f"{arcname}/{entry}")
+    elif stat.S_ISLNK(info.st_mode):
+        member.type, member.linkname = tarfile.SYMTYPE, os.readlink(path)
+        out.write(member.tobuf(_FORMAT, _ENCODING))
+    else:
+        raise ValueError(f"{path}: cannot copy it to the host: not a file, directory or symbolic link")
+
+
+def _copy_exactly(source: IO[bytes], out: IO[bytes], size: int, path: Path) -> None:
+    left = size
+    while left > 0:
+        chunk = source.read(min(left, 1 << 20))
+        if not chunk:
+            raise OSError(f"{path} became shorter while it was being packed for the host")
+        out.write(chunk)
+        left -= len(chunk)
 
 
 def _directory_entry(name: str) -> tarfile.TarInfo:
     """The archive's entry for a job directory: private to its owner, made now."""
     member = tarfile.TarInfo(name)
     member.type, member.mode, member.mtime = tarfile.DIRTYPE, 0o700, int(time.time())
-    return member
-
-
-def _private(member: tarfile.TarInfo) -> tarfile.TarInfo:
-    """The entry with no permission bits for group and others (the job's files may hold secrets)."""
-    member.mode &= 0o700
     return member
 
 
