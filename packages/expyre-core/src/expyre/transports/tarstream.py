@@ -8,11 +8,11 @@ since the job was submitted (newer than its job script), and prints them as leng
 archives one after the other; they are spooled to a file here (never held in memory) and
 unpacked. Either way one round trip moves a whole batch, whatever the number of files.
 
-Job directories are private: the host's directories (and the parents the command creates) are
-made under ``umask 077`` and the archive carries no group or other permission bits, whatever
-the local umask. Copy-back unpacks into a temporary directory and renames each file into place,
-the outcome markers last, so a reader (another process polling the same job) sees the old file
-or the new one, never a partial one.
+Job directories are private: the archive carries no group or other permission bits, whatever
+the local umask, and the parents the command creates are made under ``umask 077``. Copy-back
+unpacks into a temporary directory and renames each file into place, the outcome markers last,
+so a reader (another process polling the same job) sees the old file or the new one, never a
+partial one.
 """
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ _PUT_FUNCTION = (
     '  for _xpr_d in "$@"; do if [ -e "$_xpr_p/$_xpr_d" ] || [ -L "$_xpr_p/$_xpr_d" ]; then\n'
     '    echo "expyre: $_xpr_p/$_xpr_d exists already on the host; nothing was copied into it" >&2\n'
     '    _xpr_skip; return 1; fi; done\n'
-    '  [ -d "$_xpr_p" ] || mkdir -p -- "$_xpr_p" || { _xpr_skip; return 1; }\n'
+    '  [ -d "$_xpr_p" ] || ( umask 077 && mkdir -p -- "$_xpr_p" ) || { _xpr_skip; return 1; }\n'
     '  if [ "$_xpr_n" = - ]; then tar -xf - -C "$_xpr_p" && return 0\n'
     '  else head -c "$_xpr_n" | { tar -xf - -C "$_xpr_p" || { _xpr_r=$?; cat > /dev/null; exit $_xpr_r; }; } &&\n'
     '    return 0; fi\n'
@@ -157,13 +157,14 @@ def put_command(groups: Sequence[Tuple[str, int, Sequence[str]]]) -> str:
     standard input, which holds nothing after it (the transport gives the command exactly the
     archives, and drains what is left if the command fails). A directory that already exists is
     an error (nothing is copied into it, nor into the others of its group); if unpacking fails the
-    group's directories are removed again. Everything runs under ``umask 077``: the job
-    directories, the parents ``mkdir -p`` creates (existing ones keep their mode) and the unpacked
-    files are the user's alone.
+    group's directories are removed again. The job directories and their files are the user's
+    alone whatever the host's umask: their entries in the archive have no group or other bits
+    (``tar -x`` takes those modes, less the umask), and the parents ``mkdir -p`` creates are made
+    under ``umask 077`` (existing ones keep their mode). The shell's own umask is left as it was.
     """
     steps = [f"_xpr_put {quote(parent or '.')} {int(size) if n < len(groups) - 1 else '-'} "
              f"{' '.join(quote(name) for name in names)}" for n, (parent, size, names) in enumerate(groups)]
-    return f"{_PUT_FUNCTION}\numask 077 && " + " && ".join(steps)
+    return f"{_PUT_FUNCTION}\n" + " && ".join(steps)
 
 
 def by_parent(remote_dirs: Sequence[str]) -> List[Tuple[str, List[int]]]:
@@ -240,8 +241,8 @@ def put_then_run(shell, pairs: Sequence[Tuple[Path, str]], command: str, timeout
     """:func:`put` the directories and then, in the same round trip, run ``command`` (only if
     the copy succeeded); ``command``'s result.
 
-    The copy runs in a subshell (its ``umask`` does not reach ``command``) and prints
-    :data:`STAGED_MARKER` when it is done; the marker is removed from the output again.
+    The copy prints :data:`STAGED_MARKER` when it is done; the marker is removed from the output
+    again. It starts no shell of its own and leaves the shell's umask as it was for ``command``.
 
     Raises
     ------
@@ -249,7 +250,7 @@ def put_then_run(shell, pairs: Sequence[Tuple[Path, str]], command: str, timeout
         the copy failed (``command`` did not run; the copy left nothing behind)
     """
     with _packed(pairs) as (put_command_, stream, size):
-        combined = f"( {put_command_}\n) || exit $?\necho {STAGED_MARKER}\n{command}"
+        combined = f"{{ {put_command_}\n}} || exit $?\necho {STAGED_MARKER}\n{command}"
         status, stdout, stderr = shell.run_bytes(combined, input_file=stream, input_size=size, timeout=timeout,
                                                  idempotent=idempotent)
     marker = STAGED_MARKER.encode() + b"\n"
