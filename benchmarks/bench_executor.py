@@ -1,9 +1,10 @@
 """Per-call cost of ``expyre.Executor.map``: submitting N calls, and gathering N finished results.
 
     python benchmarks/bench_executor.py [-n 10 100 1000] [--host HOST [--scheduler slurm] [--partition P]
-                                        [--no-arrays]]
+                                        [--no-arrays]] [--repeats 5]
 
-For each N, three steps, each in a fresh temporary expyre root:
+For each N, three steps, in a fresh temporary expyre root (step 1 runs ``--repeats`` times, each
+in a root of its own, and its median is reported; the jobs of all but the last run are cancelled):
 
 1. submit: a separate Python process creates an Executor and calls ``map`` over N tiny calls;
    ``map`` returns when every call is staged and submitted. Its time, divided by N, is the
@@ -117,8 +118,18 @@ def gather_phase(n: int) -> dict:
     return {"gather": seconds, "connections": ssh.connections_opened - connections, **counts}
 
 
-def run(n: int, host, scheduler: str, partition: str, arrays: bool = True) -> dict:
+def run(n: int, host, scheduler: str, partition: str, arrays: bool = True, repeats: int = 1) -> dict:
+    """Steps 1-3 for ``n`` calls; the submit step ``repeats`` times (each in a fresh root, all
+    but the last one's jobs cancelled at once), for the median of its times."""
+    submits = [_submit_step(n, host, scheduler, partition, arrays, gather=False) for _ in range(repeats - 1)]
+    last = _submit_step(n, host, scheduler, partition, arrays, gather=True)
+    times = [s["submit"] for s in submits] + [last["submit"]]
+    return dict(last, submit=statistics.median(times), submit_range=(min(times), max(times)), repeats=repeats)
+
+
+def _submit_step(n: int, host, scheduler: str, partition: str, arrays: bool, gather: bool) -> dict:
     from expyre import config
+    from expyre import gather as gathering
     with tempfile.TemporaryDirectory(prefix="bench_executor_") as tmp:
         root = Path(tmp)
         write_config(root, host, scheduler, partition, arrays)
@@ -129,11 +140,14 @@ def run(n: int, host, scheduler: str, partition: str, arrays: bool = True) -> di
             raise RuntimeError(f"submit step failed:\n{proc.stderr}")
         submit, submits = proc.stdout.split("SUBMIT")[1].split()[:2]
         config.init(root)
+        system = config.systems[SYSTEM]
         try:
+            if not gather:
+                system.cancel([gathering.remote_job(row) for row in config.db.jobs(status=["submitted", "started"])])
+                return {"submit": float(submit)}
             waited = wait_until_finished()
             figures = gather_phase(n)
         finally:
-            system = config.systems[SYSTEM]
             if host is not None:
                 system.remove_remote_dirs([system.remote_rundir])
             system.close()
@@ -142,11 +156,14 @@ def run(n: int, host, scheduler: str, partition: str, arrays: bool = True) -> di
 
 def report(label: str, rows: list) -> None:
     print(label)
-    print(f"  {'calls':>6} {'submit ms/call':>15} {'gather ms/call':>15} {'gather s':>9} "
+    print(f"  {'calls':>6} {'submit ms/call':>15} {'(min-max)':>13} {'gather ms/call':>15} {'gather s':>9} "
           f"{'status queries':>15} {'copy-backs':>11} {'ssh conns':>10} {'submits':>8}")
     for r in rows:
-        print(f"  {r['n']:>6} {r['submit'] / r['n'] * 1e3:>15.2f} {r['gather'] / r['n'] * 1e3:>15.2f} "
-              f"{r['gather']:>9.3f} {r['status']:>15} {r['get']:>11} {r['connections']:>10} {r['submits']:>8}")
+        low, high = (t / r["n"] * 1e3 for t in r["submit_range"])
+        print(f"  {r['n']:>6} {r['submit'] / r['n'] * 1e3:>15.2f} {f'({low:.2f}-{high:.2f})':>13} "
+              f"{r['gather'] / r['n'] * 1e3:>15.2f} {r['gather']:>9.3f} {r['status']:>15} {r['get']:>11} "
+              f"{r['connections']:>10} {r['submits']:>8}")
+    print(f"  submit: median of {rows[0]['repeats']} runs of each size (each in a fresh root)")
     print(f"  median over sizes: submit {statistics.median(r['submit'] / r['n'] for r in rows) * 1e3:.2f} ms/call, "
           f"gather {statistics.median(r['gather'] / r['n'] for r in rows) * 1e3:.2f} ms/call")
 
@@ -162,12 +179,15 @@ def main() -> None:
     parser.add_argument("--scheduler", default="slurm", help="scheduler for --host (default slurm)")
     parser.add_argument("--partition", default="standard", help="partition for --host (default standard)")
     parser.add_argument("--no-arrays", action="store_true", help="one submission per call, no job arrays")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="times the submit step runs for each size, for its median (default 5; the jobs of "
+                             "all but the last run are cancelled, the last run's are gathered)")
     args = parser.parse_args()
     if args.host is None:
         label, scheduler, partition = "direct scheduler on this machine, with a run directory", "direct", "regular"
     else:
         label, scheduler, partition = f"{args.scheduler} on {args.host} over ssh", args.scheduler, args.partition
-    rows = [run(n, args.host, scheduler, partition, not args.no_arrays) for n in args.n]
+    rows = [run(n, args.host, scheduler, partition, not args.no_arrays, args.repeats) for n in args.n]
     label += " without arrays" if args.no_arrays else ""
     report(label, rows)
 
