@@ -207,8 +207,9 @@ def one_by_one_command(commands: Sequence[str], preamble: str = "") -> str:
     """One shell command that runs ``commands`` in turn, each in a subshell of its own, and
     stops after the first that exits non-zero (so that nothing runs behind a refusal).
 
-    Command ``i``'s output and exit status are section ``s<i>``, its error output section
-    ``e<i>`` (kept apart in a temporary file, so that a parser reads only the output); the
+    Command ``i``'s output and exit status are section ``s<i>``; the error output of the command
+    that failed is section ``e<i>`` (kept apart in a temporary file, so that a parser reads only
+    the output, and read only on failure: no extra process per command that works); the
     commands after a failed one print no sections. :func:`split_one_by_one` reads the answer.
     """
     lines = [preamble] * bool(preamble)
@@ -216,25 +217,28 @@ def one_by_one_command(commands: Sequence[str], preamble: str = "") -> str:
                  'trap \'rm -f "$_xpr_e"\' EXIT')
     for i, command in enumerate(commands):
         lines.append(section(f"( {command}\n) 2>\"$_xpr_e\"", f"s{i}"))
-        lines += ["_xpr_r=$_xpr_s", section('cat "$_xpr_e"', f"e{i}"), '[ "$_xpr_r" -eq 0 ] || exit 0']
+        lines += ['if [ "$_xpr_s" -ne 0 ]; then', section('cat "$_xpr_e"', f"e{i}"), "exit 0", "fi"]
     return "\n".join(lines + ["exit 0"])
 
 
 def split_one_by_one(output: str, count: int) -> Tuple[List[Tuple[int, str, str]], bool]:
     """The answer of :func:`one_by_one_command` for ``count`` commands: ``(exit status, output,
-    error output)`` of each command that ran, in order, and whether the answer is complete
-    (every command answered, or the last one that answered failed, so the rest did not run).
-    An incomplete answer was cut short: whether the first command without an answer ran is
-    unknown."""
+    error output)`` of each command that ran, in order (the error output only for a command
+    that failed), and whether the answer is complete (every command answered, or the last one
+    that answered failed, so the rest did not run). An incomplete answer was cut short: whether
+    the first command without an answer ran is unknown."""
     sections = split_sections(output)
     ran = []
     for i in range(count):
-        if f"s{i}" not in sections or f"e{i}" not in sections:
+        if f"s{i}" not in sections:
             return ran, False
         rc, text = sections[f"s{i}"]
-        ran.append((rc, text, sections[f"e{i}"][1]))
         if rc != 0:
+            if f"e{i}" not in sections:
+                return ran, False
+            ran.append((rc, text, sections[f"e{i}"][1]))
             break
+        ran.append((rc, text, ""))
     return ran, True
 
 
