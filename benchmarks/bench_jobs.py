@@ -7,7 +7,8 @@ Without options it runs in a temporary expyre root on a direct-scheduler system 
 really copied out and back). ``--host`` runs on that SSH host (as ``ssh HOST`` would reach it)
 through the ``ssh`` transport, with ``--scheduler`` (default direct) and ``--partition``, in a run
 directory of its own on the host (removed at the end). With ``--scheduler slurm`` it also times a
-bare ``sbatch`` of an empty job on the same connection, the floor of what a start can cost.
+bare ``sbatch`` of an empty job on the same connection after each start, the floor of what a
+start can cost.
 ``--system`` uses a configured system from the usual config files.
 """
 from __future__ import annotations
@@ -19,13 +20,14 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 
 def tiny(i):
     return i * i
 
 
-def run(n: int, system_name: str, pause: float = 0.0) -> dict:
+def run(n: int, system_name: str, pause: float = 0.0, bare: Optional[Callable[[], float]] = None) -> dict:
     from expyre import plugins
     from expyre.func import ExPyRe
     from expyre.transports import ssh
@@ -44,7 +46,7 @@ def run(n: int, system_name: str, pause: float = 0.0) -> dict:
 
     plugins.status, plugins.transfer = count_status, count_transfer
     resources = {"max_time": "10m", "num_cores": 1}
-    create, start = [], []
+    create, start, bare_times = [], [], []
     jobs = []
     for i in range(n):
         t0 = time.perf_counter()
@@ -55,6 +57,8 @@ def run(n: int, system_name: str, pause: float = 0.0) -> dict:
         create.append(t1 - t0)
         start.append(t2 - t1)
         jobs.append(xpr)
+        if bare is not None:  # alternated with the starts, so that both see the same load
+            bare_times.append(bare())
         time.sleep(pause)
     # wait until every job has finished on the host, asking the scheduler directly (nothing is
     # recorded or copied back), then time gathering all of them
@@ -73,22 +77,27 @@ def run(n: int, system_name: str, pause: float = 0.0) -> dict:
     gather = time.perf_counter() - t0
     assert results == [i * i for i in range(n)]
     plugins.status, plugins.transfer = real_status, real_transfer
-    return {"create": create, "start": start, "gather": gather,
+    return {"create": create, "start": start, "gather": gather, "bare": bare_times,
             "connections": ssh.connections_opened - connections_before, **counts}
 
 
-def bare_sbatch(system_name: str, partition: str, n: int) -> list:
-    """Seconds of each of ``n`` bare ``sbatch`` submissions of an empty job (then cancelled)."""
-    from expyre import config
-    shell = config.systems[system_name].shell
-    times, ids = [], []
-    command = f"sbatch --parsable -p {partition} -t 1 -o /dev/null -e /dev/null --wrap true"
-    for _ in range(n):
+class BareSbatch:
+    """Times a bare ``sbatch`` of an empty job on a system's connection (each cancelled at the end)."""
+
+    def __init__(self, system_name: str, partition: str):
+        from expyre import config
+        self.shell = config.systems[system_name].shell
+        self.command = f"sbatch --parsable -p {partition} -t 1 -o /dev/null -e /dev/null --wrap true"
+        self.ids: list = []
+
+    def __call__(self) -> float:
         t0 = time.perf_counter()
-        ids.append(shell.run(command).stdout.strip().split(";")[0])
-        times.append(time.perf_counter() - t0)
-    shell.run("scancel " + " ".join(ids), check=False)
-    return times
+        self.ids.append(self.shell.run(self.command).stdout.strip().split(";")[0])
+        return time.perf_counter() - t0
+
+    def cancel(self) -> None:
+        if self.ids:
+            self.shell.run("scancel " + " ".join(self.ids), check=False)
 
 
 def report(label: str, n: int, figures: dict) -> None:
@@ -140,11 +149,12 @@ def main() -> None:
                 system["rundir"] = str(Path(tmp) / "rundir")
             write_config(Path(tmp), **system)
             config.init(tmp)
+            bare = BareSbatch("bench", args.partition) if system.get("scheduler") == "slurm" else None
             try:
-                figures = run(args.n, "bench", args.pause)
-                if system.get("scheduler") == "slurm":
-                    figures["bare"] = bare_sbatch("bench", args.partition, args.n)
+                figures = run(args.n, "bench", args.pause, bare)
             finally:
+                if bare is not None:
+                    bare.cancel()
                 if system.get("host"):
                     bench = config.systems["bench"]
                     bench.remove_remote_dirs([bench.remote_rundir])

@@ -52,5 +52,5 @@ def test_id_of_an_array_selects_its_tasks_and_a_task_id_one_task(db_with_an_arra
                                                 ("1234[0].srv", "1234[7].srv", "1234[0-7].srv"),
                                                 ("9_10", "9_13", "9_[10-13]"), ("a1", "b2", "a1..b2")])
 def test_array_task_ids_shown_as_one_range(first, last, shown):
-    from expyre.cli import _id_range
-    assert _id_range(first, last) == shown
+    from expyre.listing import id_range
+    assert id_range(first, last) == shown

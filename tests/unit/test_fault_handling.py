@@ -122,9 +122,17 @@ def test_refused_symlink_is_reported_as_refused(tmp_path):
 
 # --------------------------------------------------------------------------- private, atomic files (1, 3)
 
-def test_put_command_makes_private_directories():
-    command = tarstream.put_command([("run_expyre/h-p", 10, ["run_a"])])
-    assert "\numask 077 && _xpr_put run_expyre/h-p - run_a" in command
+def test_put_command_makes_private_directories(tmp_path):
+    """Under a umask that lets everyone read, the job directory, its files and the parents the
+    copy makes are the user's alone (the real bash and tar)."""
+    (tmp_path / "stage").mkdir()
+    (tmp_path / "stage" / "data").write_text("x")
+    (tmp_path / "stage" / "data").chmod(0o644)
+    command = tarstream.put_command([("run_expyre/h-p", 0, ["run_a"])])
+    with tarstream.pack_directories([(tmp_path / "stage", "run_a")]) as archive:
+        subprocess.run(["bash", "-c", f"umask 022\n{command}"], stdin=archive, cwd=tmp_path, check=True)
+    for path in ["run_expyre", "run_expyre/h-p", "run_expyre/h-p/run_a", "run_expyre/h-p/run_a/data"]:
+        assert (tmp_path / path).stat().st_mode & 0o077 == 0, path
 
 
 def test_archive_carries_no_group_or_other_bits(tmp_path):

@@ -122,3 +122,26 @@ def test_get_brings_back_only_new_files_of_each_directory_in_one_command(tmp_pat
                                                                              "out dir/link"]
         assert (local / "out dir" / "link").read_text() == f"r{n}"
     assert not back[2][0].exists()
+
+
+def test_put_copies_trees_links_long_and_non_ascii_names_privately(tmp_path):
+    """What input files bring (sub-directories, symbolic links, long and non-ASCII names, an
+    empty file, a file of whole blocks) arrives as it is, unpacked by the real ``tar``."""
+    local = tmp_path / "local" / "job_0"
+    (local / "data" / "deeper").mkdir(parents=True)
+    long_name = "n" * 150 + ".txt"
+    files = {"a.py": b"print(1)\n", "empty": b"", "block": b"b" * 1024, "data/deeper/" + long_name: b"long",
+             "data/\u00e9t\u00e9.dat": os.urandom(3000)}
+    for name, data in files.items():
+        (local / name).write_bytes(data)
+    (local / "a.py").chmod(0o755)
+    (local / "data" / "link").symlink_to("deeper")
+    home = tmp_path / "host"
+    home.mkdir()
+    tarstream.put(LocalBash(home), [(local, "run/job_0")])
+    remote = home / "run" / "job_0"
+    for name, data in files.items():
+        assert (remote / name).read_bytes() == data
+    assert os.readlink(remote / "data" / "link") == "deeper"
+    assert (remote / "a.py").stat().st_mode & 0o777 == 0o700
+    assert all(p.lstat().st_mode & 0o077 == 0 for p in [remote, *remote.rglob("*")] if not p.is_symlink())

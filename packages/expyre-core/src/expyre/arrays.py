@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -144,21 +143,23 @@ def array_script(*, script_exec: str, header: Sequence[str], support: ArraySuppo
 
 def write_bundle(leader_stage_dir: Path, task_stage_dirs: Sequence[Path]) -> List[Tuple[int, int]]:
     """Pack the tasks' stage directories one after the other into the first task's
-    :data:`expyre.jobfiles.ARRAY_BUNDLE`; the ``(offset, size)`` of each task's tar archive.
+    :data:`expyre.jobfiles.ARRAY_BUNDLE`; the ``(offset, size)`` of each task's files in it.
 
     So an array's files reach the host as one file, however many tasks it has: creating
     thousands of small files on a cluster's file system is slow, and each task unpacks its own
-    when it starts. The bundle's time stamp is the epoch, so copying results back never takes it.
+    when it starts. The bundle is one tar archive; each task's span is a run of whole entries,
+    which ``tar -x`` reads as an archive of its own (it ends at the end of its input). The
+    bundle's time stamp is the epoch, so copying results back never takes it.
     """
-    from .transports.tarstream import pack_directory
+    from .transports.tarstream import end_archive, write_directory
     path = Path(leader_stage_dir) / jobfiles.ARRAY_BUNDLE
     spans = []
     with open(path, "wb") as out:
         for task_dir in task_stage_dirs:
-            with pack_directory(Path(task_dir)) as archive:
-                start = out.tell()
-                shutil.copyfileobj(archive, out)
-                spans.append((start, out.tell() - start))
+            start = out.tell()
+            write_directory(out, Path(task_dir))
+            spans.append((start, out.tell() - start))
+        end_archive(out)
     os.utime(path, (0, 0))
     return spans
 

@@ -313,8 +313,9 @@ def ask_host(shell: Shell, command: str, parse: Callable[[str, int], Any], what:
 # --------------------------------------------------------------------------- exactly-once submission
 
 #: Files of one submission attempt in the job's directory: the lock (a directory holding the pid
-#: of the process that runs the submit command), its output, error output and exit status. The
-#: exit-status file is renamed into place last: while it is missing, the command has not ended.
+#: of the process that runs the submit command and its host's name), its output, error output
+#: and exit status. The exit-status file is written last: while it is missing or empty, the
+#: command has not ended.
 SUBMIT_LOCK = jobfiles.plugin_file("batch", "submit.lock")
 SUBMIT_OUT = jobfiles.plugin_file("batch", "submit.out")
 SUBMIT_ERR = jobfiles.plugin_file("batch", "submit.err")
@@ -339,10 +340,22 @@ def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
             f"mkdir {SUBMIT_LOCK} 2>/dev/null || {{ echo 'expyre: an earlier submission holds the lock' >&2; "
             f"exit {LOCK_TAKEN}; }}\n"
             f"( trap '' HUP INT TERM PIPE; ( {command} ) > {SUBMIT_OUT} 2> {SUBMIT_ERR} < /dev/null\n"
-            f"  echo $? > {SUBMIT_RC}.tmp && mv -f {SUBMIT_RC}.tmp {SUBMIT_RC} ) &\n"
-            f"echo \"$! $(uname -n)\" > {SUBMIT_LOCK}/pid\n"
+            f"  echo $? > {SUBMIT_RC} ) &\n"
+            f"{_HOST_NAME}; echo \"$! $_xpr_host\" > {SUBMIT_LOCK}/pid\n"
             "wait $!\n"
-            f"cat {SUBMIT_OUT}; cat {SUBMIT_ERR} >&2; read -r _xpr_rc < {SUBMIT_RC} || _xpr_rc=1; exit $_xpr_rc")
+            f"{_print_file(SUBMIT_OUT)}; {_print_file(SUBMIT_ERR)} >&2\n"
+            f"read -r _xpr_rc < {SUBMIT_RC} || _xpr_rc=1; exit $_xpr_rc")
+
+
+#: Sets ``_xpr_host`` to the host's name as ``uname -n`` prints it (read from ``/proc`` on Linux,
+#: without a process).
+_HOST_NAME = "{ read -r _xpr_host < /proc/sys/kernel/hostname; } 2>/dev/null || _xpr_host=$(uname -n)"
+
+
+def _print_file(path: str) -> str:
+    """Shell code printing the text file ``path`` with shell builtins (the submit command's
+    output is a line or two; a ``cat`` would cost a process per submission)."""
+    return f"while IFS= read -r _xpr_l || [ -n \"$_xpr_l\" ]; do printf '%s\\n' \"$_xpr_l\"; done < {path}"
 
 
 def record_probe(remote_dir: str) -> str:
@@ -351,12 +364,12 @@ def record_probe(remote_dir: str) -> str:
     another login node, whose processes cannot be seen from here, or has taken the lock in the
     last two minutes and not written its pid yet); 1 when there was no attempt or it died."""
     d, lock = quote(remote_dir.rstrip("/") or "/"), SUBMIT_LOCK
-    return (f"_xpr_p=; _xpr_h=; if [ -f {d}/{SUBMIT_RC} ]; then cat {d}/{SUBMIT_OUT}; "
+    return (f"_xpr_p=; _xpr_h=; if [ -s {d}/{SUBMIT_RC} ]; then cat {d}/{SUBMIT_OUT}; "
             f"read -r _xpr_r < {d}/{SUBMIT_RC}; (exit ${{_xpr_r:-1}})\n"
             f"elif [ -d {d}/{lock} ]; then read -r _xpr_p _xpr_h < {d}/{lock}/pid 2>/dev/null\n"
             f"  if {{ [ -z \"$_xpr_p\" ] && [ -n \"$(find {d}/{lock} -maxdepth 0 -mmin -2)\" ]; }} || "
-            f"{{ [ -n \"$_xpr_p\" ] && {{ [ \"$_xpr_h\" != \"$(uname -n)\" ] || kill -0 \"$_xpr_p\" 2>/dev/null; }}; }}"
-            "\n"
+            f"{{ [ -n \"$_xpr_p\" ] && {{ {_HOST_NAME}; [ \"$_xpr_h\" != \"$_xpr_host\" ] || "
+            "kill -0 \"$_xpr_p\" 2>/dev/null; }; }\n"
             f"  then echo \"submitting $_xpr_p\"; (exit {STILL_SUBMITTING}); else (exit 1); fi\n"
             "else (exit 1); fi")
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import pickle
 import re
 import sys
@@ -12,7 +11,8 @@ from typing import Dict, List, Optional
 
 import click
 
-from . import config, jobfiles, jobstate, plugins
+from . import config, jobfiles, jobstate, listing, plugins
+from .listing import format_table
 
 SELECTION_HELP = {
     "id": "comma-separated regexps, each matching a whole job id",
@@ -170,50 +170,37 @@ def cli(ctx, dbfile):
 
 # --------------------------------------------------------------------------- ls
 
-def _short_id(job: dict) -> str:
-    """The id shortened in the middle: ``<name>_<start of hash>...<unique suffix>``.
-
-    The unique suffix at the end is what tells apart the jobs of one name and arguments, so
-    it is always kept.
-    """
-    job_id = job["id"]
-    head, tail = len(job["name"]) + 7, 9
-    if len(job_id) <= head + 3 + tail:
-        return job_id
-    return job_id[:head] + "..." + job_id[-tail:]
-
-
-def format_table(headers: List[str], rows: List[List[str]]) -> str:
-    """Left-aligned columns, each as wide as its widest cell."""
-    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in [headers] + rows]
-    return "\n".join(lines)
-
-
 @cli.command("ls")
 @selection_options()
 @click.option("--long-output", "-l", is_flag=True,
               help="full ids, names, creation times and stage directories, and a row for each task of an array")
+@click.option("--width", "-w", type=click.IntRange(min=0), metavar="COLS",
+              help="fit the rows in COLS columns: the id shortened to what is left, times of day or dates, "
+                   "the scheduler state only where it adds to the status. 0: full rows (the full time, "
+                   "every field), one line per job, for scripts to read. Not used with -l or JSON. "
+                   "[default: the width of the terminal when the output is one, else 0]")
 @click.option("--json", "as_json", is_flag=True, help="print the jobs' database rows as a JSON list")
 @domain_errors
-def cli_ls(id, name, status, system, long_output, as_json):
+def cli_ls(id, name, status, system, long_output, width, as_json):
     """List jobs (all jobs unless selected).
 
     The tasks of an array job are one row, with how many tasks are in each status (``-l``: a row
     for each task, naming its array). ``-i ARRAY`` selects an array's tasks, in this and the
-    other commands."""
-    jobs = select_jobs(id, name, status, system)
+    other commands.
+
+    On a terminal the rows fit its width; piped, each job's row is whole (see ``-w``). In narrow
+    rows an array's counts may be the progress line's totals: ``q3 r2 d10 f1`` for 3 queued,
+    2 running, 10 done (succeeded, processed or cleaned) and 1 failed (failed or died)."""
+    if width is None:
+        width = _terminal_width() if sys.stdout.isatty() else 0
+    fitted = width > 0 and not long_output and not as_json
+    jobs = select_jobs(id, name, status, system, readable=not fitted)
     if as_json:
         click.echo(json.dumps(jobs, indent=1, default=str))
         return
     if not jobs:
         click.echo(f"No matching jobs in {config.db.db_filename}")
         return
-    if long_output:
-        headers = ["#", "name", "id", "created", "status (since)", "remote_id@system", "remote status", "stage dir",
-                   "array"]
-    else:
-        headers = ["#", "id", "status (since)", "remote_id@system", "remote status"]
     rows = []
     arrays: Dict[str, List[dict]] = {}
     for job in jobs:
@@ -224,53 +211,34 @@ def cli_ls(id, name, status, system, long_output, as_json):
             arrays.setdefault(array, []).append(job)
         else:
             rows.append(job)
+    if fitted:
+        click.echo(listing.fitted_table([(item, arrays[item]) if isinstance(item, str) else item for item in rows],
+                                        width))
+        return
+    if long_output:
+        headers = ["#", "name", "id", "created", "status (since)", "remote_id@system", "remote status", "stage dir",
+                   "array"]
+    else:
+        headers = listing.full_headers()
     lines = []
     for i, item in enumerate(rows):
         if isinstance(item, str):
-            lines.append([str(i), *_array_row(item, arrays[item])])
-            continue
-        job = item
-        status_text = f"{job['status']} ({job['status_time'] or job['creation_time']})"
-        where = f"{job['remote_id'] or '-'}@{job['system'] or '-'}"
-        if long_output:
-            lines.append([str(i), job["name"], job["id"], str(job["creation_time"]), status_text, where,
-                          str(job["remote_status"] or "-"), job["from_dir"], _array_of(job) or "-"])
+            lines.append([str(i), *listing.full_array_row(item, arrays[item])])
+        elif long_output:
+            job = item
+            lines.append([str(i), job["name"], job["id"], str(job["creation_time"]),
+                          f"{job['status']} ({job['status_time'] or job['creation_time']})",
+                          f"{job['remote_id'] or '-'}@{job['system'] or '-'}", str(job["remote_status"] or "-"),
+                          job["from_dir"], _array_of(job) or "-"])
         else:
-            lines.append([str(i), _short_id(job), status_text, where, str(job["remote_status"] or "-")])
+            lines.append([str(i), *listing.full_job_row(item)])
     click.echo(format_table(headers, lines))
 
 
-def _counts(values: List[str]) -> str:
-    """``3 succeeded, 1 started``: how many of each value, most frequent first."""
-    counts: Dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return ", ".join(f"{n} {value}" for value, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def _id_range(first: str, last: str) -> str:
-    """The task ids ``first`` to ``last`` as one range: ``8602_[0-12]`` (Slurm), ``77.[1-4]``
-    (Grid Engine), ``1234[0-7].server`` (PBS); ``first..last`` when they differ otherwise."""
-    prefix = os.path.commonprefix([first, last]).rstrip("0123456789")
-    rest = [first[len(prefix):], last[len(prefix):]]
-    suffix = os.path.commonprefix([r[::-1] for r in rest])[::-1].lstrip("0123456789")
-    a, b = (r[:len(r) - len(suffix)] for r in rest)
-    if not (prefix and a.isdigit() and b.isdigit()):
-        return f"{first}..{last}"
-    if prefix.endswith("[") and suffix.startswith("]"):
-        return f"{prefix}{a}-{b}{suffix}"
-    return f"{prefix}[{a}-{b}]{suffix}"
-
-
-def _array_row(array: str, tasks: List[dict]) -> List[str]:
-    """``xpr ls``'s one row for the listed tasks of an array: its name and the task counts."""
-    first, last = tasks[0], tasks[-1]
-    remote = first["remote_id"] if len(tasks) == 1 else _id_range(str(first["remote_id"]), str(last["remote_id"]))
-    suffix = "_array"
-    short = (_short_id({"id": array[:-len(suffix)], "name": first["name"]}) + suffix if array.endswith(suffix)
-             else array)
-    return [short, f"array of {len(tasks)}: {_counts([t['status'] for t in tasks])}",
-            f"{remote}@{first['system'] or '-'}", _counts([str(t["remote_status"] or "-") for t in tasks])]
+def _terminal_width() -> int:
+    """Columns of the terminal standard output goes to (``COLUMNS`` wins, as for ``shutil``)."""
+    from .progress import _terminal_width as columns
+    return columns(sys.stdout)
 
 
 # --------------------------------------------------------------------------- rm, cancel

@@ -208,7 +208,8 @@ class Executor(concurrent.futures.Executor):
         xpr = ExPyRe(self._job_name(fn), function=fn, args=list(args), kwargs=kwargs, _batch=self._batch,
                      **self._xpr_options)
         future = self._track(xpr)
-        self._wake.set()
+        if not self._held:  # inside a batch the thread has nothing to do until the batch ends
+            self._wake.set()
         return future
 
     def map(self, fn: Callable, *iterables: Iterable, timeout: Optional[float] = None,

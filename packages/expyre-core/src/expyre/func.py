@@ -128,7 +128,10 @@ class ExPyRe:
         self.system_name: Optional[str] = None
         self.remote_dir: Optional[str] = None
         try:
-            stage.write_task(task, self.stage_dir)
+            # what the files say, kept for this process's start (an ExPyRe read back from the
+            # jobs database reads them)
+            self._preflight_record = stage.write_task(task, self.stage_dir)
+            self._provided_modules = None if input_pairs else set()
             stage.stage_input_files(input_pairs, self.stage_dir)
             with stage.writing("the job's settings", self.stage_dir):
                 self._write_settings(env_lines, list(pre_run_commands), list(post_run_commands), output_specs)
@@ -197,11 +200,19 @@ class ExPyRe:
         settings = {"name": self.name, "env_lines": env_lines, "pre_run_commands": pre_run_commands,
                     "post_run_commands": post_run_commands, "output_files": output_files}
         (self.stage_dir / jobfiles.SETTINGS).write_text(json.dumps(settings, indent=1))
+        self._settings_written = settings
         if output_files:
             (self.stage_dir / jobfiles.OUTPUT_FILES_LIST).write_text("\n".join(output_files) + "\n")
 
     def _settings(self) -> dict:
-        return json.loads((self.stage_dir / jobfiles.SETTINGS).read_text())
+        written = getattr(self, "_settings_written", None)
+        return written if written is not None else json.loads((self.stage_dir / jobfiles.SETTINGS).read_text())
+
+    def _staged_preflight_record(self) -> Optional[dict]:
+        """The preflight record of the staged call (see :func:`expyre.stage.read_preflight_record`)."""
+        if hasattr(self, "_preflight_record"):
+            return self._preflight_record
+        return stage.read_preflight_record(self.stage_dir)
 
     # ------------------------------------------------------------------ starting
 
@@ -292,7 +303,7 @@ class ExPyRe:
             requested = getattr(self, "preflight", None)
         if not preflight.enabled(system, requested):
             return
-        record = stage.read_preflight_record(self.stage_dir)
+        record = self._staged_preflight_record()
         if record is None:
             return
         _timing(f"ExPyRe {self.id} preflight")
@@ -303,9 +314,11 @@ class ExPyRe:
         ``env_vars`` exports), and the top-level modules its directory brings (``input_files``)."""
         settings = self._settings()
         setup = list(settings.get("pre_run_commands", [])) + list(settings.get("env_lines", []))
-        provided = {p.stem if p.suffix == ".py" else p.name for p in self.stage_dir.iterdir()
-                    if not jobfiles.is_reserved(p.name) and (p.suffix == ".py" or p.is_dir())}
-        return setup, provided
+        provided = getattr(self, "_provided_modules", None)
+        if provided is None:
+            provided = {p.stem if p.suffix == ".py" else p.name for p in self.stage_dir.iterdir()
+                        if not jobfiles.is_reserved(p.name) and (p.suffix == ".py" or p.is_dir())}
+        return setup, set(provided)
 
     def _render_script(self, system, job: JobSpec, python_cmd: Optional[str]) -> str:
         settings = self._settings()

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from . import arrays, config, jobfiles, jobstate, stage
+from . import arrays, config, jobfiles, jobstate
 from . import preflight as _preflight
 from .batch import SubmitLimitError
 from .func import ExPyRe, _system
@@ -156,7 +156,7 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
         requested = preflight if preflight is not None else getattr(xpr, "preflight", None)
         if not _preflight.enabled(system, requested):
             continue
-        record = stage.read_preflight_record(xpr.stage_dir)
+        record = xpr._staged_preflight_record()
         setup, provided = xpr._job_side_setup() if record is not None else ([], set())
         key = repr((record, setup, sorted(provided)))
         if record is not None and key not in checked:

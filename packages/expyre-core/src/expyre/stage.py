@@ -214,8 +214,9 @@ def _update_with_file(h, source: Path, dest: Path) -> None:
                     h.update(block)
 
 
-def write_task(task: PickledTask, stage_dir: Path) -> None:
-    """Write the pickled task into ``stage_dir/_expyre_task_in.pckl`` (through a temporary name)."""
+def write_task(task: PickledTask, stage_dir: Path) -> Optional[dict]:
+    """Write the pickled task into ``stage_dir/_expyre_task_in.pckl`` (through a temporary name);
+    its preflight record, as :func:`read_preflight_record` would read it."""
     pieces = [task.function] + task.args + list(task.kwargs.values())
     index = {"n_args": len(task.args), "kwarg_names": list(task.kwargs),
              "pieces": [[len(p.data), [b.nbytes for b in p.buffers]] for p in pieces],
@@ -232,6 +233,7 @@ def write_task(task: PickledTask, stage_dir: Path) -> None:
                 for buf in piece.buffers:
                     fout.write(buf)
     os.replace(tmp, stage_dir / jobfiles.TASK)
+    return index.get("preflight")
 
 
 # --------------------------------------------------------------------------- the stage directory
