@@ -65,7 +65,7 @@ def replay(stdout):
 def test_slurm_answer_with_a_refused_job_gives_ids_then_its_error():
     shell = replay(captured("submit_many_bad_partition.txt"))
     results = Slurm().submit_jobs(specs("expyre-fixture-many", 4), "s.sh", shell)
-    assert results[:2] == ["11947", "11948"] and len(results) == 3     # the fourth was not tried
+    assert results[:2] == ["12612", "12613"] and len(results) == 3     # the fourth was not tried
     assert isinstance(results[2], batch.BatchError) and not isinstance(results[2], SubmitLimitError)
     assert "fx-many-2" in str(results[2]) and "Invalid partition name specified" in str(results[2])
     assert len(shell.commands) == 1 and shell.commands[0].count("exec sbatch ") == 4   # one command for all
@@ -74,7 +74,7 @@ def test_slurm_answer_with_a_refused_job_gives_ids_then_its_error():
 def test_slurm_answer_at_the_per_user_limit_is_a_submit_limit_error():
     shell = replay(captured("submit_many_limit.txt"))
     results = Slurm().submit_jobs(specs("expyre-fixture-many", 3), "s.sh", shell)
-    assert results[0] == "11950" and len(results) == 2
+    assert results[0] == "12615" and len(results) == 2
     assert isinstance(results[1], SubmitLimitError) and "AssocMaxSubmitJobLimit" in str(results[1])
 
 
@@ -82,7 +82,7 @@ def test_an_answer_cut_short_leaves_the_rest_unknown():
     text = captured("submit_many_bad_partition.txt")
     shell = replay(text[:text.index("@xpr-end@ s1")])
     results = Slurm().submit_jobs(specs("expyre-fixture-many", 4), "s.sh", shell)
-    assert results[0] == "11947" and len(results) == 4
+    assert results[0] == "12612" and len(results) == 4
     assert all(isinstance(r, ConnectionLostError) for r in results[1:])   # looked up by name on restart
     with pytest.raises(ConnectionLostError):
         Slurm().submit_jobs(specs("expyre-fixture-many", 4), "s.sh", replay(""))
