@@ -97,7 +97,9 @@ def test_the_job_limit_mid_batch_leaves_the_rest_created_and_a_rerun_submits_exa
     on_host = limited.run(f"ls -A {shlex.quote(rundir)}").split()
     assert sorted(on_host) == sorted(x.stage_dir.name for x in xprs[:3])   # nothing left of the refused ones
 
+    # room again: the filler cancelled and the three taken jobs finished
     limited.run(f"scancel {shlex.quote(filler)}")
+    assert [x.get_results(check_interval=0.3, quiet=True)[0] for x in xprs[:3]] == [divmod(x, 2) for x in range(3)]
     assert start_many(xprs, ONE_CORE, "remote", partial_node=True) == []
     assert [n for n, *_ in submissions] == [5, 2]   # the rerun submitted exactly the two missing ones
     assert [x.get_results(check_interval=0.3, quiet=True)[0] for x in xprs] == [divmod(x, 2) for x in range(5)]
