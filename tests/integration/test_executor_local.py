@@ -287,6 +287,32 @@ def test_start_many_refused_submission_leaves_the_rest_created(staged, monkeypat
     assert [x.get_results(check_interval=0.2, quiet=True)[0] for x in xprs] == [0, 1, 2, 3]
 
 
+def test_start_many_answer_lost_mid_batch_is_looked_up_not_started_again(staged, counted, monkeypatch):
+    """Fault injection: the command started three of four jobs, but the answer for the third was
+    lost (a fake ``submit_many`` drops it, as a connection lost right then would). The third stays
+    ``submitting``, the fourth (never tried) ``created``; the next start finds the third by its
+    pid file and starts only the fourth."""
+    from expyre import ConnectionLostError, plugins
+    counting_submit_many = plugins.submit_many
+    started = {}
+
+    def fake_submit_many_losing_the_third_answer(scheduler, jobs, script, shell, **kwargs):
+        results = counting_submit_many(scheduler, jobs[:3], script, shell, **kwargs)
+        started.update(zip([job.id for job in jobs], results))
+        return results[:2] + [ConnectionLostError(None, "fake: the answer for the third job was lost")]
+
+    monkeypatch.setattr(plugins, "submit_many", fake_submit_many_losing_the_third_answer)
+    xprs = [ExPyRe("lost_answer", function=pow, args=[x, 2]) for x in range(4)]
+    with pytest.raises(ConnectionLostError, match="fake: the answer"):
+        start_many(xprs, RESOURCES, "remote", partial_node=True)
+    assert [staged.db.get(x.id)["status"] for x in xprs[2:]] == ["submitting", "created"]
+    monkeypatch.setattr(plugins, "submit_many", counting_submit_many)
+    start_many(xprs, RESOURCES, "remote", partial_node=True)
+    assert counted["submit"] == 3 + 1                 # the rerun started only the fourth job
+    assert xprs[2].remote_id == started[xprs[2].id]   # the third: the process the lost answer had started
+    assert [x.get_results(check_interval=0.2, quiet=True)[0] for x in xprs] == [0, 1, 4, 9]
+
+
 def test_executor_keeps_calls_over_a_job_limit_in_a_local_backlog(staged, monkeypatch):
     """Fault injection: the direct scheduler has no job limit, so a fake one refuses a submission
     while two of the jobs it let through have not finished (the real limit: test_backlog_slurm.py)."""
