@@ -53,7 +53,7 @@ def _lock_state(sshd, name):
     """``none``, ``locked`` (submit command running) or ``ended`` (its record written)."""
     out = sshd.run_as_user(f"for d in $(find ~/{RUNDIR} -maxdepth 3 -type d -name 'run_{name}_*' 2>/dev/null); do "
                            f"[ -f \"$d/{batch.SUBMIT_RC}\" ] && echo ended && exit; "
-                           f"[ -d \"$d/{batch.SUBMIT_LOCK}\" ] && echo locked && exit; done; echo none").stdout
+                           f"[ -e \"$d/{batch.SUBMIT_LOCK}\" ] && echo locked && exit; done; echo none").stdout
     return out.strip().splitlines()[-1] if out.strip() else "none"
 
 

@@ -102,10 +102,14 @@ def test_a_submission_still_running_is_waited_for_not_repeated(tmp_path):
     wrapper = batch.submit_wrapper(job.remote_dir, toy.submit_command(job, "s.sh"))
     driver = subprocess.Popen(["bash", "-c", wrapper], cwd=tmp_path, env=dict(os.environ, TOY_SLOW="2"),
                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    while not (tmp_path / "job" / batch.SUBMIT_LOCK / "pid").exists():
+    lock = tmp_path / "job" / batch.SUBMIT_LOCK
+    while not (lock.exists() and lock.read_text().strip()):
         time.sleep(0.05)
-    os.killpg(driver.pid, signal.SIGHUP)  # the connection goes: the session is hung up
-    driver.wait()
+    assert lock.read_text().split() == [str(driver.pid), os.uname().nodename]
+    # the connection goes: the session is hung up and its output is closed
+    os.killpg(driver.pid, signal.SIGHUP)
+    driver.stdout.close()
+    driver.stderr.close()
     probe = BashShell(tmp_path).run(batch.sections_command({"record": batch.record_probe(job.remote_dir)}))
     assert batch.split_sections(probe.stdout)["record"][0] == batch.STILL_SUBMITTING
     started = time.monotonic()
@@ -118,14 +122,19 @@ def test_a_submission_still_running_is_waited_for_not_repeated(tmp_path):
     assert (tmp_path / "queue").read_text().count("42") == 1
 
 
-def test_a_submission_that_never_ends_stays_unknown(tmp_path):
+@pytest.mark.parametrize("lock_form", ["file", "directory of earlier versions"])
+def test_a_submission_that_never_ends_stays_unknown(tmp_path, lock_form):
     job, toy = spec(tmp_path), Toy()
     toy.submit_timeout = 0.5
     lock = tmp_path / "job" / batch.SUBMIT_LOCK
-    lock.mkdir()
+    if lock_form == "file":
+        pid_file = lock
+    else:
+        lock.mkdir()
+        pid_file = lock / "pid"
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        (lock / "pid").write_text(f"{sleeper.pid} {os.uname().nodename}\n")
+        pid_file.write_text(f"{sleeper.pid} {os.uname().nodename}\n")
         with pytest.raises(ConnectionLostError, match="still running"):
             toy.find_jobs(job, BashShell(tmp_path))
     finally:
@@ -134,11 +143,17 @@ def test_a_submission_that_never_ends_stays_unknown(tmp_path):
     # its process is gone without a record: the listing decides (nothing there)
     assert toy.find_jobs(job, BashShell(tmp_path)) == []
     # a lock just taken, its pid not written yet: still submitting; an old lock without a pid: dead
-    (lock / "pid").unlink()
+    if lock_form == "file":
+        pid_file.write_text("")
+    else:
+        pid_file.unlink()
     with pytest.raises(ConnectionLostError, match="still running"):
         toy.find_jobs(job, BashShell(tmp_path))
     os.utime(lock, (time.time() - 600, time.time() - 600))
     assert toy.find_jobs(job, BashShell(tmp_path)) == []
+    # and a new submission is refused by either form of the lock, not repeated
+    with pytest.raises(ConnectionLostError, match="unknown"):
+        toy.submit_job(job, "s.sh", BashShell(tmp_path))
 
 
 def test_status_failures_never_finish_jobs(monkeypatch):

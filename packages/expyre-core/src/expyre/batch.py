@@ -312,9 +312,10 @@ def ask_host(shell: Shell, command: str, parse: Callable[[str, int], Any], what:
 
 # --------------------------------------------------------------------------- exactly-once submission
 
-#: Files of one submission attempt in the job's directory: the lock (a directory holding the pid
-#: of the process that runs the submit command and its host's name), its output, error output
-#: and exit status. The exit-status file is written last: while it is missing or empty, the
+#: Files of one submission attempt in the job's directory: the lock (a file holding the pid of the
+#: shell that runs the submit command and its host's name; earlier versions made a directory
+#: holding them in a file ``pid``, which :func:`record_probe` still reads), its output, error
+#: output and exit status. The exit-status file is written last: while it is missing or empty, the
 #: command has not ended.
 SUBMIT_LOCK = jobfiles.plugin_file("batch", "submit.lock")
 SUBMIT_OUT = jobfiles.plugin_file("batch", "submit.out")
@@ -329,20 +330,22 @@ STILL_SUBMITTING = 76
 def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
     """The remote side of an exactly-once submission of ``command`` in ``remote_dir``.
 
-    The lock is taken with ``mkdir`` (atomic); the submit command runs in a background subshell
-    that ignores hang-ups and writes only to files, so it ends normally and leaves its record even
-    when the connection (or the process that drives it) dies. ``again`` first clears the record
-    of an earlier attempt that has ended (a retry after a transient failure).
+    The lock is a file created only if it does not exist (``set -C``, atomic), holding the pid
+    and host of the shell that runs the submit command. That shell ignores hang-ups and the
+    submit command writes only to files, so it ends normally and leaves its record even when
+    the connection (or the process that drives it) dies. ``again`` first clears the record of an
+    earlier attempt that has ended (a retry after a transient failure). Apart from the submit
+    command the wrapper starts no process (where ``/proc`` gives the host's name).
     """
-    clear = (f"if [ -f {SUBMIT_RC} ]; then rm -rf {SUBMIT_LOCK} {SUBMIT_RC} {SUBMIT_OUT} {SUBMIT_ERR}; fi\n"
+    clear = (f"if [ -s {SUBMIT_RC} ]; then rm -rf {SUBMIT_LOCK} {SUBMIT_RC} {SUBMIT_OUT} {SUBMIT_ERR}; fi\n"
              if again else "")
     return (f"cd {quote(remote_dir)} || exit 1\n{clear}"
-            f"mkdir {SUBMIT_LOCK} 2>/dev/null || {{ echo 'expyre: an earlier submission holds the lock' >&2; "
-            f"exit {LOCK_TAKEN}; }}\n"
-            f"( trap '' HUP INT TERM PIPE; ( {command} ) > {SUBMIT_OUT} 2> {SUBMIT_ERR} < /dev/null\n"
-            f"  echo $? > {SUBMIT_RC} ) &\n"
-            f"{_HOST_NAME}; echo \"$! $_xpr_host\" > {SUBMIT_LOCK}/pid\n"
-            "wait $!\n"
+            f"{_HOST_NAME}; set -C\n"
+            f"{{ echo \"$$ $_xpr_host\" > {SUBMIT_LOCK}; }} 2>/dev/null || "
+            f"{{ echo 'expyre: an earlier submission holds the lock' >&2; exit {LOCK_TAKEN}; }}\n"
+            f"set +C; trap '' HUP INT TERM PIPE\n"
+            f"( {command} ) > {SUBMIT_OUT} 2> {SUBMIT_ERR} < /dev/null\n"
+            f"echo $? > {SUBMIT_RC}\n"
             f"{_print_file(SUBMIT_OUT)}; {_print_file(SUBMIT_ERR)} >&2\n"
             f"read -r _xpr_rc < {SUBMIT_RC} || _xpr_rc=1; exit $_xpr_rc")
 
@@ -366,7 +369,8 @@ def record_probe(remote_dir: str) -> str:
     d, lock = quote(remote_dir.rstrip("/") or "/"), SUBMIT_LOCK
     return (f"_xpr_p=; _xpr_h=; if [ -s {d}/{SUBMIT_RC} ]; then cat {d}/{SUBMIT_OUT}; "
             f"read -r _xpr_r < {d}/{SUBMIT_RC}; (exit ${{_xpr_r:-1}})\n"
-            f"elif [ -d {d}/{lock} ]; then read -r _xpr_p _xpr_h < {d}/{lock}/pid 2>/dev/null\n"
+            f"elif [ -e {d}/{lock} ]; then {{ if [ -d {d}/{lock} ]; then read -r _xpr_p _xpr_h < {d}/{lock}/pid; "
+            f"else read -r _xpr_p _xpr_h < {d}/{lock}; fi; }} 2>/dev/null\n"
             f"  if {{ [ -z \"$_xpr_p\" ] && [ -n \"$(find {d}/{lock} -maxdepth 0 -mmin -2)\" ]; }} || "
             f"{{ [ -n \"$_xpr_p\" ] && {{ {_HOST_NAME}; [ \"$_xpr_h\" != \"$_xpr_host\" ] || "
             "kill -0 \"$_xpr_p\" 2>/dev/null; }; }\n"
