@@ -331,9 +331,7 @@ def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
     """The remote side of an exactly-once submission of ``command`` in ``remote_dir``.
 
     The lock is a file created only if it does not exist (``set -C``, atomic), holding the pid
-    and host of the shell that runs the submit command (``$BASHPID``: the wrapper runs in a
-    subshell, in the transports and in :func:`one_by_one_command`, where ``$$`` names the parent
-    shell, which may die while the submission goes on). That shell ignores hang-ups and the
+    and host of the shell that runs the submit command. That shell ignores hang-ups and the
     submit command writes only to files, so it ends normally and leaves its record even when
     the connection (or the process that drives it) dies. ``again`` first clears the record of an
     earlier attempt that has ended (a retry after a transient failure). Apart from the submit
@@ -343,7 +341,7 @@ def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
              if again else "")
     return (f"cd {quote(remote_dir)} || exit 1\n{clear}"
             f"{_HOST_NAME}; set -C\n"
-            f"{{ echo \"$BASHPID $_xpr_host\" > {SUBMIT_LOCK}; }} 2>/dev/null || "
+            f"{{ echo \"$$ $_xpr_host\" > {SUBMIT_LOCK}; }} 2>/dev/null || "
             f"{{ echo 'expyre: an earlier submission holds the lock' >&2; exit {LOCK_TAKEN}; }}\n"
             f"set +C; trap '' HUP INT TERM PIPE\n"
             f"( {command} ) > {SUBMIT_OUT} 2> {SUBMIT_ERR} < /dev/null\n"
