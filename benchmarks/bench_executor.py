@@ -1,9 +1,10 @@
 """Per-call cost of ``expyre.Executor.map``: submitting N calls, and gathering N finished results.
 
     python benchmarks/bench_executor.py [-n 10 100 1000] [--host HOST [--scheduler slurm] [--partition P]
-                                        [--no-arrays]] [--one-by-one]
+                                        [--no-arrays]] [--repeats 5] [--one-by-one] [--python-cmd PY]
 
-For each N, three steps, each in a fresh temporary expyre root:
+For each N, three steps, in a fresh temporary expyre root (step 1 runs ``--repeats`` times, each
+in a root of its own, and its median is reported; the jobs of all but the last run are cancelled):
 
 1. submit: a separate Python process creates an Executor and calls ``map`` over N tiny calls;
    ``map`` returns when every call is staged and submitted. Its time, divided by N, is the
@@ -81,10 +82,6 @@ def submit_phase(n: int, one_by_one: bool = False) -> None:
     plugins.submit, plugins.submit_array = counted(real_submit), counted(real_submit_array)
     if real_submit_many is not None:
         plugins.submit_many = (lambda *args, **kwargs: None) if one_by_one else counted(real_submit_many)
-    # this process exits right after map: a status query its poll thread had claimed by then
-    # would hold the gather step back for the claim's timeout (expyre.politeness), so it asks none
-    from expyre import politeness
-    politeness.status = lambda system, jobs, *args, **kwargs: {}
     ex = executor()
     t0 = time.perf_counter()
     ex.map(tiny, range(n))
@@ -132,8 +129,20 @@ def gather_phase(n: int) -> dict:
     return {"gather": seconds, "connections": ssh.connections_opened - connections, **counts}
 
 
-def run(n: int, host, scheduler: str, partition: str, arrays: bool = True, one_by_one: bool = False) -> dict:
+def run(n: int, host, scheduler: str, partition: str, arrays: bool = True, repeats: int = 1,
+        one_by_one: bool = False) -> dict:
+    """Steps 1-3 for ``n`` calls; the submit step ``repeats`` times (each in a fresh root, all
+    but the last one's jobs cancelled at once), for the median of its times."""
+    submits = [_submit_step(n, host, scheduler, partition, arrays, False, one_by_one) for _ in range(repeats - 1)]
+    last = _submit_step(n, host, scheduler, partition, arrays, True, one_by_one)
+    times = [s["submit"] for s in submits] + [last["submit"]]
+    return dict(last, submit=statistics.median(times), submit_range=(min(times), max(times)), repeats=repeats)
+
+
+def _submit_step(n: int, host, scheduler: str, partition: str, arrays: bool, gather: bool,
+                 one_by_one: bool = False) -> dict:
     from expyre import config
+    from expyre import gather as gathering
     with tempfile.TemporaryDirectory(prefix="bench_executor_") as tmp:
         root = Path(tmp)
         write_config(root, host, scheduler, partition, arrays)
@@ -144,11 +153,14 @@ def run(n: int, host, scheduler: str, partition: str, arrays: bool = True, one_b
             raise RuntimeError(f"submit step failed:\n{proc.stderr}")
         submit, submits = proc.stdout.split("SUBMIT")[1].split()[:2]
         config.init(root)
+        system = config.systems[SYSTEM]
         try:
+            if not gather:
+                system.cancel([gathering.remote_job(row) for row in config.db.jobs(status=["submitted", "started"])])
+                return {"submit": float(submit)}
             waited = wait_until_finished()
             figures = gather_phase(n)
         finally:
-            system = config.systems[SYSTEM]
             if host is not None:
                 system.remove_remote_dirs([system.remote_rundir])
             system.close()
@@ -157,11 +169,14 @@ def run(n: int, host, scheduler: str, partition: str, arrays: bool = True, one_b
 
 def report(label: str, rows: list) -> None:
     print(label)
-    print(f"  {'calls':>6} {'submit ms/call':>15} {'gather ms/call':>15} {'gather s':>9} "
+    print(f"  {'calls':>6} {'submit ms/call':>15} {'(min-max)':>13} {'gather ms/call':>15} {'gather s':>9} "
           f"{'status queries':>15} {'copy-backs':>11} {'ssh conns':>10} {'submits':>8}")
     for r in rows:
-        print(f"  {r['n']:>6} {r['submit'] / r['n'] * 1e3:>15.2f} {r['gather'] / r['n'] * 1e3:>15.2f} "
-              f"{r['gather']:>9.3f} {r['status']:>15} {r['get']:>11} {r['connections']:>10} {r['submits']:>8}")
+        low, high = (t / r["n"] * 1e3 for t in r["submit_range"])
+        print(f"  {r['n']:>6} {r['submit'] / r['n'] * 1e3:>15.2f} {f'({low:.2f}-{high:.2f})':>13} "
+              f"{r['gather'] / r['n'] * 1e3:>15.2f} {r['gather']:>9.3f} {r['status']:>15} {r['get']:>11} "
+              f"{r['connections']:>10} {r['submits']:>8}")
+    print(f"  submit: median of {rows[0]['repeats']} runs of each size (each in a fresh root)")
     print(f"  median over sizes: submit {statistics.median(r['submit'] / r['n'] for r in rows) * 1e3:.2f} ms/call, "
           f"gather {statistics.median(r['gather'] / r['n'] for r in rows) * 1e3:.2f} ms/call")
 
@@ -177,6 +192,9 @@ def main() -> None:
     parser.add_argument("--scheduler", default="slurm", help="scheduler for --host (default slurm)")
     parser.add_argument("--partition", default="standard", help="partition for --host (default standard)")
     parser.add_argument("--no-arrays", action="store_true", help="one submission per call, no job arrays")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="times the submit step runs for each size, for its median (default 5; the jobs of "
+                             "all but the last run are cancelled, the last run's are gathered)")
     parser.add_argument("--one-by-one", action="store_true",
                         help="without arrays: one remote command per call (no submit_many), for comparison")
     parser.add_argument("--python-cmd", help="the job's Python on the host (default python3)")
@@ -187,7 +205,8 @@ def main() -> None:
         label, scheduler, partition = "direct scheduler on this machine, with a run directory", "direct", "regular"
     else:
         label, scheduler, partition = f"{args.scheduler} on {args.host} over ssh", args.scheduler, args.partition
-    rows = [run(n, args.host, scheduler, partition, not args.no_arrays, args.one_by_one) for n in args.n]
+    rows = [run(n, args.host, scheduler, partition, not args.no_arrays, args.repeats, args.one_by_one)
+            for n in args.n]
     label += " without arrays" if args.no_arrays else ""
     label += ", one remote command per call" if args.one_by_one else ""
     report(label, rows)

@@ -2,7 +2,10 @@
 ``limits`` config keys. The five-process run against the real Slurm is in
 tests/integration/test_politeness.py."""
 import json
+import os
+import socket
 import sqlite3
+import subprocess
 import threading
 
 import pytest
@@ -52,6 +55,25 @@ def test_one_claim_per_interval(tmp_path):
     db.release_status_query(host, "p3")
     assert db.last_status_query(host)["claimed_by"] is None
     assert db.last_status_query(host)["answer"] == {"7": "queued"}
+
+
+def test_a_claim_of_a_process_that_died_here_is_taken_over_at_once(tmp_path):
+    """A script killed while its poll thread queried (Ctrl-C, kill -9) left its claim: a rerun
+    on the same machine takes it over instead of waiting CLAIM_TIMEOUT for it to lapse."""
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # its pid no longer runs
+    dead = f"{socket.gethostname()}:{finished.pid}:1"
+    alive = f"{socket.gethostname()}:{os.getpid()}:1"
+    elsewhere = "another-machine:1:1"
+    assert politeness._died(dead)
+    assert not politeness._died(alive) and not politeness._died(elsewhere) and not politeness._died(None)
+    db = JobsDB(tmp_path / "jobs.db")
+    host = "slurm cluster"
+    assert db.claim_status_query(host, dead, 10.0, 120.0, now=1000.0)
+    assert not db.claim_status_query(host, "p2", 10.0, 120.0, now=1001.0)
+    assert db.claim_status_query(host, "p2", 10.0, 120.0, now=1001.0, dead=[dead])
+    # p2's claim stands
+    assert not db.claim_status_query(host, "p3", 10.0, 120.0, now=1002.0, dead=[dead])
 
 
 def test_of_many_threads_with_their_own_connections_one_wins(tmp_path):

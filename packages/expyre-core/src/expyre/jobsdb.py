@@ -919,12 +919,13 @@ class JobsDB:
                 "claim_time": row[3], "claimed_by": row[4]}
 
     def claim_status_query(self, host: str, who: str, min_interval: float, claim_timeout: float,
-                           now: Optional[float] = None) -> bool:
+                           now: Optional[float] = None, dead: Sequence[str] = ()) -> bool:
         """Take the right to make the next status query of ``host``, if it is due.
 
         It is not due while the last answer is younger than ``min_interval`` seconds, nor while
         another process holds a claim younger than ``claim_timeout`` seconds (after that, the
-        claimer is taken to have died). One transaction: of several processes, one wins.
+        claimer is taken to have died), unless the claimer is one of ``dead`` (known to have
+        died). One transaction: of several processes, one wins.
 
         Returns
         -------
@@ -934,12 +935,13 @@ class JobsDB:
         now = time.time() if now is None else now
 
         def claim(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT query_time, claim_time FROM status_queries WHERE host = ?", (host,)).fetchone()
+            row = conn.execute("SELECT query_time, claim_time, claimed_by FROM status_queries WHERE host = ?",
+                               (host,)).fetchone()
             if row is not None:
-                query_time, claim_time = row
+                query_time, claim_time, claimed_by = row
                 if query_time is not None and now - query_time < min_interval:
                     return False
-                if claim_time is not None and now - claim_time < claim_timeout:
+                if claim_time is not None and now - claim_time < claim_timeout and claimed_by not in dead:
                     return False
             conn.execute("INSERT INTO status_queries (host, claim_time, claimed_by) VALUES (?, ?, ?) "
                          "ON CONFLICT (host) DO UPDATE SET claim_time = excluded.claim_time, "

@@ -13,6 +13,8 @@ process
    records the answer for the others;
 3. if another process is querying right now, waits up to :data:`WAIT_FOR_OTHER` seconds for its
    answer, then treats what the answer does not cover as not yet known (the next poll asks).
+   A claim whose process has died is taken over at once when that process ran on this machine,
+   and after :data:`CLAIM_TIMEOUT` seconds otherwise.
 
 So five scripts gathering twenty jobs each make the queries one script would. A site that
 publishes its own limit sets ``"limits": {"status_queries_per_minute": N}`` for the system.
@@ -60,6 +62,22 @@ def _who() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
+def _died(claimer: Optional[str]) -> bool:
+    """True if ``claimer`` (a :func:`_who`) is a process of this machine that no longer runs:
+    a script killed while it queried (Ctrl-C ends its poll thread with it) holds no claim."""
+    machine, _, rest = (claimer or "").partition(":")
+    pid = rest.partition(":")[0]
+    if machine != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it runs, as another user
+        return False
+    return False
+
+
 def _covered(record: Optional[dict], interval: float, remote_ids: Sequence[str], now: float) -> Optional[dict]:
     """The states of ``remote_ids`` from ``record`` if it is fresh, else None."""
     if record is None or record["query_time"] is None or now - record["query_time"] >= interval:
@@ -102,7 +120,9 @@ def status(system, jobs: Sequence[RemoteJob], db=None, systems: Optional[dict] =
         fresh = _covered(record, interval, wanted, now)
         if fresh is not None and len(fresh) == len(set(wanted)):
             return fresh
-        if db.claim_status_query(key, who, interval, CLAIM_TIMEOUT, now=now):
+        claimer = record["claimed_by"] if record is not None else None
+        dead = [claimer] if claimer and _died(claimer) else []
+        if db.claim_status_query(key, who, interval, CLAIM_TIMEOUT, now=now, dead=dead):
             break
         record = db.last_status_query(key)
         someone_querying = (record is not None and record["claim_time"] is not None
