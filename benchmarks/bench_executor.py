@@ -1,7 +1,7 @@
 """Per-call cost of ``expyre.Executor.map``: submitting N calls, and gathering N finished results.
 
     python benchmarks/bench_executor.py [-n 10 100 1000] [--host HOST [--scheduler slurm] [--partition P]
-                                        [--no-arrays]] [--repeats 5]
+                                        [--no-arrays]] [--repeats 5] [--one-by-one] [--python-cmd PY]
 
 For each N, three steps, in a fresh temporary expyre root (step 1 runs ``--repeats`` times, each
 in a root of its own, and its median is reported; the jobs of all but the last run are cancelled):
@@ -21,7 +21,14 @@ files are really copied out and back). ``--host`` runs on that SSH host (as ``ss
 reach it) through the ``ssh`` transport with ``--scheduler`` (default slurm). On a scheduler with
 job arrays the calls of one ``map`` go as array jobs (one submission per array, see
 docs/many_calls.rst); ``--no-arrays`` sets ``arrays = false`` in the scheduler's table, for one
-submission per call. The report counts the scheduler submissions (``submits``).
+submission per call. Calls that do not go as arrays (``--no-arrays``, or ``--scheduler direct``)
+are submitted together in one remote command (the ``submit_many`` hook); ``--one-by-one`` turns
+that off for the comparison (one remote command per call, as before that hook). The report
+counts the scheduler submissions (``submits``: one per job, array or ``submit_many`` command).
+
+For the direct scheduler over SSH, e.g. ``--host cluster --scheduler direct --partition regular
+-n 100``, with ``cluster`` an ``ssh`` host whose ``python3`` has cloudpickle (``--python-cmd``
+names another interpreter).
 """
 from __future__ import annotations
 
@@ -46,7 +53,7 @@ def write_config(root: Path, host, scheduler: str, partition: str, arrays: bool 
     system = {"host": host, "scheduler": scheduler,
               "rundir": str(root / "rundir") if host is None else f"run_expyre_bench_{os.getpid()}",
               "partitions": {partition: {"num_cores": 1, "max_time": "1h"}}}
-    if not arrays:
+    if not arrays and scheduler != "direct":
         system[scheduler] = {"arrays": False}
     (root / "config.json").write_text(json.dumps({"systems": {SYSTEM: system}}))
 
@@ -54,15 +61,17 @@ def write_config(root: Path, host, scheduler: str, partition: str, arrays: bool 
 def executor():
     from expyre import Executor
     return Executor(SYSTEM, resources={"max_time": "10m", "num_cores": 1}, name="bench", check_interval=0.5,
-                    quiet=True)
+                    quiet=True, python_cmd=os.environ.get("BENCH_PYTHON_CMD") or None)
 
 
-def submit_phase(n: int) -> None:
+def submit_phase(n: int, one_by_one: bool = False) -> None:
     """Step 1, in its own process: print the seconds ``map`` took and how many scheduler
-    submissions it made, then exit without gathering."""
+    submissions it made, then exit without gathering. ``one_by_one``: as if no scheduler had
+    the ``submit_many`` hook (one submit command per job)."""
     from expyre import plugins
     submits = [0]
     real_submit, real_submit_array = plugins.submit, plugins.submit_array
+    real_submit_many = getattr(plugins, "submit_many", None)   # None: an expyre from before the hook
 
     def counted(real):
         def submit(*args, **kwargs):
@@ -71,6 +80,8 @@ def submit_phase(n: int) -> None:
         return submit
 
     plugins.submit, plugins.submit_array = counted(real_submit), counted(real_submit_array)
+    if real_submit_many is not None:
+        plugins.submit_many = (lambda *args, **kwargs: None) if one_by_one else counted(real_submit_many)
     ex = executor()
     t0 = time.perf_counter()
     ex.map(tiny, range(n))
@@ -118,24 +129,26 @@ def gather_phase(n: int) -> dict:
     return {"gather": seconds, "connections": ssh.connections_opened - connections, **counts}
 
 
-def run(n: int, host, scheduler: str, partition: str, arrays: bool = True, repeats: int = 1) -> dict:
+def run(n: int, host, scheduler: str, partition: str, arrays: bool = True, repeats: int = 1,
+        one_by_one: bool = False) -> dict:
     """Steps 1-3 for ``n`` calls; the submit step ``repeats`` times (each in a fresh root, all
     but the last one's jobs cancelled at once), for the median of its times."""
-    submits = [_submit_step(n, host, scheduler, partition, arrays, gather=False) for _ in range(repeats - 1)]
-    last = _submit_step(n, host, scheduler, partition, arrays, gather=True)
+    submits = [_submit_step(n, host, scheduler, partition, arrays, False, one_by_one) for _ in range(repeats - 1)]
+    last = _submit_step(n, host, scheduler, partition, arrays, True, one_by_one)
     times = [s["submit"] for s in submits] + [last["submit"]]
     return dict(last, submit=statistics.median(times), submit_range=(min(times), max(times)), repeats=repeats)
 
 
-def _submit_step(n: int, host, scheduler: str, partition: str, arrays: bool, gather: bool) -> dict:
+def _submit_step(n: int, host, scheduler: str, partition: str, arrays: bool, gather: bool,
+                 one_by_one: bool = False) -> dict:
     from expyre import config
     from expyre import gather as gathering
     with tempfile.TemporaryDirectory(prefix="bench_executor_") as tmp:
         root = Path(tmp)
         write_config(root, host, scheduler, partition, arrays)
         env = dict(os.environ, EXPYRE_ROOT=str(root))
-        proc = subprocess.run([sys.executable, __file__, "--submit-phase", str(n)], env=env, capture_output=True,
-                              text=True, timeout=3600)
+        phase = [sys.executable, __file__, "--submit-phase", str(n)] + ["one-by-one"] * one_by_one
+        proc = subprocess.run(phase, env=env, capture_output=True, text=True, timeout=3600)
         if proc.returncode != 0:
             raise RuntimeError(f"submit step failed:\n{proc.stderr}")
         submit, submits = proc.stdout.split("SUBMIT")[1].split()[:2]
@@ -169,8 +182,8 @@ def report(label: str, rows: list) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--submit-phase":
-        submit_phase(int(sys.argv[2]))
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "--submit-phase":
+        submit_phase(int(sys.argv[2]), sys.argv[3:] == ["one-by-one"])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", type=int, nargs="+", default=[10, 100, 1000],
@@ -182,13 +195,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5,
                         help="times the submit step runs for each size, for its median (default 5; the jobs of "
                              "all but the last run are cancelled, the last run's are gathered)")
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="without arrays: one remote command per call (no submit_many), for comparison")
+    parser.add_argument("--python-cmd", help="the job's Python on the host (default python3)")
     args = parser.parse_args()
+    if args.python_cmd:
+        os.environ["BENCH_PYTHON_CMD"] = args.python_cmd
     if args.host is None:
         label, scheduler, partition = "direct scheduler on this machine, with a run directory", "direct", "regular"
     else:
         label, scheduler, partition = f"{args.scheduler} on {args.host} over ssh", args.scheduler, args.partition
-    rows = [run(n, args.host, scheduler, partition, not args.no_arrays, args.repeats) for n in args.n]
+    rows = [run(n, args.host, scheduler, partition, not args.no_arrays, args.repeats, args.one_by_one)
+            for n in args.n]
     label += " without arrays" if args.no_arrays else ""
+    label += ", one remote command per call" if args.one_by_one else ""
     report(label, rows)
 
 

@@ -6,9 +6,10 @@ often each call really ran. With ``DIE_AT`` the script kills itself (SIGKILL, as
 OOM killer would) at one point of the map:
 
 * ``submit:K``: just before the K-th scheduler submission, of one job or of one array job (jobs
-  after it are staged, not submitted)
-* ``submitted:K``: right after the scheduler accepted the K-th job or array, before expyre
-  recorded it
+  after it are staged, not submitted); where several jobs go in one command
+  (``System.submit_many``), each job counts, and the jobs before the K-th are taken first
+* ``submitted:K``: right after the scheduler accepted the K-th job or array (or the command
+  holding the K-th job), before expyre recorded it
 * ``mapped``: after ``map`` returned (everything submitted), before any result was read
 
 It prints ``LOOKUPS n`` (how many per-call jobs-database lookups re-attaching needed) and
@@ -54,7 +55,24 @@ def die_during_submission():
             return remote_id
         return submit
 
+    def dying_many(self, jobs, script, *args, **kwargs):
+        # several jobs in one command: killed before job K means jobs before it were taken and
+        # the rest never reached the scheduler; after job K, that the command ended unrecorded
+        before = count[0]
+        count[0] += len(jobs)
+        here = what in ("submit", "submitted") and before < int(k) <= count[0]
+        if what == "submit" and here:
+            if int(k) - before > 1:
+                real_submit_many(self, jobs[:int(k) - before - 1], script, *args, **kwargs)
+            os.kill(os.getpid(), signal.SIGKILL)
+        results = real_submit_many(self, jobs, script, *args, **kwargs)
+        if what == "submitted" and here:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return results
+
+    real_submit_many = System.submit_many
     System.submit, System.submit_array = dying(real_submit), dying(real_submit_array)
+    System.submit_many = dying_many
 
 
 def count_lookups():

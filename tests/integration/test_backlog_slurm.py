@@ -47,7 +47,9 @@ class LimitedAccount:
 
 
 @pytest.fixture
-def limited(sshd, expyre_config, isolated_home, monkeypatch):  # noqa: F811
+def limited(request, sshd, expyre_config, isolated_home, monkeypatch):  # noqa: F811
+    """The account with the limit, with the system ``remote`` (extra system settings: the
+    fixture's parameter, e.g. ``{"slurm": {"arrays": False}}``)."""
     slurm = require_service("slurm")
     if "SLURM_LIMITED_USER" not in slurm:
         pytest.fail("tests/services/20-slurm.sh printed no SLURM_LIMITED_* values (no account with a job limit)")
@@ -57,7 +59,9 @@ def limited(sshd, expyre_config, isolated_home, monkeypatch):  # noqa: F811
     write_ssh_client_files(isolated_home, service, ALIAS)
     from expyre.transports import ssh as ssh_transport
     ssh_transport.close_all()
-    config = expyre_config({"remote": slurm_system(ALIAS, int(slurm["SLURM_CPUS"]))})
+    system = slurm_system(ALIAS, int(slurm["SLURM_CPUS"]))
+    system.update(getattr(request, "param", {}))
+    config = expyre_config({"remote": system})
     account = LimitedAccount(slurm, config)
     account.run("scancel --user=\"$USER\"")
     yield account

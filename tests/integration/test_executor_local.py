@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TESTS_DIR, direct_system
+from shells import CountingShell
 
 from expyre import Executor, ExPyReJobDiedError, ExPyReRemoteTraceback, start_many
 from expyre.func import ExPyRe
@@ -33,10 +34,13 @@ def staged(expyre_config, isolated_home):
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts the plugin calls: status queries (and how many jobs each asked about), transfers."""
+    """Counts the plugin calls: status queries (and how many jobs each asked about), transfers,
+    jobs submitted (``submit``), and for each ``submit_many`` the number of jobs, of commands its
+    shell ran and of job launches (``setsid``) in them (``submit_many``)."""
     from expyre import plugins
-    calls = {"status": [], "put": [], "get": [], "submit": 0}
+    calls = {"status": [], "put": [], "get": [], "submit": 0, "submit_many": []}
     real_status, real_transfer, real_submit = plugins.status, plugins.transfer, plugins.submit
+    real_submit_many = plugins.submit_many
 
     def status(scheduler, jobs, shell):
         calls["status"].append(len(jobs))
@@ -50,9 +54,17 @@ def counted(monkeypatch):
         calls["submit"] += 1
         return real_submit(scheduler, job, script, shell, **kwargs)
 
+    def submit_many(scheduler, jobs, script, shell, **kwargs):
+        counting = CountingShell(shell, r"\bsetsid bash ")
+        results = real_submit_many(scheduler, jobs, script, counting, **kwargs)
+        calls["submit"] += sum(isinstance(r, str) for r in results)
+        calls["submit_many"].append((len(jobs), counting.commands, counting.matches))
+        return results
+
     monkeypatch.setattr(plugins, "status", status)
     monkeypatch.setattr(plugins, "transfer", transfer)
     monkeypatch.setattr(plugins, "submit", submit)
+    monkeypatch.setattr(plugins, "submit_many", submit_many)
     return calls
 
 
@@ -71,6 +83,7 @@ def test_map_returns_results_in_order_with_one_transfer_and_one_query_per_poll(s
     assert values == [x ** 3 for x in range(50)]
     assert counted["put"] == [50]                  # all 50 stage directories in one transfer
     assert counted["submit"] == 50
+    assert counted["submit_many"] == [(50, 1, 50)]  # all 50 jobs started by one command
     assert counted["status"] and max(counted["status"]) <= 50
     assert len(counted["status"]) < 25             # one query per poll for all jobs, not one per job
     assert sum(counted["get"]) == 50                 # each job copied back once, when it finished,
@@ -237,6 +250,7 @@ def test_start_many_starts_expyre_jobs_together(staged, counted):
     xprs = [ExPyRe("many", function=divmod, args=[x, 3]) for x in range(12)]
     start_many(xprs, RESOURCES, "remote", partial_node=True)
     assert counted["put"] == [12] and counted["submit"] == 12
+    assert counted["submit_many"] == [(12, 1, 12)]  # one command started the 12 jobs
     assert all(staged.db.get(x.id)["status"] in ("submitted", "started", "succeeded") for x in xprs)
     assert [x.get_results(check_interval=0.2, quiet=True)[0] for x in xprs] == [divmod(x, 3) for x in range(12)]
     # started again (already started: left alone), and re-created objects re-attach
@@ -246,48 +260,88 @@ def test_start_many_starts_expyre_jobs_together(staged, counted):
     assert counted["submit"] == 12 and [a.id for a in again] == [x.id for x in xprs]
 
 
-def test_start_many_refused_submission_leaves_the_rest_created(staged):
+def test_start_many_refused_submission_leaves_the_rest_created(staged, monkeypatch):
+    """Fault injection: the direct scheduler refuses nothing, so a fake ``submit_many`` lets the
+    real one start the first two jobs and reports the third as refused (the real refusal, at
+    Slurm's per-user job limit: test_many_one_command.py)."""
     xprs = [ExPyRe("refused", function=abs, args=[-x]) for x in range(4)]
-    # the direct scheduler's submit fails if the job directory is gone after staging
     from expyre import plugins
-    real_submit = plugins.submit
+    real_submit_many = plugins.submit_many
     calls = []
 
-    def submit_failing_third(scheduler, job, script, shell, **kwargs):
-        calls.append(job.id)
-        if len(calls) == 3:
-            raise RuntimeError("refused by the scheduler")
-        return real_submit(scheduler, job, script, shell, **kwargs)
+    def fake_submit_many_refusing_the_third(scheduler, jobs, script, shell, **kwargs):
+        calls.append([job.id for job in jobs])
+        if len(jobs) < 3:
+            return real_submit_many(scheduler, jobs, script, shell, **kwargs)
+        return real_submit_many(scheduler, jobs[:2], script, shell, **kwargs) + [RuntimeError("refused by the "
+                                                                                             "scheduler")]
 
-    plugins.submit = submit_failing_third
-    try:
-        with pytest.raises(RuntimeError, match="refused by the scheduler"):
-            start_many(xprs, RESOURCES, "remote", partial_node=True)
-    finally:
-        plugins.submit = real_submit
+    monkeypatch.setattr(plugins, "submit_many", fake_submit_many_refusing_the_third)
+    with pytest.raises(RuntimeError, match="refused by the scheduler"):
+        start_many(xprs, RESOURCES, "remote", partial_node=True)
     assert [staged.db.get(x.id)["status"] for x in xprs[2:]] == ["created", "created"]
     assert all(staged.db.get(x.id)["status"] in ("submitted", "started", "succeeded") for x in xprs[:2])
     assert not any((Path(staged.systems["remote"].remote_rundir) / x.stage_dir.name).exists() for x in xprs[2:])
     start_many(xprs, RESOURCES, "remote", partial_node=True)   # the same call again starts the missing ones
+    assert calls[1] == [x.id for x in xprs[2:]]
     assert [x.get_results(check_interval=0.2, quiet=True)[0] for x in xprs] == [0, 1, 2, 3]
+
+
+def test_start_many_answer_lost_mid_batch_is_looked_up_not_started_again(staged, counted, monkeypatch):
+    """Fault injection: the command started three of four jobs, but the answer for the third was
+    lost (a fake ``submit_many`` drops it, as a connection lost right then would). The third stays
+    ``submitting``, the fourth (never tried) ``created``; the next start finds the third by its
+    pid file and starts only the fourth."""
+    from expyre import ConnectionLostError, plugins
+    counting_submit_many = plugins.submit_many
+    started = {}
+
+    def fake_submit_many_losing_the_third_answer(scheduler, jobs, script, shell, **kwargs):
+        results = counting_submit_many(scheduler, jobs[:3], script, shell, **kwargs)
+        started.update(zip([job.id for job in jobs], results))
+        return results[:2] + [ConnectionLostError(None, "fake: the answer for the third job was lost")]
+
+    monkeypatch.setattr(plugins, "submit_many", fake_submit_many_losing_the_third_answer)
+    xprs = [ExPyRe("lost_answer", function=pow, args=[x, 2]) for x in range(4)]
+    with pytest.raises(ConnectionLostError, match="fake: the answer"):
+        start_many(xprs, RESOURCES, "remote", partial_node=True)
+    assert [staged.db.get(x.id)["status"] for x in xprs[2:]] == ["submitting", "created"]
+    monkeypatch.setattr(plugins, "submit_many", counting_submit_many)
+    start_many(xprs, RESOURCES, "remote", partial_node=True)
+    assert counted["submit"] == 3 + 1                 # the rerun started only the fourth job
+    assert xprs[2].remote_id == started[xprs[2].id]   # the third: the process the lost answer had started
+    assert [x.get_results(check_interval=0.2, quiet=True)[0] for x in xprs] == [0, 1, 4, 9]
 
 
 def test_executor_keeps_calls_over_a_job_limit_in_a_local_backlog(staged, monkeypatch):
     """Fault injection: the direct scheduler has no job limit, so a fake one refuses a submission
     while two of the jobs it let through have not finished (the real limit: test_backlog_slurm.py)."""
     from expyre import CommandResult, SubmitLimitError, plugins, results
-    real_submit = plugins.submit
+    real_submit, real_submit_many = plugins.submit, plugins.submit_many
     let_through, refused = [], []
 
+    def room() -> int:
+        return 2 - sum(results.finished_kind(Path(d)) is None for d in let_through)
+
+    def fake_limit(job):
+        refused.append(job.id)
+        return SubmitLimitError(None, CommandResult("fake-submit", 1, "", "Only 2 jobs are allowed per user"),
+                                "fake-submit refused the job")
+
     def submit_with_fake_limit(scheduler, job, script, shell, **kwargs):
-        if sum(results.finished_kind(Path(d)) is None for d in let_through) >= 2:
-            refused.append(job.id)
-            raise SubmitLimitError(None, CommandResult("fake-submit", 1, "", "Only 2 jobs are allowed per user"),
-                                   "fake-submit refused the job")
+        if room() <= 0:
+            raise fake_limit(job)
         let_through.append(job.remote_dir)
         return real_submit(scheduler, job, script, shell, **kwargs)
 
+    def submit_many_with_fake_limit(scheduler, jobs, script, shell, **kwargs):
+        allowed = list(jobs[:max(room(), 0)])
+        let_through.extend(job.remote_dir for job in allowed)
+        taken = real_submit_many(scheduler, allowed, script, shell, **kwargs) if allowed else []
+        return taken + ([fake_limit(jobs[len(allowed)])] if len(allowed) < len(jobs) else [])
+
     monkeypatch.setattr(plugins, "submit", submit_with_fake_limit)
+    monkeypatch.setattr(plugins, "submit_many", submit_many_with_fake_limit)
 
     def slow_square(x):
         time.sleep(0.3)

@@ -47,11 +47,14 @@ A plugin module exposes the hooks of one instance::
      find_submitted, cancel, hold, release) = SCHEDULER.hooks()
     check_system = SCHEDULER.check_system   # optional: ``xpr check`` (check_commands, parse_check)
     array_support, submit_array = SCHEDULER.array_hooks()   # only if it declares arrays
+    submit_many = SCHEDULER.submit_many   # optional: several jobs in one remote command
 
 An array is submitted exactly-once the same way as a single job (in its first task's directory);
 a restarted script finds it by the array's name and derives each task's id from the array's id.
 The system's scheduler table may set ``max_array_size`` (overrides what the scheduler says) and
-``arrays = false`` (submit one job per call).
+``arrays = false`` (submit one job per call). Jobs of one batch that do not go as an array are
+submitted in one remote command (:meth:`BatchScheduler.submit_jobs`, the ``submit_many`` hook):
+each job's own exactly-once submission, in turn, stopping at the first that is not taken.
 """
 from __future__ import annotations
 
@@ -77,7 +80,8 @@ from .hooktypes import (
 from .retry import retry_settings
 
 __all__ = ["BatchScheduler", "BatchError", "SubmitLimitError", "OutputError", "Sections", "job_name", "digest",
-           "one_id", "sections_command", "split_sections", "run_retrying", "ask_host", "SECTION_MARKER"]
+           "one_id", "sections_command", "split_sections",
+           "one_by_one_command", "split_one_by_one", "run_retrying", "ask_host", "SECTION_MARKER"]
 
 
 class BatchError(RemoteCommandError):
@@ -197,6 +201,45 @@ def split_sections(output: str) -> Sections:
         sections[match.group(1)] = (int(match.group(2)), text)
         start = match.end()
     return sections
+
+
+def one_by_one_command(commands: Sequence[str], preamble: str = "") -> str:
+    """One shell command that runs ``commands`` in turn, each in a subshell of its own, and
+    stops after the first that exits non-zero (so that nothing runs behind a refusal).
+
+    Command ``i``'s output and exit status are section ``s<i>``; the error output of the command
+    that failed is section ``e<i>`` (kept apart in a temporary file, so that a parser reads only
+    the output, and read only on failure: no extra process per command that works); the
+    commands after a failed one print no sections. :func:`split_one_by_one` reads the answer.
+    """
+    lines = [preamble] * bool(preamble)
+    lines.append('_xpr_e=$(mktemp 2>/dev/null) || _xpr_e="${TMPDIR:-/tmp}/_xpr_e.$$"; '
+                 'trap \'rm -f "$_xpr_e"\' EXIT')
+    for i, command in enumerate(commands):
+        lines.append(section(f"( {command}\n) 2>\"$_xpr_e\"", f"s{i}"))
+        lines += ['if [ "$_xpr_s" -ne 0 ]; then', section('cat "$_xpr_e"', f"e{i}"), "exit 0", "fi"]
+    return "\n".join(lines + ["exit 0"])
+
+
+def split_one_by_one(output: str, count: int) -> Tuple[List[Tuple[int, str, str]], bool]:
+    """The answer of :func:`one_by_one_command` for ``count`` commands: ``(exit status, output,
+    error output)`` of each command that ran, in order (the error output only for a command
+    that failed), and whether the answer is complete (every command answered, or the last one
+    that answered failed, so the rest did not run). An incomplete answer was cut short: whether
+    the first command without an answer ran is unknown."""
+    sections = split_sections(output)
+    ran = []
+    for i in range(count):
+        if f"s{i}" not in sections:
+            return ran, False
+        rc, text = sections[f"s{i}"]
+        if rc != 0:
+            if f"e{i}" not in sections:
+                return ran, False
+            ran.append((rc, text, sections[f"e{i}"][1]))
+            break
+        ran.append((rc, text, ""))
+    return ran, True
 
 
 # --------------------------------------------------------------------------- running
@@ -516,42 +559,104 @@ class BatchScheduler:
         return split_sections(result.stdout), result
 
     def submit_job(self, job: JobSpec, script: str, shell: Shell, command: Optional[str] = None,
-                   parse: Optional[Callable[[str], str]] = None) -> str:
+                   parse: Optional[Callable[[str], str]] = None, first: Optional[CommandResult] = None) -> str:
         """Submit exactly once (see the module's description); returns the remote id.
 
         ``command`` and ``parse`` replace :meth:`submit_command` and :meth:`parse_submit` (an
-        array's submission uses them)."""
+        array's submission uses them). ``first``: the answer of a first attempt made elsewhere
+        (in :meth:`submit_jobs`' command), which failed transiently: go on from there."""
         command = command if command is not None else self.submit_command(job, script)
         parse = parse or self.parse_submit
         tries, wait = retry_settings()
         for attempt in range(1, tries + 1):
-            result = run_unchecked(shell, self._with_preamble(submit_wrapper(job.remote_dir, command, attempt > 1)),
-                                   self.submit_timeout)
-            if result.returncode in (-1, LOCK_TAKEN):
-                raise ConnectionLostError(shell.host, f"{self.name}: the submission of job {job.id} did not "
-                                                      f"answer ({_first_line(result.stderr)}); whether it "
-                                                      "took the job is unknown")
-            if result.returncode == 0:
-                try:
-                    return parse(result.stdout)
-                except OutputError as exc:
-                    found = self._by_name(job, shell, f"the submit command's output could not be read ({exc})")
-                    if found:
-                        return found[0]
-                    raise BatchError(shell.host, result, f"job {job.id}: {exc}") from None
-            if self.is_submit_limit(f"{result.stderr}\n{result.stdout}"):
-                raise SubmitLimitError(shell.host, result, f"{self.submit_program} refused job {job.id}")
-            if attempt < tries and self.is_transient(f"{result.stderr}\n{result.stdout}"):
-                time.sleep(wait)
-                wait *= 2
-                found = self._by_name(job, shell, f"submission failed: {_first_line(result.stderr, result.stdout)}")
+            if attempt == 1 and first is not None:
+                result = first
+            else:
+                result = run_unchecked(shell, self._with_preamble(submit_wrapper(job.remote_dir, command, attempt > 1)),
+                                       self.submit_timeout)
+            remote_id = self._submitted(job, result, shell, parse, attempt, attempt < tries)
+            if remote_id is not None:
+                return remote_id
+            time.sleep(wait)
+            wait *= 2
+            found = self._by_name(job, shell, f"submission failed: {_first_line(result.stderr, result.stdout)}")
+            if found:
+                return found[0]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _submitted(self, job: JobSpec, result: CommandResult, shell: Shell, parse: Callable[[str], str],
+                   attempt: int, may_retry: bool) -> Optional[str]:
+        """What one exactly-once submission's answer says: the remote id; None for a transient
+        failure that may be tried again (``may_retry``); else it raises (:class:`BatchError`,
+        :class:`SubmitLimitError`, or :class:`expyre.ConnectionLostError` when whether the
+        scheduler took the job is unknown)."""
+        if result.returncode in (-1, LOCK_TAKEN):
+            raise ConnectionLostError(shell.host, f"{self.name}: the submission of job {job.id} did not "
+                                                  f"answer ({_first_line(result.stderr)}); whether it "
+                                                  "took the job is unknown")
+        if result.returncode == 0:
+            try:
+                return parse(result.stdout)
+            except OutputError as exc:
+                found = self._by_name(job, shell, f"the submit command's output could not be read ({exc})")
                 if found:
                     return found[0]
-                continue
-            after = f" (after {attempt} tries)" if attempt > 1 else ""
-            refused = f"{self.submit_program} refused job {job.id} (in {job.remote_dir}){after}"
-            raise BatchError(shell.host, result, refused)
-        raise AssertionError("unreachable")  # pragma: no cover
+                raise BatchError(shell.host, result, f"job {job.id}: {exc}") from None
+        if self.is_submit_limit(f"{result.stderr}\n{result.stdout}"):
+            raise SubmitLimitError(shell.host, result, f"{self.submit_program} refused job {job.id}")
+        if may_retry and self.is_transient(f"{result.stderr}\n{result.stdout}"):
+            return None
+        after = f" (after {attempt} tries)" if attempt > 1 else ""
+        refused = f"{self.submit_program} refused job {job.id} (in {job.remote_dir}){after}"
+        raise BatchError(shell.host, result, refused)
+
+    def submit_jobs(self, jobs: Sequence[JobSpec], script: str, shell: Shell) -> List[Union[str, BaseException]]:
+        """Submit ``jobs`` (each on its own) in one remote command: the answer of the
+        ``submit_many`` hook (see :func:`expyre.hookspecs.submit_many`).
+
+        Each job is submitted exactly-once as :meth:`submit_job` does it (its own
+        :func:`submit_wrapper`, under its own lock in its own directory), in turn, and the
+        command stops at the first job that is not taken. A job whose answer says "try again"
+        goes on alone through :meth:`submit_job`'s retries; the jobs after it then go in one
+        more command. A lost connection or a timeout before any job answered raises
+        :class:`expyre.ConnectionLostError`; after that, the jobs without an answer get one each.
+        """
+        results: List[Union[str, BaseException]] = []
+        pending = list(jobs)
+        tries, _wait = retry_settings()
+        while pending:
+            command = one_by_one_command([submit_wrapper(job.remote_dir, self.submit_command(job, script))
+                                          for job in pending], self.preamble)
+            try:
+                result = run_unchecked(shell, command, self.submit_timeout)
+            except ConnectionLostError as exc:
+                if not results:
+                    raise
+                return results + [exc] * len(pending)
+            ran, complete = split_one_by_one(result.stdout, len(pending))
+            cut = result.returncode == -1 or not complete
+            lost: Optional[ConnectionLostError] = None
+            if cut:
+                first_unknown = pending[min(len(ran), len(pending) - 1)].id
+                said = _first_line(result.stderr) or "output cut short"
+                lost = ConnectionLostError(shell.host, f"{self.name}: the submission of jobs from {first_unknown} on "
+                                                       f"did not answer ({said}); whether it took them is unknown")
+                if not results and not ran:
+                    raise lost
+                ran = [r for r in ran if r[0] == 0]
+            for n, (job, (rc, out, err)) in enumerate(zip(pending, ran)):
+                answer = CommandResult(command, rc, out, err)
+                try:
+                    remote_id = self._submitted(job, answer, shell, self.parse_submit, 1, tries > 1)
+                    if remote_id is None:  # transient: this job on its own, with retries
+                        remote_id = self.submit_job(job, script, shell, first=answer)
+                except Exception as exc:  # not taken (or unknown); the later jobs were not tried, unless cut
+                    return results + [exc] + [lost] * (len(pending) - n - 1) * cut
+                results.append(remote_id)
+            pending = pending[len(ran):]
+            if pending and cut:
+                return results + [lost] * len(pending)
+        return results
 
     def array_info(self, shell: Shell) -> Optional[Dict[str, Any]]:
         """The ``array_support`` hook's answer: None without :attr:`array_index_var` or when the
@@ -788,6 +893,11 @@ class BatchScheduler:
     def status(self, scheduler: str, jobs: Sequence[RemoteJob], shell: Shell,
                system: Optional[Any] = None) -> Dict[str, str]:
         return self.bound(shell, system).query_status(jobs, shell)
+
+    @hookimpl
+    def submit_many(self, scheduler: str, jobs: Sequence[JobSpec], script: str, shell: Shell,
+                    system: Optional[Any] = None) -> List[Union[str, BaseException]]:
+        return self.bound(shell, system).submit_jobs(jobs, script, shell)
 
     @hookimpl
     def find_submitted(self, scheduler: str, job: JobSpec, shell: Shell, system: Optional[Any] = None) -> List[str]:

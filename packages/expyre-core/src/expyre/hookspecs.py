@@ -297,6 +297,46 @@ def find_submitted(scheduler: str, job: JobSpec, shell: Shell,
 
 
 @hookspec(firstresult=True)
+def submit_many(scheduler: str, jobs: List[JobSpec], script: str, shell: Shell,
+                system: Optional[System] = None) -> Optional[List[object]]:
+    """Submit several jobs, each on its own (no array), in one remote command (optional hook).
+
+    Called by core for the jobs of one batch that do not go as an array (a scheduler without
+    arrays, such as ``direct``, or a system whose table says ``arrays = false``), after every
+    job's files were copied to its ``job.remote_dir``. A plugin without this hook gets one
+    :func:`submit` per job. Each job must be submitted exactly-once as :func:`submit` does it (a
+    restarted script finds it with :func:`find_submitted`), in the order given, and the command
+    should stop at the first job that is not taken, so that no later job is queued behind a
+    refusal. Like :func:`submit`, it must not retry on its own after a failure whose outcome
+    is unknown; it raises :class:`expyre.ConnectionLostError` when the outcome of the whole
+    command is unknown (the connection was lost).
+
+    Parameters
+    ----------
+    scheduler: str
+        scheduler name from the system's config
+    jobs: list(expyre.JobSpec)
+        the jobs, in order
+    script: str
+        file name of each job's script, relative to its ``job.remote_dir``
+    shell: expyre.Shell
+        command runner on the system's host
+    system: expyre.system.System or None
+        the system the call is for
+
+    Returns
+    -------
+    list or None
+        one entry per job tried, in order: the scheduler's id (str) for a job it took; an
+        exception for one it did not take (:class:`expyre.SubmitLimitError` at the per-user job
+        limit, any other error for a refusal) or whose outcome is unknown
+        (:class:`expyre.ConnectionLostError`, looked up later by name). The list may be shorter
+        than ``jobs``: the jobs after its end were not tried (nothing of them reached the
+        scheduler). None: the plugin cannot for these jobs (core then calls :func:`submit`).
+    """
+
+
+@hookspec(firstresult=True)
 def array_support(scheduler: str, shell: Shell, system: Optional[System] = None) -> Optional[dict]:
     """Say whether, and how, this scheduler runs job arrays (optional hook).
 

@@ -91,7 +91,8 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
     submitted (recorded as ``submitting`` first, ``submitted`` with their remote ids right after).
     On a scheduler with job arrays (see :mod:`expyre.arrays`), two or more jobs go as array
     jobs, one task per job, split into several arrays above the scheduler's maximum array size;
-    otherwise each job is submitted on its own.
+    otherwise each job is submitted on its own, all of them in one remote command when the
+    scheduler plugin can (the ``submit_many`` hook: ``direct`` and the batch schedulers can).
     Jobs that were already started (re-attached to an earlier run, or started before) are left
     alone unless ``force_rerun``; a job whose submission an earlier process left unfinished is
     looked up in the scheduler first, as :meth:`ExPyRe.start` does.
@@ -200,7 +201,8 @@ def _stage_and_submit(system, members: List[Tuple[ExPyRe, JobSpec]], support: Op
     the later groups hold, all back in ``created`` with nothing left on the system. Any other
     error is raised, as :func:`start_many` describes.
     """
-    groups = [_Group(list(group), support, system) for group in arrays.groups(members, support)]
+    batches = arrays.groups(members, support) if support is not None else [members]
+    groups = [_Group(list(group), support, system) for group in batches]
     jobstate.begin_submissions([(xpr.id, xpr.status, job.remote_dir) for xpr, job in members], system=system.name)
     for xpr, job in members:
         xpr.status, xpr.system_name, xpr.remote_dir = "submitting", system.name, job.remote_dir
@@ -222,7 +224,7 @@ def _submit_groups(system, groups: Sequence[_Group], copies: Sequence[Tuple[Path
         later = [member for g in groups[n + 1:] for member in g.members]
         shell = first if n == 0 else system.submit_shell()
         try:
-            remote_ids = group.submit(max_parallel, shell)
+            outcomes = group.submit(max_parallel, shell)
         except ConnectionLostError as exc:
             if exc.sent is False and not first.copied:  # nothing reached the host
                 _undo(system, [x for x, _ in group.members + later], [], remove=False)
@@ -235,18 +237,54 @@ def _submit_groups(system, groups: Sequence[_Group], copies: Sequence[Tuple[Path
             _undo(system, [x for x, _ in members], [j for _, j in members], remove=first.copied)
             return len(group.members), members
         except BaseException:
+            if group.array is None and len(group.members) > 1:  # some may be taken: looked up by the next start
+                _undo(system, [x for x, _ in later], [j for _, j in later], remove=first.copied)
+                raise
             members = group.members + later
             _undo(system, [x for x, _ in members], [j for _, j in members], remove=first.copied)
             raise
-        jobstate.submitted_many([(xpr.id, xpr.status, remote_id)
-                                 for (xpr, _job), remote_id in zip(group.members, remote_ids)])
-        for (xpr, _job), remote_id in zip(group.members, remote_ids):
-            xpr.remote_id, xpr.status = remote_id, "submitted"
+        refused = _record(system, group, outcomes, later, first.copied)
+        if refused is not None:
+            return refused
     return None
 
 
+def _record(system, group: _Group, outcomes: Sequence[Union[str, BaseException]],
+            later: List[Tuple[ExPyRe, JobSpec]], copied: bool) -> Optional[Tuple[int, List[Tuple[ExPyRe, JobSpec]]]]:
+    """Record what became of each job of ``group`` (``outcomes``: a remote id, or an exception, per
+    job tried, see :meth:`expyre.system.System.submit_many`): taken jobs are ``submitted``, jobs
+    whose outcome is unknown stay ``submitting`` (the next start looks them up), and jobs not
+    taken or not tried go back to ``created``, with the jobs of the ``later`` groups.
+
+    Returns None when every job was taken; the size and jobs of the refusal when the per-user job
+    limit refused one (they and the jobs after them are the backlog); else raises the first error.
+    """
+    taken = [(xpr, remote_id) for (xpr, _job), remote_id in zip(group.members, outcomes)
+             if not isinstance(remote_id, BaseException)]
+    jobstate.submitted_many([(xpr.id, xpr.status, remote_id) for xpr, remote_id in taken])
+    for xpr, remote_id in taken:
+        xpr.remote_id, xpr.status = remote_id, "submitted"
+    if len(taken) == len(group.members):
+        return None
+    failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    unknown = {id(xpr) for (xpr, _job), outcome in zip(group.members, outcomes)
+               if isinstance(outcome, ConnectionLostError)}
+    back = [(xpr, job) for xpr, job in group.members if xpr.status == "submitting" and id(xpr) not in unknown]
+    _undo(system, [x for x, _ in back + later], [j for _, j in back + later], remove=copied)
+    lost = [failure for failure in failures if isinstance(failure, ConnectionLostError)]
+    if lost:
+        raise lost[0]
+    if failures and isinstance(failures[0], SubmitLimitError):
+        return len(back), back + later
+    if failures:
+        raise failures[0]
+    raise RuntimeError(f"scheduler '{system.scheduler}' tried {len(outcomes)} of {len(group.members)} jobs "
+                       "and said nothing of the others; they are back in status 'created'")
+
+
 class _Group:
-    """Jobs submitted together: one job on its own, or the tasks of one array job.
+    """Jobs submitted together: one job on its own, the tasks of one array job, or several jobs
+    each on its own in one remote command (a scheduler or system without arrays).
 
     Made before the jobs are copied to the host: each task's marker
     (:func:`expyre.arrays.write_task_marker`) goes into its own stage directory, and an array's
@@ -280,12 +318,17 @@ class _Group:
         if self.array is not None:
             (self.members[0][0].stage_dir / jobfiles.ARRAY_BUNDLE).unlink(missing_ok=True)
 
-    def submit(self, max_parallel: Optional[int], shell) -> List[str]:
+    def submit(self, max_parallel: Optional[int], shell) -> List[Union[str, BaseException]]:
         """Submit the group through ``shell`` (a :class:`expyre.system.SubmitShell`, which may
-        carry the copy of job directories); the remote id of each member, in order."""
+        carry the copy of job directories): an array, a job on its own, or several jobs each on
+        its own in one remote command (:meth:`expyre.system.System.submit_many`). The remote id
+        of each member, in order; for several jobs, an exception for each one not taken (or
+        whose outcome is unknown), and nothing for those after it that were not tried."""
         if self.array is not None:
-            return self.system.submit_array(self.array, jobfiles.ARRAY_SCRIPT, max_parallel, shell=shell)
-        return [self.system.submit(job, jobfiles.SCRIPT, shell=shell) for _xpr, job in self.members]
+            return list(self.system.submit_array(self.array, jobfiles.ARRAY_SCRIPT, max_parallel, shell=shell))
+        if len(self.members) == 1:
+            return [self.system.submit(self.members[0][1], jobfiles.SCRIPT, shell=shell)]
+        return self.system.submit_many([job for _xpr, job in self.members], jobfiles.SCRIPT, shell=shell)
 
 
 def _undo(system, xprs: Sequence[ExPyRe], jobs: Sequence[JobSpec], remove: bool = True) -> None:

@@ -310,6 +310,17 @@ def find_submitted(scheduler: str, job: JobSpec, shell: Shell, system: Any = Non
     return list(_scheduler_call("find_submitted", scheduler, system, job=job, shell=shell))
 
 
+def submit_many(scheduler: str, jobs: Sequence[JobSpec], script: str, shell: Shell,
+                system: Any = None) -> Optional[List[Any]]:
+    """The scheduler's results for ``jobs`` submitted in one command (see the ``submit_many``
+    hook: ids as str, exceptions as they are), or None when the plugin has no such hook."""
+    results = _scheduler_call_optional("submit_many", scheduler, system, jobs=list(jobs), script=script,
+                                       shell=shell)
+    if results is None:
+        return None
+    return [r if isinstance(r, BaseException) else str(r) for r in results]
+
+
 def check_system(scheduler: str, partitions: Dict[str, dict], shell: Shell, system: Any = None) -> Optional[list]:
     """The scheduler plugin's checks of a system (``xpr check``); None if it offers none."""
     result = _call("scheduler", scheduler, "check_system", False, scheduler=scheduler, partitions=dict(partitions),

@@ -13,7 +13,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from . import channels, jobscript, plugins
 from .arrays import ArraySupport, array_script
@@ -315,6 +315,34 @@ class System:
         remote_id = plugins.submit(self.scheduler, job, script, shell, system=self)
         shell.finish_staging()
         return remote_id
+
+    def submit_many(self, jobs: Sequence[JobSpec], script: str, stage: Sequence[Tuple[Path, str]] = (),
+                    shell: Optional[SubmitShell] = None) -> List[Union[str, BaseException]]:
+        """Submit ``jobs``, each on its own (no array), with the script ``script`` in each job's
+        directory: in one remote command when the scheduler plugin has the ``submit_many`` hook,
+        else one :meth:`submit` per job, stopping at the first that fails.
+
+        Returns one entry per job tried, in order: the remote id of a job the scheduler took,
+        the exception of one it did not take (or :class:`expyre.ConnectionLostError` when that
+        is unknown); the jobs after the list's end were not tried. Raises
+        :class:`expyre.ConnectionLostError` when the outcome of the whole command is unknown.
+        ``stage`` and ``shell`` as for :meth:`submit`; each job is submitted exactly-once as by :meth:`submit`.
+        """
+        shell = shell or self.submit_shell(stage)
+        results = plugins.submit_many(self.scheduler, jobs, script, shell, system=self)
+        if results is None:
+            results = []
+            for job in jobs:
+                try:
+                    results.append(plugins.submit(self.scheduler, job, script, shell, system=self))
+                except Exception as exc:
+                    results.append(exc)
+                    break
+        if len(results) > len(jobs):
+            raise RuntimeError(f"scheduler '{self.scheduler}' returned {len(results)} results for {len(jobs)} jobs")
+        if any(isinstance(r, str) for r in results):
+            shell.finish_staging()
+        return results
 
     def submit_shell(self, stage: Sequence[Tuple[Path, str]] = ()) -> SubmitShell:
         """The shell a submission runs in; it copies ``stage`` (``(stage_dir, remote_dir)`` pairs)

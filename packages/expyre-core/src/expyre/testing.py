@@ -403,6 +403,38 @@ class SchedulerConformance:
         assert set(states.values()) <= {"queued", "running", "held", "done"}
 
 
+    def test_jobs_started_together_without_arrays_each_once(self, system, monkeypatch):
+        """Jobs started together on a system without arrays (``arrays = false``) are each
+        submitted once, each its own job that the lookup by name finds; with the plugin's
+        ``submit_many`` hook, all of them by one command (without it, one command each)."""
+        from expyre import plugins, start_many
+        from expyre.func import ExPyRe
+
+        system.scheduler_options = dict(system.scheduler_options, arrays=False)
+        system.plugin_state.clear()
+        if hasattr(system, "_arrays"):
+            del system._arrays
+        made = []
+        real_submit_many = plugins.submit_many
+
+        def counted(scheduler, jobs, script, shell, **kwargs):
+            counting = _CountingShell(shell)
+            results = real_submit_many(scheduler, jobs, script, counting, **kwargs)
+            made.append((len(jobs), counting.commands, results is not None))
+            return results
+
+        monkeypatch.setattr(plugins, "submit_many", counted)
+        xprs = [ExPyRe(f"conf_together_{i}", function=int, args=[str(i)]) for i in range(3)]
+        assert start_many(xprs, dict(self.resources), self.system_name, partial_node=True) == []
+        assert [n for n, _, _ in made] == [3]
+        if made[0][2]:   # the plugin has the hook
+            assert made[0][1] == 1, f"{made[0][1]} commands to submit 3 jobs with submit_many"
+        ids = [x.remote_id for x in xprs]
+        assert len(set(ids)) == 3 and all(x.status == "submitted" for x in xprs)
+        for xpr in xprs:
+            assert self.jobs_named(system, xpr) == [xpr.remote_id]
+
+
 class _CountingShell:
     """Passes commands on to a real shell and counts them."""
 

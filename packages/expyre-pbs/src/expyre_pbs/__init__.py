@@ -138,3 +138,4 @@ SCHEDULER = PBS()
  cancel, hold, release) = SCHEDULER.hooks()
 check_system = SCHEDULER.check_system
 array_support, submit_array = SCHEDULER.array_hooks()
+submit_many = SCHEDULER.submit_many

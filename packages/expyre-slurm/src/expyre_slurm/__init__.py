@@ -145,5 +145,6 @@ SCHEDULER = Slurm()
 (expyre_schedulers, check_options, render_header, job_environment, submit, status, find_submitted,
  cancel, hold, release) = SCHEDULER.hooks()
 array_support, submit_array = SCHEDULER.array_hooks()
+submit_many = SCHEDULER.submit_many
 
 check_system = SCHEDULER.check_system

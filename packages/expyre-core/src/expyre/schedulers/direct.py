@@ -18,9 +18,10 @@ from __future__ import annotations
 from typing import Dict, List, Sequence
 
 from .. import jobfiles
+from ..batch import one_by_one_command, split_one_by_one
 from ..header import format_header_lines
 from ..hookspecs import hookimpl
-from ..hooktypes import JobSpec, RemoteJob, Shell, quote
+from ..hooktypes import ConnectionLostError, JobSpec, RemoteJob, Shell, quote
 
 NAME = "direct"
 PID_FILE = jobfiles.plugin_file("direct", "pid")
@@ -112,6 +113,29 @@ def submit(scheduler: str, job: JobSpec, script: str, shell: Shell) -> str:
         raise RuntimeError(f"direct scheduler: job {job.id} did not start in {job.remote_dir} "
                            f"(no pid reported; stderr: {result.stderr.strip()!r})")
     return pid
+
+
+@hookimpl
+def submit_many(scheduler: str, jobs: Sequence[JobSpec], script: str, shell: Shell) -> List[object]:
+    """Start ``jobs`` with one command: each job's :func:`launch_command` in turn, stopping at
+    the first that fails; the pid of each job started, and the error of the one that did not."""
+    result = shell.run(one_by_one_command([launch_command(job, script) for job in jobs]), check=False)
+    ran, complete = split_one_by_one(result.stdout, len(jobs))
+    if not ran and not complete:
+        raise ConnectionLostError(shell.host, f"direct scheduler: starting {len(jobs)} jobs did not answer "
+                                              f"(exit status {result.returncode}, {result.stderr.strip()!r}); "
+                                              "whether they started is unknown")
+    started: List[object] = []
+    for job, (rc, out, err) in zip(jobs, ran):
+        pid = out.strip()
+        if rc != 0 or not pid.isdigit():
+            return started + [RuntimeError(f"direct scheduler: job {job.id} did not start in {job.remote_dir} "
+                                           f"(exit status {rc}; stderr: {err.strip()!r})")]
+        started.append(pid)
+    if not complete:  # cut short: whether the next ones started is unknown (each has its pid file if it did)
+        started += [ConnectionLostError(shell.host, f"direct scheduler: no answer for job {job.id}; whether it "
+                                                    "started is unknown") for job in jobs[len(ran):]]
+    return started
 
 
 def parse_status(output: str, jobs) -> dict:
