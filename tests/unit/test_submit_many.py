@@ -56,6 +56,40 @@ def test_one_by_one_stops_at_the_first_failure_and_keeps_each_error_output_apart
     assert batch.split_one_by_one("", 3) == ([], False)
 
 
+def test_a_hang_up_mid_batch_leaves_the_running_submission_findable_and_stops_the_rest(tmp_path):
+    """The batch's session is hung up (its output closed) while the first job's submit command
+    runs: that submission goes on and is reported as still running until it ends (the lock names
+    the shell running it, not the batch's own), and the second job is never tried."""
+    import os
+    import signal
+    import time
+
+    from test_batch import BashShell, Toy
+
+    toy = Toy()
+    jobs = specs(tmp_path, 2, "h")
+    for job in jobs:
+        Path(job.remote_dir).mkdir()
+    command = batch.one_by_one_command([batch.submit_wrapper(job.remote_dir, toy.submit_command(job, "s.sh"))
+                                        for job in jobs])
+    driver = subprocess.Popen(["bash", "-c", f"( eval {batch.quote(command)} )"], cwd=tmp_path,
+                              env=dict(os.environ, TOY_SLOW="2"), start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lock = Path(jobs[0].remote_dir) / batch.SUBMIT_LOCK
+    while not (lock.exists() and lock.read_text().strip()):
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGHUP)
+    driver.stdout.close()
+    driver.stderr.close()
+    driver.wait(timeout=30)   # the session's shell is gone (and reaped: not a zombie that kill -0 still sees)
+    probe = BashShell(tmp_path).run(batch.sections_command({"record": batch.record_probe(jobs[0].remote_dir)}))
+    assert batch.split_sections(probe.stdout)["record"][0] == batch.STILL_SUBMITTING
+    assert toy.find_jobs(jobs[0], BashShell(tmp_path)) == ["42"]   # waited for it, then found it
+    time.sleep(2.5)   # a second submission, had it been tried, would have ended by now
+    assert not (Path(jobs[1].remote_dir) / batch.SUBMIT_LOCK).exists()
+    assert (tmp_path / "queue").read_text().count("42") == 1
+
+
 # --------------------------------------------------------------------------- Slurm's real answers
 
 def replay(stdout):
