@@ -4,7 +4,8 @@
                                         [--no-arrays]] [--repeats 5] [--one-by-one] [--python-cmd PY]
 
 For each N, three steps, in a fresh temporary expyre root (step 1 runs ``--repeats`` times, each
-in a root of its own, and its median is reported; the jobs of all but the last run are cancelled):
+in a root of its own, and its median is reported; the jobs of all but the last run are cancelled
+and gone from the queue, and the file system synced, before the next run):
 
 1. submit: a separate Python process creates an Executor and calls ``map`` over N tiny calls;
    ``map`` returns when every call is staged and submitted. Its time, divided by N, is the
@@ -148,6 +149,7 @@ def _submit_step(n: int, host, scheduler: str, partition: str, arrays: bool, gat
         write_config(root, host, scheduler, partition, arrays)
         env = dict(os.environ, EXPYRE_ROOT=str(root))
         phase = [sys.executable, __file__, "--submit-phase", str(n)] + ["one-by-one"] * one_by_one
+        os.sync()  # each run starts with no earlier run's files still being written to disk
         proc = subprocess.run(phase, env=env, capture_output=True, text=True, timeout=3600)
         if proc.returncode != 0:
             raise RuntimeError(f"submit step failed:\n{proc.stderr}")
@@ -156,7 +158,10 @@ def _submit_step(n: int, host, scheduler: str, partition: str, arrays: bool, gat
         system = config.systems[SYSTEM]
         try:
             if not gather:
+                # cancelled, and gone from the queue before the next run, which must not share the
+                # machine with this run's tasks
                 system.cancel([gathering.remote_job(row) for row in config.db.jobs(status=["submitted", "started"])])
+                wait_until_finished()
                 return {"submit": float(submit)}
             waited = wait_until_finished()
             figures = gather_phase(n)
