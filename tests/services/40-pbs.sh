@@ -124,15 +124,7 @@ done
 # shellcheck source=tests/services/lib/account.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib/account.sh"
 setup_account "$user" "$bin"
-
-install -d -m 700 -o "$user" -g "$group" "$home/.ssh"
-auth=$home/.ssh/authorized_keys
-client_pub=$(cat "$client_pub_file")
-if [ ! -f "$auth" ] || ! grep -qxF "$client_pub" "$auth"; then
-    echo "$client_pub" >> "$auth"
-fi
-chown "$user:$group" "$auth"
-chmod 600 "$auth"
+authorize_key "$client_pub_file" "$user" "$group" "$home"
 
 # --- check: the front end works for the account, in a login shell and over the private sshd -------
 queue=$(sinfo -h -o %P | sed -n 's/\*$//p' | head -n 1)

@@ -100,15 +100,22 @@ _without_old_lines() {
 # A client key pair $1 (made once, comment $2) whose public key may log in as user $3 (group $4,
 # home $5): appended to ~/.ssh/authorized_keys once.
 client_key_for() {
-    local key=$1 comment=$2 login=$3 login_group=$4 login_home=$5 pub auth
+    local key=$1 comment=$2 login=$3 login_group=$4 login_home=$5
     if [ ! -s "$key" ] || [ ! -s "$key.pub" ]; then
         rm -f "$key" "$key.pub"
         ssh-keygen -q -t ed25519 -N '' -C "$comment" -f "$key"
     fi
     chmod 600 "$key"
+    authorize_key "$key.pub" "$login" "$login_group" "$login_home"
+}
+
+# The public key in file $1 may log in as user $2 (group $3, home $4): appended to
+# ~/.ssh/authorized_keys once.
+authorize_key() {
+    local pub_file=$1 login=$2 login_group=$3 login_home=$4 pub auth
     install -d -m 700 -o "$login" -g "$login_group" "$login_home/.ssh"
     auth=$login_home/.ssh/authorized_keys
-    pub=$(cat "$key.pub")
+    pub=$(cat "$pub_file")
     if [ ! -f "$auth" ] || ! grep -qxF "$pub" "$auth"; then
         echo "$pub" >> "$auth"
     fi
