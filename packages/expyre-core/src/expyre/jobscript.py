@@ -210,7 +210,10 @@ def _marker_lines() -> List[str]:
         "        printf 'kind: exit\\nthe job exited with status 0 but the runner wrote no result\\n' "
         f"> {jobfiles.ERROR}",
         "    fi",
-        f"elif [ ! -f {jobfiles.ERROR} ]; then",
+        # 143 and 137: the runner was killed by TERM or KILL (cancelled, out of time or memory). The
+        # scheduler's signal can reach this shell after it reaches the runner; with no marker the
+        # job reads as died, as it does when this shell is killed first.
+        f"elif [ ! -f {jobfiles.ERROR} ] && [ \"$error_stat\" -ne 143 ] && [ \"$error_stat\" -ne 137 ]; then",
         f"    printf 'kind: exit\\nthe Python runner exited with status %s\\n' \"$error_stat\" > {jobfiles.ERROR}",
         "fi",
         "exit $error_stat",
