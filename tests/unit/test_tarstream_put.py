@@ -4,6 +4,7 @@ this machine standing in for the host's login shell (as the ``ssh`` and ``openss
 run their commands)."""
 import os
 import subprocess
+import tarfile
 import time
 
 import pytest
@@ -145,3 +146,36 @@ def test_put_copies_trees_links_long_and_non_ascii_names_privately(tmp_path):
     assert os.readlink(remote / "data" / "link") == "deeper"
     assert (remote / "a.py").stat().st_mode & 0o777 == 0o700
     assert all(p.lstat().st_mode & 0o077 == 0 for p in [remote, *remote.rglob("*")] if not p.is_symlink())
+
+
+def test_headers_are_those_tarfile_writes_for_short_ascii_names():
+    # the fast path builds ustar headers itself: byte for byte what tarfile.TarInfo.tobuf gives
+    for name, kind, mode, size, linkname in [("run_j/_expyre_task_in.pckl", tarfile.REGTYPE, 0o600, 4321, ""),
+                                             ("run_j", tarfile.DIRTYPE, 0o700, 0, ""),
+                                             ("run_j/link", tarfile.SYMTYPE, 0o700, 0, "../x"),
+                                             ("n" * 100, tarfile.REGTYPE, 0o700, 0, "")]:
+        member = tarfile.TarInfo(name)
+        member.type, member.mode, member.mtime, member.size, member.linkname = kind, mode, 1765000000, size, linkname
+        assert tarstream._header(name, kind, mode, 1765000000, size, linkname) == \
+            member.tobuf(tarfile.PAX_FORMAT, "utf-8")
+
+
+def test_long_ascii_paths_use_the_ustar_prefix_and_reach_the_host_whole(tmp_path):
+    """Paths of 101 to 255 bytes (a long job name with the job's files in it) are split between
+    ustar's prefix and name fields, with no pax header; the real tar unpacks them whole."""
+    local = tmp_path / "local" / "job_0"
+    deep = local / ("d" * 90) / ("e" * 60)
+    deep.mkdir(parents=True)
+    (deep / "f.txt").write_bytes(b"deep")
+    (local / ("g" * 99)).write_bytes(b"99")
+    archive = tarstream.pack_directories([(local, "r" * 40)])
+    with tarfile.open(fileobj=archive) as tar:
+        members = tar.getmembers()
+    long_names = [m.name for m in members if len(m.name) > 100]
+    assert long_names and all(not m.pax_headers for m in members)
+    home = tmp_path / "host"
+    home.mkdir()
+    tarstream.put(LocalBash(home), [(local, "run/" + "r" * 40)])
+    remote = home / "run" / ("r" * 40)
+    assert (remote / ("d" * 90) / ("e" * 60) / "f.txt").read_bytes() == b"deep"
+    assert (remote / ("g" * 99)).read_bytes() == b"99"
