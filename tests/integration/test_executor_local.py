@@ -166,6 +166,24 @@ def test_same_call_twice_is_one_job(staged):
     assert len(list(staged.db.jobs())) == 1
 
 
+def test_a_batch_records_its_new_jobs_together_when_it_ends(staged, monkeypatch):
+    """Inside a batch the new calls are staged under temporary names, with no rows; when the block
+    ends they get their names and their rows in one jobs-database call, and run."""
+    adds = []
+    real_add_many = staged.db.add_many
+    monkeypatch.setattr(staged.db, "add_many", lambda jobs: (adds.append(len(jobs)), real_add_many(jobs)))
+    with executor() as ex:
+        with ex.batch():
+            futures = [ex.submit(pow, 3, k) for k in range(4)]
+            assert list(staged.db.jobs()) == [] and adds == []
+            assert len(list(staged.local_stage_dir.glob("_tmp_run_*"))) == 4
+            assert not list(staged.local_stage_dir.glob("run_*"))
+        assert adds == [4]
+        assert sorted(row["id"] for row in staged.db.jobs()) == sorted(f.id for f in futures)
+        assert sorted(p.name for p in staged.local_stage_dir.glob("run_*")) == sorted(f"run_{f.id}" for f in futures)
+        assert [f.result() for f in futures] == [1, 3, 9, 27]
+
+
 def test_submit_after_shutdown_is_refused(staged):
     ex = executor()
     ex.shutdown()

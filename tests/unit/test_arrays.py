@@ -100,7 +100,10 @@ def test_bundled_tasks_make_their_directory_and_unpack_their_own_files(tmp_path,
     stage = [Path(job.remote_dir) for job in three_jobs]
     host = tmp_path / "host"
     tasks = [spec(job.id, host / Path(job.remote_dir).name) for job in three_jobs]
-    spans = arrays.write_bundle(stage[0], stage[1:])
+    # the third task's job script is in memory only, as start_many gives the bundled tasks' scripts
+    third_script = (stage[2] / jobfiles.SCRIPT).read_bytes()
+    (stage[2] / jobfiles.SCRIPT).unlink()
+    spans = arrays.write_bundle(stage[0], [(stage[1], {}), (stage[2], {jobfiles.SCRIPT: (third_script, 0o700)})])
     assert (stage[0] / jobfiles.ARRAY_BUNDLE).stat().st_mtime == 0  # never copied back as a result
     shutil.copytree(stage[0], host / stage[0].name)  # what the transport copies
     support = ArraySupport("XPR_TEST_INDEX", first_index=0)

@@ -351,8 +351,7 @@ def test_read_only_sqlite_error_names_the_path(tmp_path):
 
 
 def test_full_disk_says_what_and_where(tmp_path):
-    tmp = tmp_path / (jobfiles.TASK + ".tmp")
-    tmp.symlink_to("/dev/full")  # writing to /dev/full fails with ENOSPC, as a full disk does
+    (tmp_path / jobfiles.TASK).symlink_to("/dev/full")  # writing to /dev/full fails with ENOSPC, as a full disk does
     with pytest.raises(OSError, match=r"cannot write the pickled function and arguments to .*No space left"):
         stage.write_task(stage.pickle_task(abs, [np.ones(1000)], {}), tmp_path)
 

@@ -1,6 +1,8 @@
 """The jobs database's batches: jobs created together are found again with one lookup."""
 import sqlite3
 
+import pytest
+
 from expyre.jobsdb import JobsDB
 
 
@@ -54,4 +56,19 @@ def test_database_of_an_earlier_version_gains_the_batches_table(tmp_path):
     assert db.get("old_1")["status"] == "succeeded"
     db.add("new_1", "new", "/s", batch="new")
     assert [r["id"] for r in db.batch_jobs("new")] == ["new_1"]
+    db.close()
+
+
+def test_add_many_adds_all_in_one_transaction_or_none(tmp_path):
+    db = JobsDB(tmp_path / "jobs.db")
+    db.add_many([dict(id=f"m_h_{i}", name="m", from_dir=f"/s/{i}", batch="m_h") for i in range(3)])
+    assert [r["id"] for r in db.batch_jobs("m_h")] == ["m_h_0", "m_h_1", "m_h_2"]
+    assert {r["status"] for r in db.jobs()} == {"created"}
+    # one id that exists already: nothing of the call is added, and the error names that id
+    with pytest.raises(ValueError, match="cannot add job 'm_h_1', a job with this id already exists"):
+        db.add_many([dict(id="n_1", name="n", from_dir="/s/n1"), dict(id="m_h_1", name="m", from_dir="/s/x")])
+    # the same id twice in one call
+    with pytest.raises(ValueError, match="cannot add job 'n_2', a job with this id already exists"):
+        db.add_many([dict(id="n_2", name="n", from_dir="/s/n2"), dict(id="n_2", name="n", from_dir="/s/n2")])
+    assert db.get("n_1") is None and db.get("n_2") is None and len(list(db.jobs())) == 3
     db.close()

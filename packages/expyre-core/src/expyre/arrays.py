@@ -141,9 +141,14 @@ def array_script(*, script_exec: str, header: Sequence[str], support: ArraySuppo
     return "\n".join(lines) + "\n"
 
 
-def write_bundle(leader_stage_dir: Path, task_stage_dirs: Sequence[Path]) -> List[Tuple[int, int]]:
+def write_bundle(leader_stage_dir: Path,
+                 tasks: Sequence[Tuple[Path, Mapping[str, Tuple[bytes, int]]]]) -> List[Tuple[int, int]]:
     """Pack the tasks' stage directories one after the other into the first task's
     :data:`expyre.jobfiles.ARRAY_BUNDLE`; the ``(offset, size)`` of each task's files in it.
+
+    ``tasks`` holds, per task, its stage directory and the files it gets from memory (name ->
+    contents and mode: its job script, which is written nowhere else, and its task marker), which take
+    the place of any file of the same name in the directory.
 
     So an array's files reach the host as one file, however many tasks it has: creating
     thousands of small files on a cluster's file system is slow, and each task unpacks its own
@@ -155,9 +160,9 @@ def write_bundle(leader_stage_dir: Path, task_stage_dirs: Sequence[Path]) -> Lis
     path = Path(leader_stage_dir) / jobfiles.ARRAY_BUNDLE
     spans = []
     with open(path, "wb") as out:
-        for task_dir in task_stage_dirs:
+        for task_dir, files in tasks:
             start = out.tell()
-            write_directory(out, Path(task_dir))
+            write_directory(out, Path(task_dir), files=files)
             spans.append((start, out.tell() - start))
         end_archive(out)
     os.utime(path, (0, 0))
@@ -173,10 +178,12 @@ class TaskMarker:
     index: int
 
 
-def write_task_marker(stage_dir: Path, marker: TaskMarker) -> None:
-    """Write the task marker into a job's local stage directory (copied to the host with it)."""
-    (Path(stage_dir) / jobfiles.ARRAY_TASK).write_text(json.dumps(
-        {"leader_dir": marker.leader_dir, "array_id": marker.array_id, "index": marker.index}))
+def write_task_marker(stage_dir: Path, marker: TaskMarker) -> bytes:
+    """Write the task marker into a job's local stage directory (copied to the host with it, or
+    in its array's bundle); what was written."""
+    text = json.dumps({"leader_dir": marker.leader_dir, "array_id": marker.array_id, "index": marker.index}).encode()
+    (Path(stage_dir) / jobfiles.ARRAY_TASK).write_bytes(text)
+    return text
 
 
 def read_task_marker(stage_dir: Path) -> Optional[TaskMarker]:

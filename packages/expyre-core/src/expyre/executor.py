@@ -249,6 +249,7 @@ class Executor(concurrent.futures.Executor):
         finally:
             with self._lock:
                 self._held -= 1
+            self._batch.record()  # the block's new jobs get their rows in one transaction
             self._start_pending()
             self._wake.set()
 
@@ -303,6 +304,7 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             self._shutdown = True
             unfinished = [f for job in self._jobs.values() for f in job.futures if not f.done()]
+        self._batch.record()
         waiting = wait and bool(unfinished)
         if waiting:
             self._begin_wait()

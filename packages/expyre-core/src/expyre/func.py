@@ -11,6 +11,7 @@ succeeded, failed, died, processed, cleaned.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -46,6 +47,16 @@ _POLLED = ("submitted", "started", "died")
 def _timing(message: str) -> None:
     if "EXPYRE_TIMING_VERBOSE" in os.environ:
         sys.stderr.write(f"expyre timing {time.time():.6f} {message}\n")
+
+
+def _recorded(method):
+    """Decorator of the methods that read a job's stage directory or its row: a new job of an
+    Executor batch is published and recorded first (see :meth:`ExPyRe._record_if_new`)."""
+    @functools.wraps(method)
+    def recorded_first(self, *args, **kwargs):
+        self._record_if_new()
+        return method(self, *args, **kwargs)
+    return recorded_first
 
 
 class ExPyRe:
@@ -136,17 +147,26 @@ class ExPyRe:
             with stage.writing("the job's settings", self.stage_dir):
                 self._write_settings(env_lines, list(pre_run_commands), list(post_run_commands), output_specs)
                 (self.stage_dir / jobfiles.RUNNER).write_text(jobscript.RUNNER_SOURCE)
-            self.stage_dir = stage.publish_stage_dir(self.stage_dir)
-            jobstate.record_new(self.id, name=name, from_dir=str(self.stage_dir),
-                                batch=_batch.name if _batch is not None else None)
-            if _batch is not None:
-                _batch.remember(self, len(arghash))
+            if _batch is None:
+                self.stage_dir = stage.publish_stage_dir(self.stage_dir)
+                jobstate.record_new(self.id, name=name, from_dir=str(self.stage_dir))
+            else:  # published and recorded with the batch's other new jobs, by BatchLookup.record
+                _batch.add_new(self, len(arghash))
         except BaseException:
             _remove_tree(self.stage_dir)
             raise
         _timing(f"ExPyRe {name} created {self.id}")
 
     # ------------------------------------------------------------------ identity and restart
+
+    #: The Executor batch (:class:`expyre.many.BatchLookup`) that is yet to publish and record
+    #: this new job; None once it has, and for every job not created by an Executor.
+    _unrecorded_in = None
+
+    def _record_if_new(self) -> None:
+        """Publish and record this job now if it is new in an Executor batch that has not yet."""
+        if self._unrecorded_in is not None:
+            self._unrecorded_in.record()
 
     @property
     def id(self) -> str:
@@ -176,6 +196,7 @@ class ExPyRe:
                                f"from {self.stage_dir}; reset it with 'xpr reset_status' or remove it with 'xpr rm'")
         self.recreated = True
         if batch is not None:
+            self._unrecorded_in = batch.unrecorded(self.id)
             batch.remember(self, len(arghash))
         return True
 
@@ -216,6 +237,7 @@ class ExPyRe:
 
     # ------------------------------------------------------------------ starting
 
+    @_recorded
     def start(self, resources: Union[dict, Resources], system_name: Optional[str] = None,
               header_extra: Sequence[str] = (), exact_fit: bool = True, partial_node: bool = False,
               python_cmd: Optional[str] = None, force_rerun: bool = False,
@@ -272,9 +294,7 @@ class ExPyRe:
                               exact_fit=exact_fit, partial_node=partial_node)
         self._preflight(system, python_cmd, preflight)
         script = self._render_script(system, job, python_cmd)
-        script_path = self.stage_dir / jobfiles.SCRIPT
-        script_path.write_text(script)
-        script_path.chmod(0o755)
+        jobscript.write_job_script(self.stage_dir / jobfiles.SCRIPT, script)
 
         arrays.clear_task_marker(self.stage_dir)  # submitted on its own, whatever it was before
         jobstate.begin_submission(self.id, self.status, system=system.name, remote_dir=job.remote_dir)
@@ -375,6 +395,7 @@ class ExPyRe:
 
     # ------------------------------------------------------------------ results
 
+    @_recorded
     def sync_remote_results_status(self, sync_all: bool = True, force_sync: bool = False,
                                    verbose: bool = False) -> None:
         """Ask the system for this job's state (with ``sync_all``, for all its ongoing jobs) and
@@ -400,6 +421,7 @@ class ExPyRe:
             rows = [r for r in rows if r["id"] != self.id]
         gather.sync(rows, verbose=verbose)
 
+    @_recorded
     def get_results(self, timeout: Union[int, str, None] = 3600, check_interval: float = 30,
                     sync: bool = True, sync_all: bool = True, force_sync: bool = False,
                     quiet: bool = False, verbose: bool = False) -> Tuple[Any, Optional[str], Optional[str]]:
@@ -524,19 +546,23 @@ class ExPyRe:
 
     # ------------------------------------------------------------------ after the job
 
+    @_recorded
     def mark_processed(self) -> None:
         """Mark the job as processed: its results were used and need not be kept."""
         jobstate.processed(self.id, self.status)
         self.status = "processed"
 
+    @_recorded
     def cancel(self, verbose: bool = False) -> None:
         """Cancel the job if it is queued or running (``get_results`` then raises ExPyReJobDiedError)."""
         self._scheduler_action("cancel", verbose)
 
+    @_recorded
     def hold(self, verbose: bool = False) -> None:
         """Hold the job in the queue (its remote status becomes ``held``) until :meth:`release`."""
         self._scheduler_action("hold", verbose)
 
+    @_recorded
     def release(self, verbose: bool = False) -> None:
         """Release a held job."""
         self._scheduler_action("release", verbose)
@@ -552,6 +578,7 @@ class ExPyRe:
         if verbose:
             sys.stderr.write(f"{action}: {self.id} ({self.remote_id} on {self.system_name})\n")
 
+    @_recorded
     def clean(self, wipe: bool = False, dry_run: bool = False, remote_only: bool = False,
               verbose: bool = False) -> None:
         """Clean the job's local and remote directories.

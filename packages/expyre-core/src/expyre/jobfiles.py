@@ -12,7 +12,8 @@ Staged before the job runs (:data:`STAGED`):
 * ``_expyre_script_core.py``: the runner that loads and calls them
 * ``_expyre_job.json``: the job's settings (env vars, pre/post-run commands, output files)
 * ``_expyre_output_files``: the output-file patterns, for the runner's side
-* ``_expyre_job.sh``: the job script
+* ``_expyre_job.sh``: the job script (a task that goes to the host in its array's bundle has
+  it only there)
 
 Written by the job (:func:`run_files`):
 

@@ -7,6 +7,8 @@ in :mod:`expyre.jobfiles`, which :mod:`expyre.results` reads back.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import List, Mapping, Sequence
 
 from . import jobfiles
@@ -169,6 +171,15 @@ def env_var_lines(env_vars: Sequence[str], environ: Mapping[str, str]) -> List[s
 def host_path(remote_dir: str) -> str:
     """``remote_dir`` as a quoted shell word for a job (relative paths are under ``$HOME``)."""
     return quote(remote_dir) if remote_dir.startswith("/") else f'"$HOME"/{quote(remote_dir)}'
+
+
+def write_job_script(path: Path, script: str) -> None:
+    """Write a job script, executable by its owner: the mode is given as the file is created
+    (a ``chmod`` after it would cost one more metadata write per job of a thousand-job batch).
+    Schedulers only read it; the bit is for someone who runs it by hand."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
+    with open(fd, "w", encoding="utf-8") as fout:
+        fout.write(script)
 
 
 def cd_line(remote_dir: str) -> str:

@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 __all__ = ["JobsDB"]
 
@@ -568,24 +568,53 @@ class JobsDB:
         ValueError
             if a job with this id exists, or the status is unknown
         """
-        self._check_status(status)
+        self.add_many([dict(id=id, name=name, from_dir=from_dir, status=status, system=system, remote_id=remote_id,
+                            remote_status=remote_status, remote_dir=remote_dir, batch=batch)])
+
+    def add_many(self, jobs: Sequence[Mapping[str, Any]]) -> None:
+        """:meth:`add` of many jobs, in one transaction: all are added, or none.
+
+        Parameters
+        ----------
+        jobs: list(dict)
+            per job, the arguments of :meth:`add` by name (``id``, ``name`` and ``from_dir``
+            at least)
+
+        Raises
+        ------
+        ValueError
+            if a job with one of these ids exists, or a status is unknown
+        """
         now = int(time.time())
-        values = [_db_value(v) for v in (id, name, from_dir, status, system, remote_id, remote_status,
-                                         now, None, remote_dir)]
+        rows, batches = [], []
+        for job in jobs:
+            status = job.get("status", "created")
+            self._check_status(status)
+            rows.append([_db_value(v) for v in (job["id"], job["name"], job["from_dir"], status, job.get("system"),
+                                                job.get("remote_id"), job.get("remote_status"), now, None,
+                                                job.get("remote_dir"))])
+            if job.get("batch") is not None:
+                batches.append((job["batch"], rows[-1][0]))
         sql = "INSERT INTO jobs (" + ", ".join(_COLUMNS) + ") VALUES (" + ", ".join("?" * len(_COLUMNS)) + ")"
 
         def insert(conn: sqlite3.Connection) -> None:
-            if not self._unique_ids:  # old database with repeated ids: no unique index to rely on
+            for values in rows if not self._unique_ids else ():  # old database: no unique index to rely on
                 if conn.execute("SELECT 1 FROM jobs WHERE id = ?", values[:1]).fetchone():
-                    raise ValueError(f"JobsDB: cannot add job {id!r}, a job with this id already exists")
+                    raise ValueError(f"JobsDB: cannot add job {values[0]!r}, a job with this id already exists")
+            conn.execute("SAVEPOINT add_many")
             try:
-                conn.execute(sql, values)
+                conn.executemany(sql, rows)
             except sqlite3.IntegrityError as exc:
-                raise ValueError(f"JobsDB: cannot add job {id!r}, a job with this id already exists") from exc
-            if batch is not None:
-                conn.execute("INSERT INTO batches (batch, job_id) VALUES (?, ?)", (batch, values[0]))
+                conn.execute("ROLLBACK TO add_many")  # so that the look-up below sees only earlier jobs
+                ids = [values[0] for values in rows]
+                taken = [i for n, i in enumerate(ids) if i in ids[:n]
+                         or conn.execute("SELECT 1 FROM jobs WHERE id = ?", (i,)).fetchone()]
+                raise ValueError(f"JobsDB: cannot add job {(taken or ids)[0]!r}, a job with this id "
+                                 "already exists") from exc
+            conn.executemany("INSERT INTO batches (batch, job_id) VALUES (?, ?)", batches)
 
-        self._retry(insert, write=True)
+        if rows:
+            self._retry(insert, write=True)
 
     def batch_jobs(self, batch: str, status: Union[str, Iterable[str], None] = None,
                    readable: bool = False) -> List[Dict[str, Any]]:

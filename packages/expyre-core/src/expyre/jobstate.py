@@ -115,7 +115,12 @@ def _move_many(event: str, moves: Sequence[Tuple[str, str, Mapping[str, Any]]], 
 
 def record_new(job_id: str, *, name: str, from_dir: str, **fields: Any) -> None:
     """Add a job's row in status ``created`` (``fields``: ``batch``, ``system``, ``remote_id`` ...)."""
-    config.db.add(job_id, name=name, from_dir=from_dir, status="created", **fields)
+    record_new_many([dict(fields, id=job_id, name=name, from_dir=from_dir)])
+
+
+def record_new_many(jobs: Sequence[Mapping[str, Any]]) -> None:
+    """:func:`record_new` of many jobs (the arguments of each by name), in one transaction."""
+    config.db.add_many([dict(job, status="created") for job in jobs])
 
 
 def begin_submission(job_id: str, seen: str, *, system: str, remote_dir: str) -> None:

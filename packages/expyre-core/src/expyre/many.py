@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import arrays, config, jobfiles, jobstate
+from . import arrays, config, jobfiles, jobscript, jobstate, stage
 from . import preflight as _preflight
 from .batch import SubmitLimitError
 from .func import ExPyRe, _system
@@ -39,12 +40,51 @@ class BatchLookup:
     So a batch costs at most two lookups per job name, never one per call. A job this process
     created or re-attached to (:meth:`remember`) is answered from its ``ExPyRe`` object, as it is
     now, not as it was read.
+
+    The batch also publishes and records the jobs it creates (:meth:`add_new`, :meth:`record`):
+    a thousand new jobs make one jobs-database transaction instead of a thousand.
     """
 
     def __init__(self) -> None:
         self.name: Optional[str] = None
         self._jobs: Dict[str, Dict[str, Union[dict, ExPyRe]]] = {}  # call -> job id -> row or live job
         self._names_read: set = set()
+        self._unrecorded: Dict[str, Tuple[ExPyRe, Path]] = {}  # job id -> job, its directory's temporary name
+        self._lock = threading.Lock()
+
+    def add_new(self, xpr: ExPyRe, hash_length: int) -> None:
+        """Take a new job whose stage directory is complete under its temporary name: it gets its
+        final name now (``xpr.id`` is final), and the directory and the job's row are made real by
+        the next :meth:`record`. A process killed before that leaves no job, only a temporary
+        directory (removed later by :func:`expyre.stage.remove_abandoned_stage_dirs`), so a rerun
+        creates the job again; nothing of it was submitted."""
+        building = xpr.stage_dir
+        xpr.stage_dir, xpr._unrecorded_in = stage.published_path(building), self
+        with self._lock:
+            self._unrecorded[xpr.id] = (xpr, building)
+        self.remember(xpr, hash_length)
+
+    def unrecorded(self, job_id: str) -> Optional[BatchLookup]:
+        """This batch, if the job is one it is yet to record (:meth:`add_new`); else None."""
+        return self if job_id in self._unrecorded else None
+
+    def record(self) -> None:
+        """Publish the stage directories of the jobs taken by :meth:`add_new` since the last call,
+        and add their rows (status ``created``) in one transaction. Called before any of them is
+        started (:func:`start_many`, :meth:`ExPyRe.start`), and by the Executor when a batch
+        ends."""
+        with self._lock:
+            unrecorded, self._unrecorded = self._unrecorded, {}
+            published = []
+            try:
+                for xpr, building in unrecorded.values():
+                    stage.publish_stage_dir(building)
+                    published.append(xpr)
+            finally:
+                jobstate.record_new_many([dict(id=xpr.id, name=xpr.name, from_dir=str(xpr.stage_dir),
+                                               batch=self.name) for xpr in published])
+                for xpr in published:
+                    xpr._unrecorded_in = None
 
     def earlier_jobs(self, name: str, arghash: str) -> List[dict]:
         """Rows of the earlier jobs (in a state that can still produce results) of this call."""
@@ -134,6 +174,8 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
     unique: Dict[str, ExPyRe] = {}
     for xpr in xprs:
         unique.setdefault(xpr.id, xpr)
+    for xpr in unique.values():
+        xpr._record_if_new()
     if isinstance(resources, dict):
         resources = Resources(**resources)
     system = _system(system_name)
@@ -164,12 +206,11 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
             _preflight.check_call(system, record, python_cmd, setup, provided)
 
     jobs: List[JobSpec] = []
+    scripts: Dict[str, str] = {}  # written by the group that sends each job (see _Group)
     for xpr in to_start:
         job = system.job_spec(xpr.id, xpr.name, xpr.stage_dir, resources, header_extra=list(header_extra),
                               exact_fit=exact_fit, partial_node=partial_node)
-        script_path = xpr.stage_dir / jobfiles.SCRIPT
-        script_path.write_text(xpr._render_script(system, job, python_cmd))
-        script_path.chmod(0o755)
+        scripts[xpr.id] = xpr._render_script(system, job, python_cmd)
         jobs.append(job)
     support = system.array_support() if len(to_start) >= arrays.MIN_ARRAY_JOBS else None
 
@@ -179,7 +220,7 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
     remaining = list(zip(to_start, jobs))
     backlog: List[ExPyRe] = []
     while remaining:
-        refused = _stage_and_submit(system, remaining, support, max_parallel)
+        refused = _stage_and_submit(system, remaining, scripts, support, max_parallel)
         if refused is None:
             break
         size, remaining = refused
@@ -191,10 +232,11 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
     return backlog
 
 
-def _stage_and_submit(system, members: List[Tuple[ExPyRe, JobSpec]], support: Optional[arrays.ArraySupport],
+def _stage_and_submit(system, members: List[Tuple[ExPyRe, JobSpec]], scripts: Mapping[str, str],
+                      support: Optional[arrays.ArraySupport],
                       max_parallel: Optional[int]) -> Optional[Tuple[int, List[Tuple[ExPyRe, JobSpec]]]]:
     """Submit the jobs in groups (arrays where ``support`` allows), their directories going to
-    the host with the first submission.
+    the host with the first submission; ``scripts`` holds each job's script, by job id.
 
     Returns None when every job was submitted; when a group was refused at the per-user job
     limit (:class:`expyre.batch.SubmitLimitError`), the size of that group and the jobs it and
@@ -202,7 +244,7 @@ def _stage_and_submit(system, members: List[Tuple[ExPyRe, JobSpec]], support: Op
     error is raised, as :func:`start_many` describes.
     """
     batches = arrays.groups(members, support) if support is not None else [members]
-    groups = [_Group(list(group), support, system) for group in batches]
+    groups = [_Group(list(group), scripts, support, system) for group in batches]
     jobstate.begin_submissions([(xpr.id, xpr.status, job.remote_dir) for xpr, job in members], system=system.name)
     for xpr, job in members:
         xpr.status, xpr.system_name, xpr.remote_dir = "submitting", system.name, job.remote_dir
@@ -289,29 +331,38 @@ class _Group:
     Made before the jobs are copied to the host: each task's marker
     (:func:`expyre.arrays.write_task_marker`) goes into its own stage directory, and an array's
     script (and, for a system with a run directory, the bundle of the other tasks' files) into its
-    first task's.
+    first task's. Each job's script is written into the stage directory that is copied (or run
+    from) as it is; a task that goes in the bundle has its script there only, from memory, which
+    saves a thousand-task array a thousand file creations.
     """
 
-    def __init__(self, members: List[Tuple[ExPyRe, JobSpec]], support: Optional[arrays.ArraySupport], system):
+    def __init__(self, members: List[Tuple[ExPyRe, JobSpec]], scripts: Mapping[str, str],
+                 support: Optional[arrays.ArraySupport], system):
         self.members, self.system = members, system
         self.array: Optional[JobSpec] = None
         #: what of the group is copied to the host: every job's directory, or only an array's first
         self.copies = [(xpr.stage_dir, job.remote_dir) for xpr, job in members]
         if len(members) == 1 or support is None:
             for xpr, _job in members:
+                jobscript.write_job_script(xpr.stage_dir / jobfiles.SCRIPT, scripts[xpr.id])
                 arrays.clear_task_marker(xpr.stage_dir)
             return
         leader_xpr, leader = members[0]
         self.array = arrays.array_spec(leader, len(members))
-        for index, (xpr, _job) in enumerate(members):
-            arrays.write_task_marker(xpr.stage_dir, arrays.TaskMarker(leader.remote_dir, self.array.id, index))
+        markers = [arrays.write_task_marker(xpr.stage_dir, arrays.TaskMarker(leader.remote_dir, self.array.id, index))
+                   for index, (xpr, _job) in enumerate(members)]
         bundle = None
-        if not system.runs_in_stage_dir:  # the other tasks' files go to the host in one file
-            bundle = [None, *arrays.write_bundle(leader_xpr.stage_dir, [x.stage_dir for x, _ in members[1:]])]
+        bundled = members[1:] if not system.runs_in_stage_dir else []
+        for xpr, _job in members[:len(members) - len(bundled)]:
+            jobscript.write_job_script(xpr.stage_dir / jobfiles.SCRIPT, scripts[xpr.id])
+        if bundled:  # the other tasks' files go to the host in one file
+            bundle = [None, *arrays.write_bundle(leader_xpr.stage_dir, [
+                (xpr.stage_dir, {jobfiles.SCRIPT: (scripts[xpr.id].encode(), 0o700),
+                                 jobfiles.ARRAY_TASK: (marker, 0o600)})
+                for (xpr, _job), marker in zip(bundled, markers[1:])])]
             self.copies = [(leader_xpr.stage_dir, leader.remote_dir)]
-        script = leader_xpr.stage_dir / jobfiles.ARRAY_SCRIPT
-        script.write_text(system.array_script(support, self.array, [job for _, job in members], bundle))
-        script.chmod(0o755)
+        jobscript.write_job_script(leader_xpr.stage_dir / jobfiles.ARRAY_SCRIPT,
+                                   system.array_script(support, self.array, [job for _, job in members], bundle))
 
     def drop_bundle(self) -> None:
         """Remove the local copy of the array's bundle (it is needed only on the host)."""

@@ -215,16 +215,20 @@ def _update_with_file(h, source: Path, dest: Path) -> None:
 
 
 def write_task(task: PickledTask, stage_dir: Path) -> Optional[dict]:
-    """Write the pickled task into ``stage_dir/_expyre_task_in.pckl`` (through a temporary name);
-    its preflight record, as :func:`read_preflight_record` would read it."""
+    """Write the pickled task into ``stage_dir/_expyre_task_in.pckl``; its preflight record, as
+    :func:`read_preflight_record` would read it.
+
+    The file is written in place: ``stage_dir`` is a directory under its temporary name
+    (:func:`new_stage_dir`), which nobody reads before :func:`publish_stage_dir` renames it.
+    """
     pieces = [task.function] + task.args + list(task.kwargs.values())
     index = {"n_args": len(task.args), "kwarg_names": list(task.kwargs),
              "pieces": [[len(p.data), [b.nbytes for b in p.buffers]] for p in pieces],
              **_referenced_versions(pieces)}
     index_bytes = pickle.dumps(index, protocol=4)
-    tmp = stage_dir / (jobfiles.TASK + ".tmp")
-    with writing("the pickled function and arguments", tmp):
-        with open(tmp, "wb") as fout:
+    path = stage_dir / jobfiles.TASK
+    with writing("the pickled function and arguments", path):
+        with open(path, "wb") as fout:
             fout.write(TASK_MAGIC)
             fout.write(struct.pack("<Q", len(index_bytes)))
             fout.write(index_bytes)
@@ -232,7 +236,6 @@ def write_task(task: PickledTask, stage_dir: Path) -> Optional[dict]:
                 fout.write(piece.data)
                 for buf in piece.buffers:
                     fout.write(buf)
-    os.replace(tmp, stage_dir / jobfiles.TASK)
     return index.get("preflight")
 
 
@@ -281,9 +284,14 @@ def remove_abandoned_stage_dirs(stage_root: Path, older_than_s: float = ABANDONE
     return removed
 
 
+def published_path(building: Path) -> Path:
+    """The final name of a stage directory from :func:`new_stage_dir`."""
+    return building.with_name(building.name[len(_BUILDING_PREFIX):])
+
+
 def publish_stage_dir(building: Path) -> Path:
     """Rename a complete stage directory from :func:`new_stage_dir` to its final name."""
-    final = building.with_name(building.name[len(_BUILDING_PREFIX):])
+    final = published_path(building)
     os.rename(building, final)
     return final
 
