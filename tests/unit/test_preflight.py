@@ -188,3 +188,20 @@ def test_check_system_hook_through_the_plugin_manager():
     names = [r.name for r in results]
     assert names[:2] == ["sinfo answers", "squeue answers"]
     assert not all(r.ok for r in results) and all(r.fix for r in results if not r.ok)
+
+
+def test_distribution_versions_are_looked_up_once_per_process(monkeypatch):
+    # a function from the user's own module (no distribution, no __version__): a thousand calls
+    # of a map must not search the installed distributions a thousand times
+    from importlib import metadata
+
+    from expyre.preflight import scan
+    scan._distribution_version.cache_clear()
+    looked_up = []
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda dist: (looked_up.append(dist), real_version(dist))[1])
+    assert [scan.local_version("my_own_module_xyz") for _ in range(3)] == [None] * 3
+    assert scan.local_version("cloudpickle") == real_version("cloudpickle")
+    scan.local_version("cloudpickle")
+    assert looked_up.count("my_own_module_xyz") == 1
+    scan._distribution_version.cache_clear()

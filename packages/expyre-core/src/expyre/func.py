@@ -146,7 +146,7 @@ class ExPyRe:
             stage.stage_input_files(input_pairs, self.stage_dir)
             with stage.writing("the job's settings", self.stage_dir):
                 self._write_settings(env_lines, list(pre_run_commands), list(post_run_commands), output_specs)
-                (self.stage_dir / jobfiles.RUNNER).write_text(jobscript.RUNNER_SOURCE)
+                stage.write_runner(self.stage_dir, jobscript.RUNNER_SOURCE)
             if _batch is None:
                 self.stage_dir = stage.publish_stage_dir(self.stage_dir)
                 jobstate.record_new(self.id, name=name, from_dir=str(self.stage_dir))

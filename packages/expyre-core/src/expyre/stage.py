@@ -296,6 +296,48 @@ def publish_stage_dir(building: Path) -> Path:
     return final
 
 
+#: Shared runner copies this process has checked, by path.
+_runner_copies_checked: set = set()
+
+
+def write_runner(stage_dir: Path, source: str) -> None:
+    """Put the job runner (``source``) into a stage directory under construction.
+
+    It is a hard link to one copy per expyre version in the stage root
+    (``.<runner name>.<digest>``, written once, through a temporary name): a new link costs a
+    directory entry, where a new file costs an inode, which is what makes creating files in
+    a thousand new directories slow. Nothing writes to a runner in place (copy-back renames
+    files into place). Where a link cannot be made (no hard links on the file system, or the
+    copy has as many links as it may have), the file is written as it is.
+    """
+    target = stage_dir / jobfiles.RUNNER
+    try:
+        os.link(_shared_runner(stage_dir.parent, source), target)
+    except OSError:
+        target.write_text(source)
+
+
+def _shared_runner(stage_root: Path, source: str) -> Path:
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    path = stage_root / f".{jobfiles.RUNNER}.{digest}"
+    if path not in _runner_copies_checked:
+        try:
+            current = path.read_text()
+        except (OSError, UnicodeDecodeError):
+            current = None
+        if current != source:
+            fd, tmp = tempfile.mkstemp(prefix=f".{jobfiles.RUNNER}.", suffix=".tmp", dir=stage_root)
+            try:
+                with open(fd, "w") as fout:
+                    fout.write(source)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        _runner_copies_checked.add(path)
+    return path
+
+
 # --------------------------------------------------------------------------- input and output files
 
 def check_input_file_specs(input_files: Iterable[Union[str, Path]]) -> List[Path]:

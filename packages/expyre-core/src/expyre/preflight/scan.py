@@ -99,6 +99,15 @@ def local_version(top: str) -> Optional[str]:
     version = getattr(module, "__version__", None)
     if isinstance(version, str):
         return version
+    return _distribution_version(top)
+
+
+@functools.cache
+def _distribution_version(top: str) -> Optional[str]:
+    """The version of the distribution that installs ``top``, looked up once per process: a
+    look-up searches every installed distribution (about half a millisecond), and a map over a
+    thousand calls of a function from the user's own module (no distribution) asks a thousand
+    times."""
     from importlib import metadata
     for dist in _packages_distributions().get(top, [top]):
         try:
