@@ -5,7 +5,8 @@
 
 For each N, three steps, in a fresh temporary expyre root (step 1 runs ``--repeats`` times, each
 in a root of its own, and its median is reported; the jobs of all but the last run are cancelled
-and gone from the queue, and the file system synced, before the next run):
+and gone from the queue, the file system synced, and the machine's CPUs idle (see
+:func:`wait_until_quiet`), before the next run):
 
 1. submit: a separate Python process creates an Executor and calls ``map`` over N tiny calls;
    ``map`` returns when every call is staged and submitted. Its time, divided by N, is the
@@ -90,6 +91,32 @@ def submit_phase(n: int, one_by_one: bool = False) -> None:
     os._exit(0)
 
 
+def _cpu_times() -> tuple:
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:9]]
+    return sum(fields), fields[3] + fields[4]   # all, idle + iowait
+
+
+def wait_until_quiet(busy_below: float = 0.15, for_seconds: int = 3, timeout: float = 180) -> float:
+    """Wait until the machine's CPUs are less than ``busy_below`` busy for ``for_seconds``
+    seconds in a row (at most ``timeout``); the seconds waited. On a machine that also runs the
+    scheduler (as the test services do), cancelling a run's 1,000 tasks keeps slurmctld, slurmdbd
+    and its database busy for a while after the queue is empty; a run that starts then measures
+    them as much as expyre. Without /proc/stat (not Linux) it does not wait."""
+    if not os.path.exists("/proc/stat"):
+        return 0.0
+    t0 = time.monotonic()
+    quiet = 0
+    total, idle = _cpu_times()
+    while quiet < for_seconds and time.monotonic() - t0 < timeout:
+        time.sleep(1)
+        new_total, new_idle = _cpu_times()
+        busy = 1 - (new_idle - idle) / max(new_total - total, 1)
+        quiet = quiet + 1 if busy < busy_below else 0
+        total, idle = new_total, new_idle
+    return time.monotonic() - t0
+
+
 def wait_until_finished(timeout: float = 3600) -> float:
     from expyre import FINISHED_REMOTE_STATES, config, gather
     system = config.systems[SYSTEM]
@@ -150,10 +177,13 @@ def _submit_step(n: int, host, scheduler: str, partition: str, arrays: bool, gat
         env = dict(os.environ, EXPYRE_ROOT=str(root))
         phase = [sys.executable, __file__, "--submit-phase", str(n)] + ["one-by-one"] * one_by_one
         os.sync()  # each run starts with no earlier run's files still being written to disk
+        settled = wait_until_quiet()
         proc = subprocess.run(phase, env=env, capture_output=True, text=True, timeout=3600)
         if proc.returncode != 0:
             raise RuntimeError(f"submit step failed:\n{proc.stderr}")
         submit, submits = proc.stdout.split("SUBMIT")[1].split()[:2]
+        print(f"  {n} calls: submit {float(submit) / n * 1e3:.2f} ms/call (after waiting {settled:.0f} s for a quiet "
+              "machine)", file=sys.stderr, flush=True)
         config.init(root)
         system = config.systems[SYSTEM]
         try:
