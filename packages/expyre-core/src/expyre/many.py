@@ -352,14 +352,15 @@ class _Group:
         markers = [arrays.write_task_marker(xpr.stage_dir, arrays.TaskMarker(leader.remote_dir, self.array.id, index))
                    for index, (xpr, _job) in enumerate(members)]
         bundle = None
-        bundled = members[1:] if not system.runs_in_stage_dir else []
-        for xpr, _job in members[:len(members) - len(bundled)]:
-            jobscript.write_job_script(xpr.stage_dir / jobfiles.SCRIPT, scripts[xpr.id])
-        if bundled:  # the other tasks' files go to the host in one file
+        if system.runs_in_stage_dir:  # each task runs in its own stage directory
+            for xpr, _job in members:
+                jobscript.write_job_script(xpr.stage_dir / jobfiles.SCRIPT, scripts[xpr.id])
+        else:  # only the first task's directory is copied; the other tasks' files go in its bundle
+            jobscript.write_job_script(leader_xpr.stage_dir / jobfiles.SCRIPT, scripts[leader_xpr.id])
             bundle = [None, *arrays.write_bundle(leader_xpr.stage_dir, [
                 (xpr.stage_dir, {jobfiles.SCRIPT: (scripts[xpr.id].encode(), 0o700),
                                  jobfiles.ARRAY_TASK: (marker, 0o600)})
-                for (xpr, _job), marker in zip(bundled, markers[1:])])]
+                for (xpr, _job), marker in zip(members[1:], markers[1:])])]
             self.copies = [(leader_xpr.stage_dir, leader.remote_dir)]
         jobscript.write_job_script(leader_xpr.stage_dir / jobfiles.ARRAY_SCRIPT,
                                    system.array_script(support, self.array, [job for _, job in members], bundle))

@@ -47,7 +47,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import cloudpickle
 
 from . import jobfiles
-from .writes import copy_atomically, writing
+from .writes import copy_atomically, replace_atomically, writing
 
 TASK_MAGIC = b"EXPYRE-TASK-1\n"
 
@@ -326,14 +326,7 @@ def _shared_runner(stage_root: Path, source: str) -> Path:
         except (OSError, UnicodeDecodeError):
             current = None
         if current != source:
-            fd, tmp = tempfile.mkstemp(prefix=f".{jobfiles.RUNNER}.", suffix=".tmp", dir=stage_root)
-            try:
-                with open(fd, "w") as fout:
-                    fout.write(source)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            replace_atomically(path, lambda tmp: tmp.write_text(source))
         _runner_copies_checked.add(path)
     return path
 

@@ -40,10 +40,16 @@ class writing:
 def copy_atomically(source: Path, target: Path, copy: Callable[[Path, Path], object] = shutil.copy2) -> None:
     """Copy ``source`` with ``copy`` to a temporary name next to ``target`` and rename it into
     place, so that a reader of ``target`` sees the old file or the new one, never a partial one."""
+    replace_atomically(target, lambda tmp: copy(source, tmp))
+
+
+def replace_atomically(target: Path, fill: Callable[[Path], object]) -> None:
+    """Have ``fill`` write a temporary file next to ``target``, then rename it into place (see
+    :func:`copy_atomically`)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
-        copy(source, Path(tmp))
+        fill(Path(tmp))
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
