@@ -5,8 +5,9 @@
 
 For each N, three steps, in a fresh temporary expyre root (step 1 runs ``--repeats`` times, each
 in a root of its own, and its median is reported; the jobs of all but the last run are cancelled
-and gone from the queue, the file system synced, and the machine's CPUs idle (see
-:func:`wait_until_quiet`), before the next run):
+and gone from the queue, the file system synced, and the machine's CPUs and disks idle (see
+:func:`wait_until_quiet`), before the next run; the runs' files, here and on the host, are
+removed only when the benchmark ends, see :func:`remove_runs`):
 
 1. submit: a separate Python process creates an Executor and calls ``map`` over N tiny calls;
    ``map`` returns when every call is staged and submitted. Its time, divided by N, is the
@@ -37,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -84,10 +86,22 @@ def submit_phase(n: int, one_by_one: bool = False) -> None:
     plugins.submit, plugins.submit_array = counted(real_submit), counted(real_submit_array)
     if real_submit_many is not None:
         plugins.submit_many = (lambda *args, **kwargs: None) if one_by_one else counted(real_submit_many)
+    from expyre import many
+    starting = [0.0]   # of it, the seconds in start_many (the round trip, scripts, bundle, records)
+    real_start_many = many.start_many
+
+    def timed_start_many(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return real_start_many(*args, **kwargs)
+        finally:
+            starting[0] += time.perf_counter() - t
+
+    many.start_many = timed_start_many
     ex = executor()
     t0 = time.perf_counter()
     ex.map(tiny, range(n))
-    print(f"SUBMIT {time.perf_counter() - t0:.6f} {submits[0]}", flush=True)
+    print(f"SUBMIT {time.perf_counter() - t0:.6f} {submits[0]} {starting[0]:.6f}", flush=True)
     os._exit(0)
 
 
@@ -97,23 +111,40 @@ def _cpu_times() -> tuple:
     return sum(fields), fields[3] + fields[4]   # all, idle + iowait
 
 
+def _disk_busy_ms() -> int:
+    """Milliseconds the machine's disks have spent doing I/O since boot (the sum of their
+    ``io_ticks`` in /proc/diskstats; partitions, loop and RAM devices left out)."""
+    busy = 0
+    with open("/proc/diskstats") as stats:
+        for line in stats:
+            fields = line.split()
+            name = fields[2]
+            if os.path.exists(f"/sys/block/{name}") and not name.startswith(("loop", "ram", "zram")):
+                busy += int(fields[12])
+    return busy
+
+
 def wait_until_quiet(busy_below: float = 0.15, for_seconds: int = 3, timeout: float = 180) -> float:
-    """Wait until the machine's CPUs are less than ``busy_below`` busy for ``for_seconds``
-    seconds in a row (at most ``timeout``); the seconds waited. On a machine that also runs the
-    scheduler (as the test services do), cancelling a run's 1,000 tasks keeps slurmctld, slurmdbd
-    and its database busy for a while after the queue is empty; a run that starts then measures
-    them as much as expyre. Without /proc/stat (not Linux) it does not wait."""
-    if not os.path.exists("/proc/stat"):
+    """Wait until the machine's CPUs and disks are each less than ``busy_below`` busy for
+    ``for_seconds`` seconds in a row (at most ``timeout``); the seconds waited. On a machine that
+    also runs the scheduler (as the test services do), cancelling a run's 1,000 tasks keeps
+    slurmctld, slurmdbd and its database busy for a while after the queue is empty, and removing
+    the run's files keeps the disk busy (discards, journal); a run that starts then measures
+    them as much as expyre. Without /proc (not Linux) it does not wait."""
+    if not os.path.exists("/proc/stat") or not os.path.exists("/proc/diskstats"):
         return 0.0
     t0 = time.monotonic()
     quiet = 0
     total, idle = _cpu_times()
+    disk, then = _disk_busy_ms(), time.monotonic()
     while quiet < for_seconds and time.monotonic() - t0 < timeout:
         time.sleep(1)
         new_total, new_idle = _cpu_times()
+        new_disk, now = _disk_busy_ms(), time.monotonic()
         busy = 1 - (new_idle - idle) / max(new_total - total, 1)
-        quiet = quiet + 1 if busy < busy_below else 0
-        total, idle = new_total, new_idle
+        disk_busy = (new_disk - disk) / max((now - then) * 1000, 1)
+        quiet = quiet + 1 if busy < busy_below and disk_busy < busy_below else 0
+        total, idle, disk, then = new_total, new_idle, new_disk, now
     return time.monotonic() - t0
 
 
@@ -167,39 +198,60 @@ def run(n: int, host, scheduler: str, partition: str, arrays: bool = True, repea
     return dict(last, submit=statistics.median(times), submit_range=(min(times), max(times)), repeats=repeats)
 
 
+#: The expyre roots of this benchmark's runs, removed when it ends (see :func:`remove_runs`).
+_ROOTS: list = []
+
+
 def _submit_step(n: int, host, scheduler: str, partition: str, arrays: bool, gather: bool,
                  one_by_one: bool = False) -> dict:
     from expyre import config
     from expyre import gather as gathering
-    with tempfile.TemporaryDirectory(prefix="bench_executor_") as tmp:
-        root = Path(tmp)
-        write_config(root, host, scheduler, partition, arrays)
-        env = dict(os.environ, EXPYRE_ROOT=str(root))
-        phase = [sys.executable, __file__, "--submit-phase", str(n)] + ["one-by-one"] * one_by_one
-        os.sync()  # each run starts with no earlier run's files still being written to disk
-        settled = wait_until_quiet()
-        proc = subprocess.run(phase, env=env, capture_output=True, text=True, timeout=3600)
-        if proc.returncode != 0:
-            raise RuntimeError(f"submit step failed:\n{proc.stderr}")
-        submit, submits = proc.stdout.split("SUBMIT")[1].split()[:2]
-        print(f"  {n} calls: submit {float(submit) / n * 1e3:.2f} ms/call (after waiting {settled:.0f} s for a quiet "
-              "machine)", file=sys.stderr, flush=True)
-        config.init(root)
+    root = Path(tempfile.mkdtemp(prefix="bench_executor_"))
+    _ROOTS.append(root)
+    write_config(root, host, scheduler, partition, arrays)
+    env = dict(os.environ, EXPYRE_ROOT=str(root))
+    phase = [sys.executable, __file__, "--submit-phase", str(n)] + ["one-by-one"] * one_by_one
+    os.sync()  # each run starts with no earlier run's files still being written to disk
+    settled = wait_until_quiet()
+    proc = subprocess.run(phase, env=env, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"submit step failed:\n{proc.stderr}")
+    submit, submits, starting = proc.stdout.split("SUBMIT")[1].split()[:3]
+    print(f"  {n} calls: submit {float(submit) / n * 1e3:.2f} ms/call, of which creating the calls "
+          f"{(float(submit) - float(starting)) / n * 1e3:.2f} and starting them {float(starting) / n * 1e3:.2f} "
+          f"(after waiting {settled:.0f} s for a quiet machine)", file=sys.stderr, flush=True)
+    config.init(root)
+    system = config.systems[SYSTEM]
+    try:
+        if not gather:
+            # cancelled, and gone from the queue before the next run, which must not share the
+            # machine with this run's tasks
+            system.cancel([gathering.remote_job(row) for row in config.db.jobs(status=["submitted", "started"])])
+            wait_until_finished()
+            return {"submit": float(submit)}
+        waited = wait_until_finished()
+        figures = gather_phase(n)
+    finally:
+        system.close()
+    return {"n": n, "submit": float(submit), "submits": int(submits), "waited": waited, **figures}
+
+
+def remove_runs(host) -> None:
+    """Remove the runs' files here and on the host, once all runs are over: removing a thousand
+    stage directories slows the file creations of the next few seconds on this machine (measured:
+    creating 1,000 calls took 0.72-1.16 ms per call in the 10 s after an ``rm -rf`` of 1,000
+    directories of 5 files, against 0.32-0.35 ms before and after), which a run must not measure."""
+    from expyre import config
+    if host is not None and _ROOTS:
+        config.init(_ROOTS[-1])
         system = config.systems[SYSTEM]
         try:
-            if not gather:
-                # cancelled, and gone from the queue before the next run, which must not share the
-                # machine with this run's tasks
-                system.cancel([gathering.remote_job(row) for row in config.db.jobs(status=["submitted", "started"])])
-                wait_until_finished()
-                return {"submit": float(submit)}
-            waited = wait_until_finished()
-            figures = gather_phase(n)
+            system.remove_remote_dirs([system.remote_rundir])
         finally:
-            if host is not None:
-                system.remove_remote_dirs([system.remote_rundir])
             system.close()
-    return {"n": n, "submit": float(submit), "submits": int(submits), "waited": waited, **figures}
+    for root in _ROOTS:
+        shutil.rmtree(root, ignore_errors=True)
+    _ROOTS.clear()
 
 
 def report(label: str, rows: list) -> None:
@@ -212,6 +264,13 @@ def report(label: str, rows: list) -> None:
               f"{r['gather'] / r['n'] * 1e3:>15.2f} {r['gather']:>9.3f} {r['status']:>15} {r['get']:>11} "
               f"{r['connections']:>10} {r['submits']:>8}")
     print(f"  submit: median of {rows[0]['repeats']} runs of each size (each in a fresh root)")
+    # a map's fixed cost (the connection, the first submission's preflight, the round trip) is
+    # spread over its calls; what each call adds shows between sizes
+    for a, b in zip(rows, rows[1:]):
+        if b["n"] > a["n"]:
+            print(f"  each call from {a['n']} to {b['n']} calls adds: submit "
+                  f"{(b['submit'] - a['submit']) / (b['n'] - a['n']) * 1e3:.2f} ms, gather "
+                  f"{(b['gather'] - a['gather']) / (b['n'] - a['n']) * 1e3:.2f} ms")
     print(f"  median over sizes: submit {statistics.median(r['submit'] / r['n'] for r in rows) * 1e3:.2f} ms/call, "
           f"gather {statistics.median(r['gather'] / r['n'] for r in rows) * 1e3:.2f} ms/call")
 
@@ -240,8 +299,11 @@ def main() -> None:
         label, scheduler, partition = "direct scheduler on this machine, with a run directory", "direct", "regular"
     else:
         label, scheduler, partition = f"{args.scheduler} on {args.host} over ssh", args.scheduler, args.partition
-    rows = [run(n, args.host, scheduler, partition, not args.no_arrays, args.repeats, args.one_by_one)
-            for n in args.n]
+    try:
+        rows = [run(n, args.host, scheduler, partition, not args.no_arrays, args.repeats, args.one_by_one)
+                for n in args.n]
+    finally:
+        remove_runs(args.host)
     label += " without arrays" if args.no_arrays else ""
     label += ", one remote command per call" if args.one_by_one else ""
     report(label, rows)
