@@ -377,10 +377,7 @@ class SSHShell:
             if self._channel is None or self._channel.closed or not self.connection.is_active:
                 self._drop_channel()
                 self._open_channel()
-            stdin = f"head -c {input_size}" if (input is not None or input_file is not None) else "cat /dev/null"
-            wrapped = (f"{stdin} | {{ ( cd && eval {quote(command)} ) 2>\"$__xpr_err\"; __xpr_rc=$?; "
-                       f"cat > /dev/null; exit $__xpr_rc; }}; "
-                       f"printf '\\n%s %d %d\\n' {self._token} $? $(wc -c < \"$__xpr_err\"); cat \"$__xpr_err\"\n")
+            wrapped = _wrapped(command, self._token, input is not None or input_file is not None, input_size)
             channel = self._channel
             if input is not None:
                 channel.sendall(wrapped.encode() + input)
@@ -450,6 +447,25 @@ class SSHShell:
         buffer.extend(data)
         while channel.recv_stderr_ready():  # the shell's own complaints, not a command's
             log.debug("expyre ssh shell stderr: %r", channel.recv_stderr(65536))
+
+
+def _wrapped(command: str, token: str, has_input: bool, input_size: int) -> str:
+    """The line the session's shell runs for ``command``: in a subshell of its own, from the home
+    directory, its stderr in the session's file, followed by the answer's marker (``token``, the
+    exit status, the size of stderr) and stderr.
+
+    Its standard input is the next ``input_size`` bytes of the channel (the rest of what the
+    command leaves unread is drained), or ``/dev/null``. Without input, and with an empty
+    stderr (the usual case), nothing but the subshell is started: each process more costs about
+    a millisecond on a small login node, on every command."""
+    run = f"( cd && eval {quote(command)} ) 2>\"$__xpr_err\""
+    if has_input:
+        run = f"head -c {input_size} | {{ {run}; __xpr_rc=$?; cat > /dev/null; exit $__xpr_rc; }}"
+    else:
+        run += " < /dev/null"
+    return (f"{run}; __xpr_rc=$?; if [ -s \"$__xpr_err\" ]; then "
+            f"printf '\\n%s %d %d\\n' {token} $__xpr_rc $(wc -c < \"$__xpr_err\"); cat \"$__xpr_err\"; "
+            f"else printf '\\n%s %d 0\\n' {token} $__xpr_rc; fi\n")
 
 
 # --------------------------------------------------------------------------- hooks
