@@ -34,6 +34,7 @@ def test_answers_carry_status_stdout_and_stderr_and_no_input_leaks_into_the_next
         ("true", None),                                         # no input, empty stderr
         ("head -c 3", b"abcdef"),                               # reads part of its input
         ("head -c 2", b"x" * 300_000),                          # more than a pipe holds, mostly unread
+        ("head -c 1", b"\0" * 20_000 + b"z"),                  # leaves NUL bytes (tar's padding) unread
         ("cat; echo done >&2", b"all of it\n"),                 # reads all of it
         ("cat", None),                                          # reads stdin: gets none
         ("pwd", None),                                          # runs from the home directory
@@ -42,9 +43,10 @@ def test_answers_carry_status_stdout_and_stderr_and_no_input_leaks_into_the_next
     assert answers[1] == (0, b"", b"")
     assert answers[2] == (0, b"abc", b"")                       # the rest ("def") is drained
     assert answers[3] == (0, b"xx", b"")
-    assert answers[4] == (0, b"all of it\n", b"done\n")
-    assert answers[5] == (0, b"", b"")
-    assert answers[6] == (0, f"{tmp_path}\n".encode(), b"")
+    assert answers[4] == (0, b"\0", b"")
+    assert answers[5] == (0, b"all of it\n", b"done\n")
+    assert answers[6] == (0, b"", b"")
+    assert answers[7] == (0, f"{tmp_path}\n".encode(), b"")
     assert left == b""
 
 

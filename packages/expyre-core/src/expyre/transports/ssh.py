@@ -455,12 +455,14 @@ def _wrapped(command: str, token: str, has_input: bool, input_size: int) -> str:
     exit status, the size of stderr) and stderr.
 
     Its standard input is the next ``input_size`` bytes of the channel (the rest of what the
-    command leaves unread is drained), or ``/dev/null``. Without input, and with an empty
-    stderr (the usual case), nothing but the subshell is started: each process more costs about
+    command leaves unread is drained), or ``/dev/null``. With an empty stderr (the usual case),
+    nothing but the subshell (and ``head`` for input) is started: each process more costs about
     a millisecond on a small login node, on every command."""
     run = f"( cd && eval {quote(command)} ) 2>\"$__xpr_err\""
     if has_input:
-        run = f"head -c {input_size} | {{ {run}; __xpr_rc=$?; cat > /dev/null; exit $__xpr_rc; }}"
+        # what the command left unread is drained by cat, started only if there is some
+        run = (f"head -c {input_size} | {{ {run}; __xpr_rc=$?; "
+               f"IFS= read -r -d '' -n 1 __xpr_left && cat > /dev/null; exit $__xpr_rc; }}")
     else:
         run += " < /dev/null"
     return (f"{run}; __xpr_rc=$?; if [ -s \"$__xpr_err\" ]; then "
