@@ -246,7 +246,7 @@ def remove_runs(host) -> None:
         config.init(_ROOTS[-1])
         system = config.systems[SYSTEM]
         try:
-            system.remove_remote_dirs([system.remote_rundir])
+            system.remove_remote_dirs([system.rundir])   # every run's directory is under it
         finally:
             system.close()
     for root in _ROOTS:
