@@ -93,6 +93,28 @@ def submissions(monkeypatch):
     return made
 
 
+@pytest.fixture
+def shipped(monkeypatch):
+    """Per call of ``start_many`` (the map's first, then each retry of the backlog), the number of
+    jobs whose files each of its attempts copied to the host: the files of jobs the limit refuses
+    are removed there again, and a later attempt copies them anew."""
+    from expyre import many
+    calls = []
+    real_start_many, real_attempt = many.start_many, many._stage_and_submit
+
+    def start_many(*args, **kwargs):
+        calls.append([])
+        return real_start_many(*args, **kwargs)
+
+    def attempt(system, members, *args, **kwargs):
+        calls[-1].append(len(members))
+        return real_attempt(system, members, *args, **kwargs)
+
+    monkeypatch.setattr(many, "start_many", start_many)
+    monkeypatch.setattr(many, "_stage_and_submit", attempt)
+    return calls
+
+
 def make_square():
     # made inside a function, so that cloudpickle sends it by value (the job side has no tests)
     def square(x):
@@ -100,8 +122,8 @@ def make_square():
     return square
 
 
-def test_map_beyond_the_limit_returns_every_result_in_order(limited, submissions):
-    n, square = 10, make_square()
+def test_map_beyond_the_limit_returns_every_result_in_order(limited, submissions, shipped):
+    n, square = 20, make_square()
     with Executor("remote", resources=ONE_CORE, partial_node=True, check_interval=0.5, quiet=True) as ex:
         assert list(ex.map(square, range(n))) == [x * x for x in range(n)]
     rows = list(limited.config.db.jobs())
@@ -115,6 +137,10 @@ def test_map_beyond_the_limit_returns_every_result_in_order(limited, submissions
     lines = limited.run("squeue --array --noheader --states=all --user=\"$USER\" --format=%i@%j").split()
     listed = Counter(i for i, _, name in (line.partition("@") for line in lines) if name in names)
     assert listed == Counter(row["remote_id"] for row in rows)
+    # the backlog is retried a few jobs at a time, as slots free up, never all of it at once:
+    # no attempt after the first refusal copies more than twice the limit's worth of jobs
+    assert shipped[0][0] == n and len(shipped) > 1
+    assert max(size for call in shipped[1:] for size in call) <= 2 * limited.limit, shipped
 
 
 def test_a_full_queue_refuses_a_single_start_clearly_and_the_executor_waits(limited, submissions):

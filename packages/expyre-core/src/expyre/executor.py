@@ -10,7 +10,8 @@ them: each poll is one status query for the system and one copy-back of every jo
 
 Calls the scheduler's per-user job limit has no room for (the backlog :func:`~expyre.many.start_many`
 returns) wait here, still ``created``, and are started again after a poll that saw jobs end, or
-after a back-off that doubles while the queue stays full: the map goes on, it never fails for it.
+after a back-off that doubles while the queue stays full, a window of about as many calls as
+slots freed up at a time: the map goes on, it never fails for it.
 """
 from __future__ import annotations
 
@@ -185,7 +186,7 @@ class Executor(concurrent.futures.Executor):
         self._backlog_not_before = 0.0
         self._backlog_deadline = 0.0
         self._backlog_wait = 0.0
-        self._ended_since_try = False
+        self._ended_since_try = 0
         self._warned_backlog = False
         self._held = 0
         self._shutdown = False
@@ -379,23 +380,29 @@ class Executor(concurrent.futures.Executor):
                 jobs, self._pending = self._pending, []
                 for job in jobs:
                     job.pending = False
-            try:
-                left = many.start_many([job.xpr for job in jobs], self._resources, self.system_name,
-                                       **self._start_options)
-                error = None
-            except Exception as exc:
-                left, error = [], exc
-            waiting = {xpr.id for xpr in left}
-            backlog = [job for job in jobs if job.xpr.id in waiting and job.xpr.status == "created"]
-            for job in jobs:
-                if job.xpr.status in ("created", "submitting") and job not in backlog:
-                    self._resolve_error(job, error if error is not None else
-                                        RuntimeError(f"job {job.xpr.id} was not started"))
-            self._keep_in_backlog(backlog, submitted_some=len(backlog) < len(jobs))
-            late = [job for job in jobs  # cancelled while being started
-                    if all(f.cancelled() for f in job.futures) and job.xpr.status == "submitted"]
-            for system, cancelled in _by_system(late):
-                system.cancel([gather.remote_job(_row(job)) for job in cancelled])
+            self._start(jobs)
+
+    def _start(self, jobs: List[_Job]) -> bool:
+        """Start ``jobs`` together (the caller holds ``_start_lock``); what the per-user job limit
+        refuses goes back to the front of the backlog. True if every job was taken."""
+        try:
+            left = many.start_many([job.xpr for job in jobs], self._resources, self.system_name,
+                                   **self._start_options)
+            error = None
+        except Exception as exc:
+            left, error = [], exc
+        waiting = {xpr.id for xpr in left}
+        backlog = [job for job in jobs if job.xpr.id in waiting and job.xpr.status == "created"]
+        for job in jobs:
+            if job.xpr.status in ("created", "submitting") and job not in backlog:
+                self._resolve_error(job, error if error is not None else
+                                    RuntimeError(f"job {job.xpr.id} was not started"))
+        self._keep_in_backlog(backlog, submitted_some=len(backlog) < len(jobs))
+        late = [job for job in jobs  # cancelled while being started
+                if all(f.cancelled() for f in job.futures) and job.xpr.status == "submitted"]
+        for system, cancelled in _by_system(late):
+            system.cancel([gather.remote_job(_row(job)) for job in cancelled])
+        return not backlog
 
     def _keep_in_backlog(self, jobs: List[_Job], submitted_some: bool) -> None:
         """Keep ``jobs`` (refused at the per-user job limit) to be started again: not before the
@@ -407,7 +414,7 @@ class Executor(concurrent.futures.Executor):
             jobs = [job for job in jobs if not job.finished]  # (cancelled while being started)
             for job in jobs:
                 job.pending = True
-            self._backlog.extend(jobs)
+            self._backlog[:0] = jobs  # refused calls go first again: the backlog keeps the calls' order
             if not self._backlog:
                 self._backlog_wait = 0.0
                 return
@@ -416,7 +423,7 @@ class Executor(concurrent.futures.Executor):
                 min(self._backlog_wait * 2, 16 * first)
             self._backlog_not_before = now + floor
             self._backlog_deadline = now + self._backlog_wait
-            self._ended_since_try = False
+            self._ended_since_try = 0
             in_flight = any(not job.finished and not job.pending for job in self._jobs.values())
             warn = not submitted_some and not in_flight and not self._warned_backlog
             self._warned_backlog = self._warned_backlog or warn
@@ -427,15 +434,30 @@ class Executor(concurrent.futures.Executor):
                           "submitted as soon as it has room", RuntimeWarning, stacklevel=2)
 
     def _retry_backlog(self) -> None:
-        """Start the backlog again when :meth:`_keep_in_backlog` says it is time."""
+        """Start the backlog again when :meth:`_keep_in_backlog` says it is time, a window of it at
+        a time: as many calls as the polls saw jobs of this executor end since the last try (the
+        slots they freed). When none of them ended (the back-off ran out: the slots are held by
+        other jobs of the user), the window starts at one call and, while a window is taken
+        whole, the next one, twice as large, goes at once. So each retry copies to the host about
+        as many job directories as can be queued, not the whole backlog (which the limit would
+        refuse, and whose directories would be removed again)."""
         with self._lock:
             now = time.monotonic()
             if not self._backlog or now < self._backlog_not_before or \
                     not (self._ended_since_try or now >= self._backlog_deadline):
                 return
-            self._pending = self._backlog + self._pending
-            self._backlog = []
-        self._start_pending()
+            window, probing = max(1, self._ended_since_try), not self._ended_since_try
+        while True:
+            with self._start_lock:
+                with self._lock:
+                    if self._held or not self._backlog:
+                        return
+                    jobs, self._backlog = self._backlog[:window], self._backlog[window:]
+                    for job in jobs:
+                        job.pending = False
+                if not self._start(jobs) or not probing:
+                    return
+            window *= 2
 
     def _poll(self) -> None:
         with self._lock:
@@ -449,9 +471,9 @@ class Executor(concurrent.futures.Executor):
         for job in jobs:
             state = states.get(job.xpr.id)
             if state is not None and state != "unknown":
+                if state in FINISHED_REMOTE_STATES and job.remote_status not in FINISHED_REMOTE_STATES:
+                    self._ended_since_try += 1  # a slot may have freed up for the backlog
                 job.remote_status = state
-                if state in FINISHED_REMOTE_STATES:
-                    self._ended_since_try = True  # a slot may have freed up for the backlog
                 if state == "running" and job.xpr.status == "submitted":
                     job.xpr.status = "started"
             if results.finished_kind(job.xpr.stage_dir) is not None:

@@ -215,19 +215,26 @@ def start_many(xprs: Sequence[ExPyRe], resources: Union[dict, Resources], system
     support = system.array_support() if len(to_start) >= arrays.MIN_ARRAY_JOBS else None
 
     # Refused at the per-user job limit: what was refused is tried again in arrays half the size
-    # of the refused one (an array of N tasks counts N jobs), down to single jobs; a single job
+    # of the refused one (an array of N tasks counts N jobs), down to single jobs, one array per
+    # attempt, so that each attempt copies to the host only the jobs it tries; a single job
     # refused ends it, and the rest waits in the caller's backlog.
     remaining = list(zip(to_start, jobs))
     backlog: List[ExPyRe] = []
+    at_most: Optional[int] = None  # jobs per attempt, once the limit refused one
     while remaining:
-        refused = _stage_and_submit(system, remaining, scripts, support, max_parallel)
+        count = len(remaining) if at_most is None else at_most
+        attempt, rest = remaining[:count], remaining[count:]
+        refused = _stage_and_submit(system, attempt, scripts, support, max_parallel)
         if refused is None:
-            break
-        size, remaining = refused
+            remaining = rest
+            continue
+        size, back = refused
+        remaining = back + rest
         if size <= 1 or support is None:
             backlog = [xpr for xpr, _job in remaining]
             break
-        support = dataclasses.replace(support, max_size=size // 2)
+        at_most = size // 2
+        support = dataclasses.replace(support, max_size=at_most)
     system.poll_schedule.restart()
     return backlog
 
