@@ -1,6 +1,7 @@
 """The conformance kit (expyre.testing.SchedulerConformance) against the real schedulers here:
-Slurm, Grid Engine and Slurm's PBS/Torque front end through the private sshd, and the example
-site plugin (tests/site_plugin) on the same Slurm.
+Slurm, Grid Engine and Slurm's PBS/Torque front end through the private sshd, the example
+site plugin (tests/site_plugin) on the same Slurm, and the built-in ``direct`` scheduler, on this
+machine and through the sshd.
 
 The ``timeout`` state is checked where the scheduler can enforce a wall time of seconds (Grid
 Engine) and once on Slurm (whose smallest wall time is one minute); the PBS front end and the
@@ -9,6 +10,7 @@ site plugin drive the same Slurm, so they leave it out to keep the suite's time 
 import pytest
 from servicelib import require_service
 
+from expyre.schedulers import direct
 from expyre.testing import SchedulerConformance
 
 pytestmark = pytest.mark.integration
@@ -82,3 +84,25 @@ class TestSitePlugin(SchedulerConformance):
                 "header": ["#SBATCH --account=proj42", "#SBATCH --ntasks={num_cores}"],
                 "partitions": {"batch": {"num_cores": int(slurm["SLURM_CPUS"]), "max_time": "24h",
                                          "partition": "standard"}}}
+
+
+class TestDirect(SchedulerConformance):
+    """The built-in ``direct`` scheduler on this machine (the default system's): no queue, so
+    the queued, hold and release checks do not apply; its watchdog enforces wall times of seconds."""
+
+    resources = {"max_time": "10m", "num_cores": 1, "partitions": "regular"}
+    timeout_resources = {"max_time": "5s", "num_cores": 1, "partitions": "regular"}
+    submit_marker = direct.PID_FILE
+
+    @pytest.fixture
+    def conformance_system(self):
+        return {"scheduler": "direct", "partitions": {"regular": {"num_cores": 2, "max_time": "24h"}}}
+
+
+class TestDirectOverSSH(TestDirect):
+    """The ``direct`` scheduler on a host without a batch system, through the sshd."""
+
+    @pytest.fixture
+    def conformance_system(self, ssh_client_setup):
+        return {"host": ssh_client_setup, "scheduler": "direct", "rundir": RUNDIR,
+                "partitions": {"regular": {"num_cores": 2, "max_time": "24h"}}}

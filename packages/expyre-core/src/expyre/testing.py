@@ -232,6 +232,10 @@ class SchedulerConformance:
         :attr:`expyre.batch.BatchScheduler.transient` fragment
     exact_finished_states: bool
         the scheduler tells ``done``, ``failed`` and ``timeout`` apart (else any finished state counts)
+    submit_marker: str or None
+        a text that only the plugin's submit command holds, where the kit injects its faults;
+        default: the batch toolkit's submit lock (:data:`expyre.batch.SUBMIT_LOCK`), which every
+        plugin built on :class:`expyre.batch.BatchScheduler` has
     """
 
     system_name = "conformance"
@@ -240,6 +244,7 @@ class SchedulerConformance:
     blocker_resources: Optional[Dict[str, Any]] = None
     transient_message: Optional[str] = None
     exact_finished_states = True
+    submit_marker: Optional[str] = None
     #: seconds to wait for jobs to reach a state
     patience = 240.0
 
@@ -314,6 +319,10 @@ class SchedulerConformance:
             pytest.skip("the plugin declares no transient errors and the test class gives no transient_message")
         return f"error: {fragments[0]}"
 
+    def submit_command_marker(self) -> str:
+        from expyre import batch
+        return self.submit_marker or batch.SUBMIT_LOCK
+
     def jobs_named(self, system, xpr) -> List[str]:
         """The scheduler's jobs for ``xpr`` (by the plugin's lookup by name and submit record)."""
         from expyre import JobSpec
@@ -366,10 +375,10 @@ class SchedulerConformance:
     def test_find_submitted_after_an_interrupted_submission(self, system):
         """The connection is lost right after the submit command ran: the job stays
         ``submitting``, and the next ``start()`` finds the job instead of submitting again."""
-        from expyre import ConnectionLostError, batch
+        from expyre import ConnectionLostError
         from expyre.func import ExPyRe
 
-        system._shell = FaultInjectingShell(system.shell, batch.SUBMIT_LOCK, "lost-after")
+        system._shell = FaultInjectingShell(system.shell, self.submit_command_marker(), "lost-after")
         with pytest.raises(ConnectionLostError):
             self.start("conf_interrupted", int, ["11"])
         again = ExPyRe("conf_interrupted", function=int, args=["11"])
@@ -382,10 +391,8 @@ class SchedulerConformance:
     def test_exactly_once_under_a_transient_failure(self, system, fault, monkeypatch):
         """A submission that fails with a transient error is tried again only after looking for
         the job: whether or not the failed try created it, there is exactly one job."""
-        from expyre import batch
-
         monkeypatch.setenv("EXPYRE_RETRY", "3 0.5")
-        system._shell = FaultInjectingShell(system.shell, batch.SUBMIT_LOCK, fault, self.transient(system))
+        system._shell = FaultInjectingShell(system.shell, self.submit_command_marker(), fault, self.transient(system))
         xpr = self.start(f"conf_{fault.replace('-', '_')}", int, ["13"])
         assert system._shell.injected == 1
         assert self.jobs_named(system, xpr) == [xpr.remote_id]
