@@ -52,8 +52,9 @@ def slow_sbatch(sshd):
 def _lock_state(sshd, name):
     """``none``, ``locked`` (submit command running) or ``ended`` (its record written)."""
     out = sshd.run_as_user(f"for d in $(find ~/{RUNDIR} -maxdepth 3 -type d -name 'run_{name}_*' 2>/dev/null); do "
-                           f"[ -f \"$d/{batch.SUBMIT_RC}\" ] && echo ended && exit; "
-                           f"[ -e \"$d/{batch.SUBMIT_LOCK}\" ] && echo locked && exit; done; echo none").stdout
+                           f"if [ -e \"$d/{batch.SUBMIT_LOCK}\" ]; then read -r w _ < \"$d/{batch.SUBMIT_LOCK}\"; "
+                           "if [ \"$w\" = done ]; then echo ended; else echo locked; fi; exit; fi; done; "
+                           "echo none").stdout
     return out.strip().splitlines()[-1] if out.strip() else "none"
 
 

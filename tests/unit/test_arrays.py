@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from expyre import arrays, jobfiles
+from expyre import arrays, batch, jobfiles
 from expyre.arrays import ArraySupport, TaskMarker
 from expyre.batch import BatchScheduler
 from expyre.hooktypes import JobSpec
@@ -254,12 +254,12 @@ def test_array_submission_is_exactly_once_and_found_per_task(tmp_path):
                                                                "max_size": 9}
     assert toy.submit_array(scheduler="toy", job=array, script=jobfiles.ARRAY_SCRIPT, shell=shell,
                             max_parallel=2) == ["77.0", "77.1", "77.2"]
-    assert "submitted 77 with 3 tasks at most 2" in (tmp_path / "f_1" / "_expyre_batch_submit.out").read_text()
+    assert "submitted 77 with 3 tasks at most 2" in (tmp_path / "f_1" / batch.SUBMIT_LOCK).read_text()
     # a restarted script looks for task 2: from the array's record, and by the array's name
     probe = JobSpec(id=array.id, name="f", remote_dir=leader.remote_dir, partition=None, node_dict={},
                     max_time=None, array_index=2)
     assert toy.find_submitted(scheduler="toy", job=probe, shell=shell) == ["77.2"]
-    (tmp_path / "f_1" / "_expyre_batch_submit.rc").unlink()   # no record: found by name alone
+    (tmp_path / "f_1" / batch.SUBMIT_LOCK).unlink()   # no record: found by name alone
     assert toy.find_submitted(scheduler="toy", job=probe, shell=shell) == ["77.2"]
     (tmp_path / "queue").unlink()
     assert toy.find_submitted(scheduler="toy", job=probe, shell=shell) == []

@@ -41,7 +41,8 @@ class Toy(batch.BatchScheduler):
         return [f"# toy {self.job_name(job.id)}"]
 
     def submit_command(self, job, script):
-        return f"sleep ${{TOY_SLOW:-0}}; echo submitted 42; echo '42 {self.job_name(job.id)}' >> ../queue"
+        return (f"sleep ${{TOY_SLOW:-0}}; if [ -n \"${{TOY_REFUSE:-}}\" ]; then echo \"$TOY_REFUSE\" >&2; exit 3; fi\n"
+                f"echo submitted 42; echo '42 {self.job_name(job.id)}' >> ../queue")
 
     def parse_submit(self, stdout):
         return batch.one_id([w for w in stdout.split() if w.isdigit()], "toy-submit", stdout)
@@ -90,9 +91,43 @@ def test_submit_is_recorded_and_found(tmp_path):
     shell, job = BashShell(tmp_path), spec(tmp_path)
     toy = Toy()
     assert toy.submit_job(job, "s.sh", shell) == "42"
-    assert (tmp_path / "job" / batch.SUBMIT_RC).read_text().strip() == "0"
+    # the record is in the lock, the one file the submission created
+    assert (tmp_path / "job" / batch.SUBMIT_LOCK).read_text() == "done 0\nsubmitted 42\n"
+    assert sorted(p.name for p in (tmp_path / "job").iterdir() if p.name.startswith("_expyre_batch")) == \
+        [batch.SUBMIT_LOCK]
     # found again from the record and by name: one job
     assert toy.find_jobs(job, shell) == ["42"]
+    # from the record alone, when the listing has forgotten it
+    (tmp_path / "queue").unlink()
+    assert toy.find_jobs(job, shell) == ["42"]
+
+
+def test_a_refused_submission_keeps_its_exit_status_and_message(tmp_path, monkeypatch):
+    """The scheduler refuses the job: the error quotes its message, the record keeps its exit
+    status (so that a restart does not take it for a job), and nothing was queued."""
+    monkeypatch.setenv("TOY_REFUSE", "error: no such partition 'nosuch'")
+    shell, job, toy = BashShell(tmp_path), spec(tmp_path), Toy()
+    with pytest.raises(batch.BatchError, match="(?s)refused job j=1_x.*status 3.*no such partition 'nosuch'"):
+        toy.submit_job(job, "s.sh", shell)
+    assert (tmp_path / "job" / batch.SUBMIT_LOCK).read_text() == "done 3\n"
+    probe = shell.run(batch.sections_command({"record": batch.record_probe(job.remote_dir)}))
+    assert batch.split_sections(probe.stdout)["record"] == (3, "")
+    assert toy.find_jobs(job, shell) == []
+
+
+def test_records_of_earlier_versions_are_read_and_cleared_by_a_retry(tmp_path):
+    """Earlier versions recorded a submission in files of their own (output, exit status): a job
+    they left ``submitting`` is still found from them, and a retry clears them first."""
+    shell, job, toy = BashShell(tmp_path), spec(tmp_path), Toy()
+    old = tmp_path / "job"
+    old.mkdir(parents=True, exist_ok=True)
+    (old / batch.SUBMIT_LOCK).write_text(f"{os.getpid()} {os.uname().nodename}\n")
+    (old / batch.SUBMIT_OUT).write_text("submitted 41\n")
+    (old / batch.SUBMIT_RC).write_text("0\n")
+    assert toy.find_jobs(job, shell) == ["41"]
+    result = shell.run(batch.submit_wrapper(job.remote_dir, toy.submit_command(job, "s.sh"), again=True))
+    assert result.stdout == "submitted 42\n"
+    assert sorted(p.name for p in old.iterdir() if p.name.startswith("_expyre_batch")) == [batch.SUBMIT_LOCK]
 
 
 def test_a_submission_still_running_is_waited_for_not_repeated(tmp_path):

@@ -30,8 +30,8 @@ Core then does the rest, the same way for every scheduler:
 * several commands travel in one round trip, each followed by a section marker carrying its exit
   status (:func:`sections_command`, :func:`split_sections`), so cut output is recognised;
 * submission is exactly-once: the submit command runs on the host under a lock in the job's
-  directory, detached from the connection, and records its output and exit status there when
-  it ends. :meth:`~BatchScheduler.find_submitted` reads that record and, while the lock's
+  directory, detached from the connection, and records its output and exit status in the lock
+  when it ends. :meth:`~BatchScheduler.find_submitted` reads that record and, while the lock's
   process still runs, waits for it, so a submission whose outcome is unknown stays unknown until
   the remote submit command has provably ended. A transient failure is retried only after
   looking the job up by name;
@@ -312,12 +312,16 @@ def ask_host(shell: Shell, command: str, parse: Callable[[str, int], Any], what:
 
 # --------------------------------------------------------------------------- exactly-once submission
 
-#: Files of one submission attempt in the job's directory: the lock (a file holding the pid of the
-#: shell that runs the submit command and its host's name; earlier versions made a directory
-#: holding them in a file ``pid``, which :func:`record_probe` still reads), its output, error
-#: output and exit status. The exit-status file is written last: while it is missing or empty, the
-#: command has not ended.
+#: The one file of a submission attempt in the job's directory, created only if it does not
+#: exist (the lock): while the submit command runs it holds the pid of the shell that runs it and
+#: its host's name; when the command has ended it holds ``done <exit status>`` and, on the lines
+#: after, the command's output (the record). One file: the lock must be created anyway, and on a
+#: cluster's shared file system (Lustre, GPFS, NFS) each file created is a round trip to its
+#: metadata server, while the record overwrites the lock in place.
 SUBMIT_LOCK = jobfiles.plugin_file("batch", "submit.lock")
+#: Record files of earlier versions (output, error output, exit status, written last), which
+#: :func:`record_probe` still reads and a retry still clears; earlier versions also made the lock
+#: a directory holding the pid in a file ``pid``.
 SUBMIT_OUT = jobfiles.plugin_file("batch", "submit.out")
 SUBMIT_ERR = jobfiles.plugin_file("batch", "submit.err")
 SUBMIT_RC = jobfiles.plugin_file("batch", "submit.rc")
@@ -330,25 +334,33 @@ STILL_SUBMITTING = 76
 def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
     """The remote side of an exactly-once submission of ``command`` in ``remote_dir``.
 
-    The lock is a file created only if it does not exist (``set -C``, atomic), holding the pid
-    (``$BASHPID``: the wrapper runs in a subshell, whose ``$$`` names its parent) and host of
-    the shell that runs the submit command. That shell ignores hang-ups and the
-    submit command writes only to files, so it ends normally and leaves its record even when
-    the connection (or the process that drives it) dies. ``again`` first clears the record of an
-    earlier attempt that has ended (a retry after a transient failure). Apart from the submit
-    command the wrapper starts no process (where ``/proc`` gives the host's name).
+    The lock is :data:`SUBMIT_LOCK`, created only if it does not exist (``set -C``, atomic),
+    holding the pid (``$BASHPID``: the wrapper runs in a subshell, whose ``$$`` names its parent)
+    and host of the shell that runs the submit command. That shell ignores hang-ups and broken
+    pipes, and the submit command's output goes to it, not to the connection, so it ends normally
+    and leaves its record in the lock even when the connection (or the process that drives it)
+    dies; the record is written before the output is sent back. The command's error output goes
+    to the wrapper's. ``again`` first clears the record of an earlier attempt that has ended (a
+    retry after a transient failure). Apart from the submit command the wrapper starts no
+    process and creates no file but the lock (where ``/proc`` gives the host's name).
     """
-    clear = (f"if [ -s {SUBMIT_RC} ]; then rm -rf {SUBMIT_LOCK} {SUBMIT_RC} {SUBMIT_OUT} {SUBMIT_ERR}; fi\n"
+    lock = SUBMIT_LOCK
+    clear = (f"{{ read -r _xpr_w _xpr_r < {lock}; }} 2>/dev/null || _xpr_w=\n"
+             f"if [ \"$_xpr_w\" = done ] || [ -s {SUBMIT_RC} ]; then\n"
+             f"  rm -rf {lock} {SUBMIT_RC} {SUBMIT_OUT} {SUBMIT_ERR}; fi\n"
              if again else "")
     return (f"cd {quote(remote_dir)} || exit 1\n{clear}"
             f"{_HOST_NAME}; set -C\n"
-            f"{{ echo \"${{BASHPID:-$$}} $_xpr_host\" > {SUBMIT_LOCK}; }} 2>/dev/null || "
+            f"{{ echo \"${{BASHPID:-$$}} $_xpr_host\" > {lock}; }} 2>/dev/null || "
             f"{{ echo 'expyre: an earlier submission holds the lock' >&2; exit {LOCK_TAKEN}; }}\n"
             f"set +C; trap '' HUP INT TERM PIPE\n"
-            f"( {command} ) > {SUBMIT_OUT} 2> {SUBMIT_ERR} < /dev/null\n"
-            f"echo $? > {SUBMIT_RC}\n"
-            f"{_print_file(SUBMIT_OUT)}; {_print_file(SUBMIT_ERR)} >&2\n"
-            f"read -r _xpr_rc < {SUBMIT_RC} || _xpr_rc=1; exit $_xpr_rc")
+            f"_xpr_o=$( exec < /dev/null\n{command}\n); _xpr_rc=$?\n"
+            f"{{ printf 'done %d\\n' \"$_xpr_rc\"; {_PRINT_OUTPUT}; }} > {lock}\n"
+            f"{_PRINT_OUTPUT}; exit $_xpr_rc")
+
+
+#: Prints the submit command's output (kept in ``_xpr_o``, without its final newlines), if any.
+_PRINT_OUTPUT = "if [ -n \"$_xpr_o\" ]; then printf '%s\\n' \"$_xpr_o\"; fi"
 
 
 #: Sets ``_xpr_host`` to the host's name as ``uname -n`` prints it (read from ``/proc`` on Linux,
@@ -356,23 +368,20 @@ def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
 _HOST_NAME = "{ read -r _xpr_host < /proc/sys/kernel/hostname; } 2>/dev/null || _xpr_host=$(uname -n)"
 
 
-def _print_file(path: str) -> str:
-    """Shell code printing the text file ``path`` with shell builtins (the submit command's
-    output is a line or two; a ``cat`` would cost a process per submission)."""
-    return f"while IFS= read -r _xpr_l || [ -n \"$_xpr_l\" ]; do printf '%s\\n' \"$_xpr_l\"; done < {path}"
-
-
 def record_probe(remote_dir: str) -> str:
     """Shell code printing the submit record of the job in ``remote_dir``: the submit command's
     output with its exit status; :data:`STILL_SUBMITTING` while its process still runs (or runs on
     another login node, whose processes cannot be seen from here, or has taken the lock in the
-    last two minutes and not written its pid yet); 1 when there was no attempt or it died."""
+    last two minutes and not written its pid yet); 1 when there was no attempt or it died.
+    Records of earlier versions (:data:`SUBMIT_RC`) are read too."""
     d, lock = quote(remote_dir.rstrip("/") or "/"), SUBMIT_LOCK
     return (f"_xpr_p=; _xpr_h=; if [ -s {d}/{SUBMIT_RC} ]; then cat {d}/{SUBMIT_OUT}; "
             f"read -r _xpr_r < {d}/{SUBMIT_RC}; (exit ${{_xpr_r:-1}})\n"
             f"elif [ -e {d}/{lock} ]; then {{ if [ -d {d}/{lock} ]; then read -r _xpr_p _xpr_h < {d}/{lock}/pid; "
             f"else read -r _xpr_p _xpr_h < {d}/{lock}; fi; }} 2>/dev/null\n"
-            f"  if {{ [ -z \"$_xpr_p\" ] && [ -n \"$(find {d}/{lock} -maxdepth 0 -mmin -2)\" ]; }} || "
+            f"  if [ \"$_xpr_p\" = done ]; then {{ read -r _xpr_l; while IFS= read -r _xpr_l || [ -n \"$_xpr_l\" ]; do "
+            f"printf '%s\\n' \"$_xpr_l\"; done; }} < {d}/{lock}; (exit ${{_xpr_h:-1}})\n"
+            f"  elif {{ [ -z \"$_xpr_p\" ] && [ -n \"$(find {d}/{lock} -maxdepth 0 -mmin -2)\" ]; }} || "
             f"{{ [ -n \"$_xpr_p\" ] && {{ {_HOST_NAME}; [ \"$_xpr_h\" != \"$_xpr_host\" ] || "
             "kill -0 \"$_xpr_p\" 2>/dev/null; }; }\n"
             f"  then echo \"submitting $_xpr_p\"; (exit {STILL_SUBMITTING}); else (exit 1); fi\n"
@@ -455,7 +464,8 @@ class BatchScheduler:
 
     def submit_command(self, job: JobSpec, script: str) -> str:
         """The command that submits ``script``, run in the job's directory: by default
-        :attr:`submit_program` with the script's name."""
+        :attr:`submit_program` with the script's name. Its output is read until it is closed:
+        a process it leaves running must not hold its standard output open."""
         return f"{self.submit_program} {quote(script)}"
 
     def parse_submit(self, stdout: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 from expyre import RemoteJob, jobfiles, quote, run_unchecked  # noqa: F401  (quote: part of the interface)
-from expyre.batch import SUBMIT_OUT, BatchError, sections_command
+from expyre.batch import SUBMIT_LOCK, BatchError, sections_command
 
 from .header import EXIT_FILE
 from .parse import OutputError, split_remote_id
@@ -13,8 +13,9 @@ SGECommandError = BatchError
 run = run_unchecked
 #: Jobs looked up with qacct per status query (each reads the whole accounting file).
 MAX_QACCT_PER_QUERY = 100
-#: qsub's output, kept in the job's directory by the toolkit's exactly-once submission.
-SUBMIT_RECORD = SUBMIT_OUT
+#: qsub's output, kept in the job's directory by the toolkit's exactly-once submission (in its
+#: lock, once qsub has ended).
+SUBMIT_RECORD = SUBMIT_LOCK
 #: Written into the job's directory before ``qdel`` (accounting never hears of a queued job deleted).
 CANCELLED_FILE = jobfiles.plugin_file("sge", "cancelled")
 
