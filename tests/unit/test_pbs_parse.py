@@ -207,7 +207,7 @@ def test_submit_runs_qsub_in_the_job_directory_and_returns_the_whole_id():
     assert expyre_pbs.submit("pbs", _job(remote_dir="run dir/it's"), "_expyre_job.sh", shell) == "4321.pbs01"
     assert len(shell.commands) == 1
     assert shell.commands[0].startswith("cd 'run dir/it'\"'\"'s' || exit 1\n")
-    assert "_xpr_o=$( exec < /dev/null\nqsub _expyre_job.sh\n)" in shell.commands[0]  # run under the exactly-once lock
+    assert "\nqsub _expyre_job.sh\n); _xpr_rc=$?" in shell.commands[0]  # run under the exactly-once lock
 
 
 def test_submit_that_prints_no_id_finds_the_job_by_name():

@@ -337,12 +337,13 @@ def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
     The lock is :data:`SUBMIT_LOCK`, created only if it does not exist (``set -C``, atomic),
     holding the pid (``$BASHPID``: the wrapper runs in a subshell, whose ``$$`` names its parent)
     and host of the shell that runs the submit command. That shell ignores hang-ups and broken
-    pipes, and the submit command's output goes to it, not to the connection, so it ends normally
-    and leaves its record in the lock even when the connection (or the process that drives it)
-    dies; the record is written before the output is sent back. The command's error output goes
-    to the wrapper's. ``again`` first clears the record of an earlier attempt that has ended (a
-    retry after a transient failure). Apart from the submit command the wrapper starts no
-    process and creates no file but the lock (where ``/proc`` gives the host's name).
+    pipes, and the submit command writes only to it (its output) and to the lock (its error
+    output, after the pid's line), never to the connection, so it ends normally and leaves its
+    record in the lock even when the connection (or the process that drives it) dies; the record
+    is written before anything is sent back. ``again`` first clears the record of an earlier
+    attempt that has ended (a retry after a transient failure). Apart from the submit command the
+    wrapper starts no process and creates no file but the lock (where ``/proc`` gives the host's
+    name).
     """
     lock = SUBMIT_LOCK
     clear = (f"{{ read -r _xpr_w _xpr_r < {lock}; }} 2>/dev/null || _xpr_w=\n"
@@ -354,9 +355,11 @@ def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
             f"{{ echo \"${{BASHPID:-$$}} $_xpr_host\" > {lock}; }} 2>/dev/null || "
             f"{{ echo 'expyre: an earlier submission holds the lock' >&2; exit {LOCK_TAKEN}; }}\n"
             f"set +C; trap '' HUP INT TERM PIPE\n"
-            f"_xpr_o=$( exec < /dev/null\n{command}\n); _xpr_rc=$?\n"
+            f"_xpr_o=$( exec < /dev/null 2>> {lock}\n{command}\n); _xpr_rc=$?\n"
+            f"_xpr_e=; {{ read -r _xpr_l; while IFS= read -r _xpr_l || [ -n \"$_xpr_l\" ]; do "
+            f"_xpr_e+=$_xpr_l$'\\n'; done; }} < {lock}\n"
             f"{{ printf 'done %d\\n' \"$_xpr_rc\"; {_PRINT_OUTPUT}; }} > {lock}\n"
-            f"{_PRINT_OUTPUT}; exit $_xpr_rc")
+            f"{_PRINT_OUTPUT}; printf '%s' \"$_xpr_e\" >&2; exit $_xpr_rc")
 
 
 #: Prints the submit command's output (kept in ``_xpr_o``, without its final newlines), if any.
