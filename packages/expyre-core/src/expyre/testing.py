@@ -320,6 +320,7 @@ class SchedulerConformance:
         return f"error: {fragments[0]}"
 
     def submit_command_marker(self) -> str:
+        """The text that marks the plugin's submit command for fault injection (:attr:`submit_marker`)."""
         from expyre import batch
         return self.submit_marker or batch.SUBMIT_LOCK
 
