@@ -157,7 +157,7 @@ def main() -> None:
                     bare.cancel()
                 if system.get("host"):
                     bench = config.systems["bench"]
-                    bench.remove_remote_dirs([bench.remote_rundir])
+                    bench.remove_remote_dirs([bench.rundir])  # every run's directory is under it
             report(label + (f", {args.pause} s between starts" if args.pause else ""), args.n, figures)
 
 
