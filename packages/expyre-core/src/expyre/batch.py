@@ -356,14 +356,23 @@ def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
             f"{{ echo 'expyre: an earlier submission holds the lock' >&2; exit {LOCK_TAKEN}; }}\n"
             f"set +C; trap '' HUP INT TERM PIPE\n"
             f"_xpr_o=$( exec < /dev/null 2>> {lock}\n{command}\n); _xpr_rc=$?\n"
-            f"_xpr_e=; {{ read -r _xpr_l; while IFS= read -r _xpr_l || [ -n \"$_xpr_l\" ]; do "
-            f"_xpr_e+=$_xpr_l$'\\n'; done; }} < {lock}\n"
+            f"_xpr_e=; {_after_first_line(lock, _APPEND_LINE)}\n"
             f"{{ printf 'done %d\\n' \"$_xpr_rc\"; {_PRINT_OUTPUT}; }} > {lock}\n"
             f"{_PRINT_OUTPUT}; printf '%s' \"$_xpr_e\" >&2; exit $_xpr_rc")
 
 
 #: Prints the submit command's output (kept in ``_xpr_o``, without its final newlines), if any.
 _PRINT_OUTPUT = "if [ -n \"$_xpr_o\" ]; then printf '%s\\n' \"$_xpr_o\"; fi"
+#: Shell code for each line of :func:`_after_first_line`: print it, or add it to ``_xpr_e``.
+_PRINT_LINE = "printf '%s\\n' \"$_xpr_l\""
+_APPEND_LINE = "_xpr_e+=$_xpr_l$'\\n'"
+
+
+def _after_first_line(path: str, body: str) -> str:
+    """Shell code running ``body`` for each line of the file ``path`` after its first (the
+    lock's pid line or ``done`` line), each in ``_xpr_l``, with builtins only (no process)."""
+    return (f"{{ read -r _xpr_l; while IFS= read -r _xpr_l || [ -n \"$_xpr_l\" ]; do {body}; done; }} "
+            f"< {path}")
 
 
 #: Sets ``_xpr_host`` to the host's name as ``uname -n`` prints it (read from ``/proc`` on Linux,
@@ -382,8 +391,8 @@ def record_probe(remote_dir: str) -> str:
             f"read -r _xpr_r < {d}/{SUBMIT_RC}; (exit ${{_xpr_r:-1}})\n"
             f"elif [ -e {d}/{lock} ]; then {{ if [ -d {d}/{lock} ]; then read -r _xpr_p _xpr_h < {d}/{lock}/pid; "
             f"else read -r _xpr_p _xpr_h < {d}/{lock}; fi; }} 2>/dev/null\n"
-            f"  if [ \"$_xpr_p\" = done ]; then {{ read -r _xpr_l; while IFS= read -r _xpr_l || [ -n \"$_xpr_l\" ]; do "
-            f"printf '%s\\n' \"$_xpr_l\"; done; }} < {d}/{lock}; (exit ${{_xpr_h:-1}})\n"
+            f"  if [ \"$_xpr_p\" = done ]; then {_after_first_line(f'{d}/{lock}', _PRINT_LINE)}; "
+            f"(exit ${{_xpr_h:-1}})\n"
             f"  elif {{ [ -z \"$_xpr_p\" ] && [ -n \"$(find {d}/{lock} -maxdepth 0 -mmin -2)\" ]; }} || "
             f"{{ [ -n \"$_xpr_p\" ] && {{ {_HOST_NAME}; [ \"$_xpr_h\" != \"$_xpr_host\" ] || "
             "kill -0 \"$_xpr_p\" 2>/dev/null; }; }\n"
