@@ -201,6 +201,30 @@ def test_connection_lost_during_submission_is_not_repeated(remote, sshd, monkeyp
     assert launched == [again.remote_id]  # one launch only
 
 
+def test_a_shell_function_is_sent_once_per_session_and_again_after_a_reconnect(remote, sshd, monkeypatch):
+    """The session defines a registered shell function (:mod:`expyre.shellfunctions`) the first
+    time a command carries it; later commands go without its text, and a new session (after the
+    connection dropped) gets it again."""
+    import paramiko
+
+    from expyre import shellfunctions
+    definition = shellfunctions.define("_xpr_test_twice", 'echo "$1$1"')
+    sent = []
+    real_sendall = paramiko.Channel.sendall
+    monkeypatch.setattr(paramiko.Channel, "sendall", lambda channel, data: (sent.append(bytes(data)),
+                                                                          real_sendall(channel, data))[1])
+    shell = remote.systems["remote"].shell
+    outputs = []
+    for word in ("ab", "cd", "drop", "ef"):
+        if word == "drop":
+            _kill_sessions(sshd)
+            continue
+        sent.clear()
+        outputs.append(shell.run(f"{definition}_xpr_test_twice {word}").stdout)
+        outputs.append(b"_xpr_test_twice() {" in b"".join(sent))
+    assert outputs == ["abab\n", True, "cdcd\n", False, "efef\n", True]
+
+
 WEIRD = "we ird $x; 'q' \"dq\" ünï"
 
 

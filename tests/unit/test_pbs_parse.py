@@ -206,8 +206,8 @@ def test_submit_runs_qsub_in_the_job_directory_and_returns_the_whole_id():
     shell = ReplayShell(answer(stdout="Site notice: maintenance on Friday\n4321.pbs01\n"))
     assert expyre_pbs.submit("pbs", _job(remote_dir="run dir/it's"), "_expyre_job.sh", shell) == "4321.pbs01"
     assert len(shell.commands) == 1
-    assert shell.commands[0].startswith("cd 'run dir/it'\"'\"'s' || exit 1\n")
-    assert "\nqsub _expyre_job.sh\n); _xpr_rc=$?" in shell.commands[0]  # run under the exactly-once lock
+    assert "\n_xpr_lock_submit 'run dir/it'\"'\"'s'\n" in shell.commands[0]
+    assert "\nqsub _expyre_job.sh\n); _xpr_end_submit $?" in shell.commands[0]  # run under the exactly-once lock
 
 
 def test_submit_that_prints_no_id_finds_the_job_by_name():
@@ -217,7 +217,7 @@ def test_submit_that_prints_no_id_finds_the_job_by_name():
                "Job Id:\t501\n\tJob_Name = someone_else\n\tjob_state = R\n\n")
 
     def reply(command):
-        if command.startswith("cd "):
+        if "\n_xpr_lock_submit " in command:
             return CommandResult(command, 0, "job submitted, see you later\n", "")
         return CommandResult(command, 0, f"\n{END_MARKER} record 1\n{listing}\n{END_MARKER} select 0\n", "")
     shell = shell_for("torque", reply)
@@ -230,14 +230,14 @@ def test_submit_retries_a_server_it_could_not_reach_only_after_checking():
 
     def reply(command):
         calls.append(command)
-        if command.startswith("cd "):
-            if sum(c.startswith("cd ") for c in calls) == 1:
+        if "\n_xpr_lock_submit " in command:
+            if sum("\n_xpr_lock_submit " in c for c in calls) == 1:
                 return CommandResult(command, 1, "", "qsub: cannot connect to server pbs01 (errno=111)")
             return CommandResult(command, 0, "77.pbs01\n", "")
         return CommandResult(command, 0, f"{END_MARKER} record 1\n\n{END_MARKER} select 0\n", "")
     shell = shell_for("pbspro", reply)
     assert expyre_pbs.submit("pbs", job, "_expyre_job.sh", shell) == "77.pbs01"
-    assert sum(c.startswith("cd ") for c in calls) == 2
+    assert sum("\n_xpr_lock_submit " in c for c in calls) == 2
     assert any("qselect -x -N" in c for c in calls)
 
 

@@ -112,7 +112,7 @@ def test_submit_returns_the_job_number_and_keeps_the_record():
     assert number == parse.parse_qsub_output(captured("qsub_submitted.txt")).job_number
     command = shell.commands[0]
     assert command.startswith(commands.SGE_ENVIRONMENT)
-    assert "cd run_expyre/run_t || exit 1" in command and f"> {commands.SUBMIT_RECORD}" in command
+    assert "\n_xpr_lock_submit run_expyre/run_t\n" in command and f"> {commands.SUBMIT_RECORD}" in command
 
 
 def test_submit_timeout_is_an_unknown_outcome():

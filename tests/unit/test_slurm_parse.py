@@ -98,7 +98,7 @@ def test_submit_returns_the_id_and_quotes_the_directory():
     assert expyre_slurm.submit(scheduler="slurm", job=job, script="_expyre_job.sh", shell=shell) == \
         ids_by_name()["fx-completed"]
     assert len(shell.commands) == 1
-    assert shell.commands[0].startswith("cd 'run expyre/it'\"'\"'s here' || exit 1\n")
+    assert "\n_xpr_lock_submit 'run expyre/it'\"'\"'s here'\n" in shell.commands[0]
     assert "sbatch _expyre_job.sh" in shell.commands[0]
 
 

@@ -30,6 +30,7 @@ from .hooktypes import (
     quote_all,
     run_unchecked,
 )
+from .shellfunctions import define as shell_function
 
 __version__ = "0.1.0"
 
@@ -37,7 +38,7 @@ __all__ = ["ExPyRe", "Executor", "start_many", "ExPyReJobDiedError", "ExPyReTime
            "ExPyReRemoteEnvironmentError", "ExPyRePreflightError", "FailedSubprocessWarning",
            "ExPyReRemoteTraceback", "hookimpl", "JobSpec", "RemoteJob", "Shell", "CommandResult",
            "RemoteCommandError", "ConnectionLostError", "SubmitLimitError", "REMOTE_STATES", "FINISHED_REMOTE_STATES",
-           "quote", "quote_all", "run_unchecked", "__version__"]
+           "quote", "quote_all", "run_unchecked", "shell_function", "__version__"]
 
 
 def __getattr__(name):

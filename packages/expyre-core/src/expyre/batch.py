@@ -64,7 +64,7 @@ import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import jobfiles
+from . import jobfiles, shellfunctions
 from .hookspecs import hookimpl
 from .hooktypes import (
     CheckResult,
@@ -343,22 +343,12 @@ def submit_wrapper(remote_dir: str, command: str, again: bool = False) -> str:
     is written before anything is sent back. ``again`` first clears the record of an earlier
     attempt that has ended (a retry after a transient failure). Apart from the submit command the
     wrapper starts no process and creates no file but the lock (where ``/proc`` gives the host's
-    name).
+    name). What comes before and after the submit command are shell functions
+    (:mod:`expyre.shellfunctions`), which a long-lived session on the host defines once; the
+    command itself stays in the text, so that functions it defines are found there too.
     """
-    lock = SUBMIT_LOCK
-    clear = (f"{{ read -r _xpr_w _xpr_r < {lock}; }} 2>/dev/null || _xpr_w=\n"
-             f"if [ \"$_xpr_w\" = done ] || [ -s {SUBMIT_RC} ]; then\n"
-             f"  rm -rf {lock} {SUBMIT_RC} {SUBMIT_OUT} {SUBMIT_ERR}; fi\n"
-             if again else "")
-    return (f"cd {quote(remote_dir)} || exit 1\n{clear}"
-            f"{_HOST_NAME}; set -C\n"
-            f"{{ echo \"${{BASHPID:-$$}} $_xpr_host\" > {lock}; }} 2>/dev/null || "
-            f"{{ echo 'expyre: an earlier submission holds the lock' >&2; exit {LOCK_TAKEN}; }}\n"
-            f"set +C; trap '' HUP INT TERM PIPE\n"
-            f"_xpr_o=$( exec < /dev/null 2>> {lock}\n{command}\n); _xpr_rc=$?\n"
-            f"_xpr_e=; {_after_first_line(lock, _APPEND_LINE)}\n"
-            f"{{ printf 'done %d\\n' \"$_xpr_rc\"; {_PRINT_OUTPUT}; }} > {lock}\n"
-            f"{_PRINT_OUTPUT}; printf '%s' \"$_xpr_e\" >&2; exit $_xpr_rc")
+    return (f"{_SUBMIT_FUNCTIONS}_xpr_lock_submit {quote(remote_dir)}{' again' * again}\n"
+            f"_xpr_o=$( exec < /dev/null 2>> {SUBMIT_LOCK}\n{command}\n); _xpr_end_submit $?")
 
 
 #: Prints the submit command's output (kept in ``_xpr_o``, without its final newlines), if any.
@@ -378,6 +368,25 @@ def _after_first_line(path: str, body: str) -> str:
 #: Sets ``_xpr_host`` to the host's name as ``uname -n`` prints it (read from ``/proc`` on Linux,
 #: without a process).
 _HOST_NAME = "{ read -r _xpr_host < /proc/sys/kernel/hostname; } 2>/dev/null || _xpr_host=$(uname -n)"
+
+
+#: Before the submit command: ``_xpr_lock_submit DIR [again]`` goes to DIR, clears an ended
+#: earlier attempt's record (``again``) and takes the lock (exit status :data:`LOCK_TAKEN` if
+#: another attempt holds it). After it: ``_xpr_end_submit STATUS`` writes the record over the
+#: lock, then prints the output and error output and exits with STATUS. See :func:`submit_wrapper`.
+_SUBMIT_FUNCTIONS = shellfunctions.define("_xpr_lock_submit", (
+    'cd -- "$1" || exit 1\n'
+    f'if [ "${{2:-}}" = again ]; then {{ read -r _xpr_w _xpr_r < {SUBMIT_LOCK}; }} 2>/dev/null || _xpr_w=\n'
+    f'  if [ "$_xpr_w" = done ] || [ -s {SUBMIT_RC} ]; then\n'
+    f"    rm -rf {SUBMIT_LOCK} {SUBMIT_RC} {SUBMIT_OUT} {SUBMIT_ERR}; fi; fi\n"
+    f"{_HOST_NAME}; set -C\n"
+    f'{{ echo "${{BASHPID:-$$}} $_xpr_host" > {SUBMIT_LOCK}; }} 2>/dev/null || '
+    f"{{ echo 'expyre: an earlier submission holds the lock' >&2; exit {LOCK_TAKEN}; }}\n"
+    "set +C; trap '' HUP INT TERM PIPE")) + shellfunctions.define("_xpr_end_submit", (
+    "_xpr_rc=$1 _xpr_e=\n"
+    f"{_after_first_line(SUBMIT_LOCK, _APPEND_LINE)}\n"
+    f"{{ printf 'done %d\\n' \"$_xpr_rc\"; {_PRINT_OUTPUT}; }} > {SUBMIT_LOCK}\n"
+    f"{_PRINT_OUTPUT}; printf '%s' \"$_xpr_e\" >&2; exit $_xpr_rc"))
 
 
 def record_probe(remote_dir: str) -> str:

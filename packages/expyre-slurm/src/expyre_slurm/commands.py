@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Optional
 
-from expyre import quote
+from expyre import quote, shell_function
 from expyre.batch import BatchError
 
 from .parse import split_remote_id
@@ -47,8 +47,10 @@ def squeue_commands(remote_ids: Iterable[str], fmt: str) -> Dict[str, str]:
 
 
 #: Inside a Slurm job, unset the job's ``SLURM_*`` variables (but ``SLURM_CONF``/``SLURM_CLUSTERS``),
-#: so that a job submitted from inside another does not inherit its allocation.
-UNSET_JOB_ENVIRONMENT = (
+#: so that a job submitted from inside another does not inherit its allocation. A shell function
+#: (:func:`expyre.shell_function`), so that an ssh session on the host reads it once.
+UNSET_JOB_ENVIRONMENT = shell_function("_xpr_slurm_leave_job", (
     'if [ -n "${SLURM_JOB_ID:-}" ]; then '
     "for _xpr_var in $(compgen -e 2>/dev/null || env | sed -n 's/^\\(SLURM_[A-Za-z0-9_]*\\)=.*/\\1/p'); do "
-    'case "$_xpr_var" in SLURM_CONF|SLURM_CLUSTERS) ;; SLURM_*) unset "$_xpr_var" ;; esac; done; fi')
+    'case "$_xpr_var" in SLURM_CONF|SLURM_CLUSTERS) ;; SLURM_*) unset "$_xpr_var" ;; esac; done; fi')) + \
+    "_xpr_slurm_leave_job"

@@ -20,11 +20,11 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 import paramiko
 
-from .. import mfa
+from .. import mfa, shellfunctions
 from ..hookspecs import hookimpl
 from ..hooktypes import CommandResult, ConnectionLostError, Shell, command_result, quote
 from ..retry import retry_settings
@@ -287,6 +287,8 @@ class SSHShell:
         self.connection = connection_for(spec)
         self._channel: Optional[paramiko.Channel] = None
         self._token = ""
+        #: the definitions of :mod:`expyre.shellfunctions` that the session has run
+        self._defined: Set[str] = set()
         self._lock = threading.Lock()
 
     # -- public
@@ -358,9 +360,8 @@ class SSHShell:
         channel.exec_command("exec bash -l")
         self._token = "__expyre_" + secrets.token_hex(16)
         self._channel = channel
-        start = (f"__xpr_err=$(mktemp) || exit 1; trap 'rm -f \"$__xpr_err\"' EXIT; "
-                 f"printf '\\n%s 0 0\\n' {self._token}\n")
-        channel.sendall(start.encode())
+        self._defined = set()
+        channel.sendall(_session_start(self._token).encode())
         self._read_answer(self.spec.connect_timeout)  # discards whatever the login scripts printed
 
     def _drop_channel(self) -> None:
@@ -377,7 +378,8 @@ class SSHShell:
             if self._channel is None or self._channel.closed or not self.connection.is_active:
                 self._drop_channel()
                 self._open_channel()
-            wrapped = _wrapped(command, self._token, input is not None or input_file is not None, input_size)
+            definitions, command = shellfunctions.split(command, self._defined)
+            wrapped = definitions + _wrapped(command, input is not None or input_file is not None, input_size)
             channel = self._channel
             if input is not None:
                 channel.sendall(wrapped.encode() + input)
@@ -421,11 +423,14 @@ class SSHShell:
             if index >= 0:
                 end = buffer.find(b"\n", index + len(marker))
                 if end >= 0:
-                    status, err_size = (int(v) for v in buffer[index + len(marker):end].split())
+                    status, err_size, *ended = buffer[index + len(marker):end].split()
+                    status, err_size = int(status), int(err_size)
                     while len(buffer) < end + 1 + err_size:
                         self._receive(channel, buffer)
                     stdout = bytes(buffer[:index])
                     stderr = bytes(buffer[end + 1:end + 1 + err_size])
+                    if ended:  # the session's shell has exited after answering: open a new one next time
+                        self._drop_channel()
                     if stdout_file is not None:
                         _write_out(stdout_file, stdout)
                         stdout = b""
@@ -449,25 +454,46 @@ class SSHShell:
             log.debug("expyre ssh shell stderr: %r", channel.recv_stderr(65536))
 
 
-def _wrapped(command: str, token: str, has_input: bool, input_size: int) -> str:
-    """The line the session's shell runs for ``command``: in a subshell of its own, from the home
-    directory, its stderr in the session's file, followed by the answer's marker (``token``, the
-    exit status, the size of stderr) and stderr.
+def _session_start(token: str) -> str:
+    """What a new session's shell runs first: the file for the commands' error output, the
+    functions that run each command and send its answer, and an answer of its own (which
+    marks the end of what the login scripts printed).
 
-    Its standard input is the next ``input_size`` bytes of the channel (the rest of what the
-    command leaves unread is drained), or ``/dev/null``. With an empty stderr (the usual case),
-    nothing but the subshell (and ``head`` for input) is started: each process more costs about
-    a millisecond on a small login node, on every command."""
-    run = f"( cd && eval {quote(command)} ) 2>\"$__xpr_err\""
+    ``__xpr_run COMMAND`` runs COMMAND in a subshell from the home directory, its standard
+    input ``/dev/null``, its error output kept in the session's file. ``__xpr_in SIZE COMMAND``
+    does the same with the next SIZE bytes of the channel as standard input (``head -c`` never
+    reads ahead), in the subshell of the pipeline from ``head``, which drains what the command
+    left unread when it exits. If the command replaces its shell with a program (``exec``) that
+    leaves part of its input unread, ``head`` is killed and the rest is still on its way to the
+    session, which would run it as commands: the answer then says so (``end``) and the session's
+    shell exits.
+    ``__xpr_answer STATUS [end]`` sends the marker (``token``, the status, the size of the error
+    output) and the error output. With an empty error output (the usual case) nothing but the
+    subshell (and ``head`` for input) is started: each process more costs about a millisecond
+    on a small login node."""
+    drain = '__xpr_rc=$?; IFS= read -r -d "" -n 1 __xpr_left && cat > /dev/null; exit $__xpr_rc'
+    return (
+        "__xpr_err=$(mktemp) || exit 1; trap 'rm -f \"$__xpr_err\"' EXIT\n"
+        "__xpr_answer() { if [ -s \"$__xpr_err\" ]; then\n"
+        f"  printf '\\n%s %d %d%s\\n' {token} \"$1\" \"$(wc -c < \"$__xpr_err\")\" \"${{2:+ $2}}\"; "
+        "cat \"$__xpr_err\"\n"
+        f"  else printf '\\n%s %d 0%s\\n' {token} \"$1\" \"${{2:+ $2}}\"; fi; }}\n"
+        "__xpr_run() { ( __xpr_c=$1; set --; cd && eval \"$__xpr_c\" ) < /dev/null 2>\"$__xpr_err\"; "
+        "__xpr_answer $?; }\n"
+        f"__xpr_in() {{ head -c \"$1\" | {{ __xpr_c=$2; set --; trap {quote(drain)} EXIT\n"
+        "  cd && eval \"$__xpr_c\"; } 2>\"$__xpr_err\"; __xpr_st=(\"${PIPESTATUS[@]}\")\n"
+        "  if [ \"${__xpr_st[0]}\" = 0 ]; then __xpr_answer \"${__xpr_st[1]}\"; else\n"
+        "    echo 'expyre: the command left part of its input unread; the session ends' >> \"$__xpr_err\"\n"
+        "    __xpr_answer \"${__xpr_st[1]}\" end; exit 1; fi; }\n"
+        "__xpr_answer 0\n")
+
+
+def _wrapped(command: str, has_input: bool, input_size: int) -> str:
+    """The line the session's shell runs for ``command`` (see :func:`_session_start`): its
+    standard input is the next ``input_size`` bytes of the channel, or ``/dev/null``."""
     if has_input:
-        # what the command left unread is drained by cat, started only if there is some
-        run = (f"head -c {input_size} | {{ {run}; __xpr_rc=$?; "
-               f"IFS= read -r -d '' -n 1 __xpr_left && cat > /dev/null; exit $__xpr_rc; }}")
-    else:
-        run += " < /dev/null"
-    return (f"{run}; __xpr_rc=$?; if [ -s \"$__xpr_err\" ]; then "
-            f"printf '\\n%s %d %d\\n' {token} $__xpr_rc $(wc -c < \"$__xpr_err\"); cat \"$__xpr_err\"; "
-            f"else printf '\\n%s %d 0\\n' {token} $__xpr_rc; fi\n")
+        return f"__xpr_in {int(input_size)} {quote(command)}\n"
+    return f"__xpr_run {quote(command)}\n"
 
 
 # --------------------------------------------------------------------------- hooks

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-from .. import jobfiles
+from .. import jobfiles, shellfunctions
 from ..hooktypes import CommandResult, RemoteCommandError, quote
 from ..writes import writing
 
@@ -173,18 +173,17 @@ def archive_size(archive: IO[bytes]) -> int:
 #: SIZE ``-`` reads the archive to the end of standard input. In the usual case (the parent
 #: exists, the copy works) it starts one process, ``tar``, however many jobs: the archive has an
 #: entry for each job directory, so ``tar`` creates them.
-_PUT_FUNCTION = (
-    '_xpr_put() { _xpr_p=$1 _xpr_n=$2; shift 2\n'
-    '  for _xpr_d in "$@"; do if [ -e "$_xpr_p/$_xpr_d" ] || [ -L "$_xpr_p/$_xpr_d" ]; then\n'
-    '    echo "expyre: $_xpr_p/$_xpr_d exists already on the host; nothing was copied into it" >&2\n'
-    '    _xpr_skip; return 1; fi; done\n'
-    '  [ -d "$_xpr_p" ] || ( umask 077 && mkdir -p -- "$_xpr_p" ) || { _xpr_skip; return 1; }\n'
-    '  if [ "$_xpr_n" = - ]; then tar -xf - -C "$_xpr_p" && return 0\n'
-    '  else head -c "$_xpr_n" | { tar -xf - -C "$_xpr_p" || { _xpr_r=$?; cat > /dev/null; exit $_xpr_r; }; } &&\n'
-    '    return 0; fi\n'
-    '  rm -rf -- "${@/#/$_xpr_p/}"; return 1\n'
-    '}\n'
-    '_xpr_skip() { if [ "$_xpr_n" != - ]; then head -c "$_xpr_n" > /dev/null; fi; }')
+_PUT_FUNCTION = shellfunctions.define("_xpr_put", (
+    '_xpr_p=$1 _xpr_n=$2; shift 2\n'
+    'for _xpr_d in "$@"; do if [ -e "$_xpr_p/$_xpr_d" ] || [ -L "$_xpr_p/$_xpr_d" ]; then\n'
+    '  echo "expyre: $_xpr_p/$_xpr_d exists already on the host; nothing was copied into it" >&2\n'
+    '  _xpr_skip; return 1; fi; done\n'
+    '[ -d "$_xpr_p" ] || ( umask 077 && mkdir -p -- "$_xpr_p" ) || { _xpr_skip; return 1; }\n'
+    'if [ "$_xpr_n" = - ]; then tar -xf - -C "$_xpr_p" && return 0\n'
+    'else head -c "$_xpr_n" | { tar -xf - -C "$_xpr_p" || { _xpr_r=$?; cat > /dev/null; exit $_xpr_r; }; } &&\n'
+    '  return 0; fi\n'
+    'rm -rf -- "${@/#/$_xpr_p/}"; return 1')) + shellfunctions.define(
+    "_xpr_skip", 'if [ "$_xpr_n" != - ]; then head -c "$_xpr_n" > /dev/null; fi')
 
 
 def put_command(groups: Sequence[Tuple[str, int, Sequence[str]]]) -> str:
@@ -206,7 +205,7 @@ def put_command(groups: Sequence[Tuple[str, int, Sequence[str]]]) -> str:
     """
     steps = [f"_xpr_put {quote(parent or '.')} {int(size) if n < len(groups) - 1 else '-'} "
              f"{' '.join(quote(name) for name in names)}" for n, (parent, size, names) in enumerate(groups)]
-    return f"{_PUT_FUNCTION}\n" + " && ".join(steps)
+    return _PUT_FUNCTION + " && ".join(steps)
 
 
 def by_parent(remote_dirs: Sequence[str]) -> List[Tuple[str, List[int]]]:
@@ -219,17 +218,17 @@ def by_parent(remote_dirs: Sequence[str]) -> List[Tuple[str, List[int]]]:
 
 #: Shell function printing, NUL-terminated, the files and links below each directory given that are
 #: newer than its job script (bash builtins only: no process per directory or file).
-_NEW_FILES_FUNCTION = (
+_NEW_FILES_FUNCTION = shellfunctions.define("_xpr_new", (
     "shopt -s globstar dotglob nullglob\n"
-    '_xpr_new() { for _xpr_d in "$@"; do for _xpr_f in "$_xpr_d"/**; do\n'
+    'for _xpr_d in "$@"; do for _xpr_f in "$_xpr_d"/**; do\n'
     '  if { [ -f "$_xpr_f" ] || [ -L "$_xpr_f" ]; } && [ "$_xpr_f" -nt "$_xpr_d"/' + jobfiles.SCRIPT + ' ]; then\n'
-    "    printf '%s\\0' \"$_xpr_f\"; fi; done; done; }")
+    "    printf '%s\\0' \"$_xpr_f\"; fi; done; done"))
 
 
 def get_command(groups: Sequence[Tuple[str, Sequence[str]]]) -> str:
     """The command that prints, per ``(parent, directory names)`` group, ``<size>\\n`` and one tar
     archive of the directories' new files (entries ``<name>/<path>``), made by one ``tar``."""
-    parts = [_NEW_FILES_FUNCTION, '__xpr_tmp=$(mktemp) || exit 1']
+    parts = [_NEW_FILES_FUNCTION + '__xpr_tmp=$(mktemp) || exit 1']
     for parent, names in groups:
         parts.append(
             f"( cd {quote(parent or '.')} 2>/dev/null && _xpr_new {' '.join(quote(n) for n in names)} | "
