@@ -75,6 +75,8 @@ class BatchLookup:
         ends."""
         with self._lock:
             unrecorded, self._unrecorded = self._unrecorded, {}
+            if not unrecorded:  # no transaction for nothing (the Executor calls this before each start)
+                return
             published = []
             try:
                 for xpr, building in unrecorded.values():
