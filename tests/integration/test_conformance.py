@@ -18,6 +18,18 @@ pytestmark = pytest.mark.integration
 RUNDIR = "run_expyre_conformance"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_directories_left_behind(sshd):
+    """The kit removes what its jobs left on the host, and the directory of its test's expyre
+    root under the rundir: after the module, no new entry is left in the rundir of the sshd's
+    account (the PBS front end's account is another)."""
+    def entries():
+        return set(sshd.run_as_user(f"ls -A ~/{RUNDIR} 2>/dev/null").stdout.split())
+    before = entries()
+    yield
+    assert entries() - before == set()
+
+
 @pytest.fixture(autouse=True)
 def fresh_ssh_connections(ssh_client_setup, monkeypatch):
     from expyre.transports import ssh as ssh_transport

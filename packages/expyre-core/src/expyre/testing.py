@@ -258,13 +258,15 @@ class SchedulerConformance:
         config = write_expyre_config(expyre_root, {self.system_name: conformance_system})
         system = config.systems[self.system_name]
         yield system
-        from expyre import RemoteJob
+        from expyre import RemoteJob, quote
         leftovers = [RemoteJob(r["remote_id"], r["remote_dir"], r["id"]) for r in config.db.jobs()
                      if r.get("remote_id")]
         try:
             system._shell = getattr(system._shell, "shell", system._shell)
             system.cancel(leftovers)
             system.remove_remote_dirs([job.remote_dir for job in leftovers])
+            if system.rundir_extra and not system.runs_in_stage_dir:  # this test root's own directory, if empty
+                system.shell.run(f"rmdir -- {quote(system.remote_rundir)} 2>/dev/null", check=False)
         except Exception:  # noqa: BLE001 - clean-up must not hide the test's own outcome
             pass
 
