@@ -13,9 +13,8 @@ Only function definitions are registered. Defining a function does nothing else,
 in the session ahead of a command that would have defined it (with the same text) changes
 nothing; commands run in subshells, so none can change the session's definitions. A registered
 text is taken out of a command wherever it appears as it is. Only expyre's own commands carry
-these texts, as code: a copy that is data would be quoted, and quoting changes it (each
-definition's first line is a comment holding a single quote, which every kind of shell quoting
-escapes).
+these texts, and as code. A copy quoted as data with :func:`expyre.quote` never matches: each
+definition's first line is a comment holding a single quote, which that quoting escapes.
 """
 from __future__ import annotations
 
