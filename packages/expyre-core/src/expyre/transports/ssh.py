@@ -474,10 +474,9 @@ def _session_start(token: str) -> str:
     drain = '__xpr_rc=$?; IFS= read -r -d "" -n 1 __xpr_left && cat > /dev/null; exit $__xpr_rc'
     return (
         "__xpr_err=$(mktemp) || exit 1; trap 'rm -f \"$__xpr_err\"' EXIT\n"
-        "__xpr_answer() { if [ -s \"$__xpr_err\" ]; then\n"
-        f"  printf '\\n%s %d %d%s\\n' {token} \"$1\" \"$(wc -c < \"$__xpr_err\")\" \"${{2:+ $2}}\"; "
-        "cat \"$__xpr_err\"\n"
-        f"  else printf '\\n%s %d 0%s\\n' {token} \"$1\" \"${{2:+ $2}}\"; fi; }}\n"
+        "__xpr_answer() { __xpr_n=0; if [ -s \"$__xpr_err\" ]; then __xpr_n=$(wc -c < \"$__xpr_err\"); fi\n"
+        f"  printf '\\n%s %d %d%s\\n' {token} \"$1\" \"$__xpr_n\" \"${{2:+ $2}}\"\n"
+        "  if [ \"$__xpr_n\" != 0 ]; then cat \"$__xpr_err\"; fi; }\n"
         "__xpr_run() { ( __xpr_c=$1; set --; cd && eval \"$__xpr_c\" ) < /dev/null 2>\"$__xpr_err\"; "
         "__xpr_answer $?; }\n"
         f"__xpr_in() {{ head -c \"$1\" | {{ __xpr_c=$2; set --; trap {quote(drain)} EXIT\n"

@@ -169,11 +169,12 @@ def archive_size(archive: IO[bytes]) -> int:
     return size
 
 
-#: Shell function run by :func:`put_command` for each parent directory: ``PARENT SIZE NAME...``;
-#: SIZE ``-`` reads the archive to the end of standard input. In the usual case (the parent
+#: Shell functions: ``_xpr_put PARENT SIZE NAME...``, run by :func:`put_command` for each parent directory,
+#: and ``_xpr_skip``, which reads past an archive that is not copied. SIZE ``-`` reads the
+#: archive to the end of standard input. In the usual case (the parent
 #: exists, the copy works) it starts one process, ``tar``, however many jobs: the archive has an
 #: entry for each job directory, so ``tar`` creates them.
-_PUT_FUNCTION = shellfunctions.define("_xpr_put", (
+_PUT_FUNCTIONS = shellfunctions.define("_xpr_put", (
     '_xpr_p=$1 _xpr_n=$2; shift 2\n'
     'for _xpr_d in "$@"; do if [ -e "$_xpr_p/$_xpr_d" ] || [ -L "$_xpr_p/$_xpr_d" ]; then\n'
     '  echo "expyre: $_xpr_p/$_xpr_d exists already on the host; nothing was copied into it" >&2\n'
@@ -205,7 +206,7 @@ def put_command(groups: Sequence[Tuple[str, int, Sequence[str]]]) -> str:
     """
     steps = [f"_xpr_put {quote(parent or '.')} {int(size) if n < len(groups) - 1 else '-'} "
              f"{' '.join(quote(name) for name in names)}" for n, (parent, size, names) in enumerate(groups)]
-    return _PUT_FUNCTION + " && ".join(steps)
+    return _PUT_FUNCTIONS + " && ".join(steps)
 
 
 def by_parent(remote_dirs: Sequence[str]) -> List[Tuple[str, List[int]]]:
