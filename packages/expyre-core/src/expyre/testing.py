@@ -264,6 +264,7 @@ class SchedulerConformance:
         try:
             system._shell = getattr(system._shell, "shell", system._shell)
             system.cancel(leftovers)
+            self._wait_ended(system, leftovers)  # a job still dying could write into its directory
             system.remove_remote_dirs([job.remote_dir for job in leftovers])
             if system.rundir_extra and not system.runs_in_stage_dir:  # this test root's own directory, if empty
                 system.shell.run(f"rmdir -- {quote(system.remote_rundir)} 2>/dev/null", check=False)
@@ -271,6 +272,19 @@ class SchedulerConformance:
             pass
 
     # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _wait_ended(system, jobs: Sequence[Any], wait: float = 30.0) -> None:
+        """Poll ``jobs`` (one status query a round) until the scheduler says each has ended or
+        knows it no more, for at most ``wait`` seconds."""
+        from expyre import FINISHED_REMOTE_STATES
+
+        deadline = time.monotonic() + wait
+        while jobs and time.monotonic() < deadline:
+            states = system.status(jobs)
+            if all(states.get(job.remote_id) in (*FINISHED_REMOTE_STATES, "unknown") for job in jobs):
+                return
+            time.sleep(0.5)
 
     def start(self, name: str, function: Callable, args: Sequence = (), resources: Optional[dict] = None, **kwargs):
         from expyre.func import ExPyRe
