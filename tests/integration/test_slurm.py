@@ -293,11 +293,15 @@ def test_job_past_its_wall_time_is_killed_by_slurm(both_clusters):
     for variant, xpr in jobs.items():
         with pytest.raises(ExPyReJobDiedError, match="remote status 'timeout'"):
             xpr.get_results(timeout=300, **FAST)
-        assert 60 <= time.monotonic() - start < 240
+        assert time.monotonic() - start < 240
         cluster = both_clusters[variant]
         row = cluster.config.db.get(xpr.id)
         assert row["remote_status"] == "timeout" and row["status"] == "died"
-        assert cluster.scontrol(xpr.remote_id)["JobState"] == "TIMEOUT"
+        # Slurm's own record says the job ran its whole minute; a clock here may count a second
+        # less, since Slurm keeps the job's start in whole seconds
+        job = cluster.scontrol(xpr.remote_id)
+        assert job["JobState"] == "TIMEOUT" and job["TimeLimit"] == "00:01:00"
+        assert job["RunTime"] >= "00:01:00"
 
 
 # --------------------------------------------------------------------------- refused submission
