@@ -5,6 +5,7 @@ what a user would: the value returned, the exception raised, the files left behi
 the jobs database.
 """
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -359,6 +360,37 @@ def test_failed_submission_leaves_no_remote_dir_and_can_start_again(staged, isol
     monkeypatch.undo()
     xpr.start(resources=SEED_RESOURCES, system_name="remote")
     assert xpr.get_results(**FAST)[0] == 5
+
+
+def _ignored_signals(pid):
+    mask = int(next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("SigIgn:")).split()[1], 16)
+    return {sig for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM) if mask >> (sig - 1) & 1}
+
+
+def test_shell_hung_up_while_it_records_the_launch_still_answers(remote, tmp_path, monkeypatch):
+    """Fault injection: a fake ``mv``, first on PATH, hangs up, interrupts and terminates the shell
+    that started the job while that shell renames the job's pid file into place. The shell goes on
+    and prints the pid, so the start is recorded once; the job itself still takes HUP and TERM."""
+    from expyre.schedulers import direct
+    fake_bin = tmp_path / "fake_bin"
+    fake_bin.mkdir()
+    (fake_bin / "mv").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = {direct.PID_FILE}.tmp ]; then kill -HUP $PPID; kill -INT $PPID; kill -TERM $PPID; sleep 0.2; fi\n'
+        f'exec {shutil.which("mv")} "$@"\n')
+    (fake_bin / "mv").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ['PATH']}")
+
+    xpr = ExPyRe("hung_up", function=time.sleep, args=[60])
+    xpr.start(resources=SEED_RESOURCES, system_name="remote")   # the old shell died here: no pid printed
+    assert (xpr.stage_dir / direct.PID_FILE).read_text().strip() == xpr.remote_id
+    assert _wait_for(lambda: (xpr.stage_dir / "_expyre_job_started").exists())
+    assert _ignored_signals(int(xpr.remote_id)) == {signal.SIGINT}  # as any background command's
+    xpr.cancel()
+    with pytest.raises(ExPyReJobDiedError):
+        xpr.get_results(timeout=30, **FAST)
+    assert remote.db.get(xpr.id)["status"] == "died"
 
 
 def test_several_jobs_are_polled_with_one_status_query(staged, monkeypatch):

@@ -96,12 +96,20 @@ def launch_command(job, script: str) -> str:
     The launcher is a background child of a shell without job control, so it is not a process
     group leader and ``setsid`` makes it a session leader without forking: ``$!`` is its pid,
     which is also the id of the job's process group.
+
+    The shell ignores hang-ups, interrupts and TERM from before the launch until it has written
+    the pid file and printed the pid: killed in between, it would leave a running job that
+    :func:`find_submitted` cannot find, and a rerun would start it again (the batch toolkit's
+    submit wrapper ignores them for the same reason). The launcher takes HUP and TERM back as
+    usual, so that ``cancel`` and the watchdog reach the job; INT stays ignored, as it is for
+    every background command of a shell without job control.
     """
     max_time = int(job.max_time) if job.max_time else 0
     return (f"cd {quote(job.remote_dir)} || exit 1\n"
-            f"setsid bash -c {quote(_LAUNCHER)} expyre-direct {quote(script)} "
+            "trap '' HUP INT TERM\n"
+            f"( trap - HUP TERM; exec setsid bash -c {quote(_LAUNCHER)} expyre-direct {quote(script)} "
             f"{quote(job.stdout_file)} {quote(job.stderr_file)} {max_time} "
-            "< /dev/null > /dev/null 2>&1 &\n"
+            "< /dev/null > /dev/null 2>&1 ) &\n"
             f"echo $! > {PID_FILE}.tmp && mv {PID_FILE}.tmp {PID_FILE} && echo $!")
 
 
