@@ -112,13 +112,21 @@ class SshdService:
         self._wait_port(False, timeout)
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start the daemon again with the same config (if it is not running) and wait for the port."""
+        """Start the daemon again with the same config (if it is not running) and wait for the port
+        and for its pid file: sshd listens before it writes that file, so an open port alone does
+        not mean :meth:`is_running` says so yet."""
         if not self.is_running():
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
             subprocess.run([str(self.bin), "-f", str(self.config), "-E", str(self.log)],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            check=True, timeout=timeout)
         self._wait_port(True, timeout)
+        deadline = time.monotonic() + timeout
+        while not self.is_running():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sshd on port {self.port} listens but wrote no pid file {self.pid_file} "
+                                   f"within {timeout} s; log tail:\n{self.log_tail()}")
+            time.sleep(0.05)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
