@@ -32,7 +32,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import pytest
 import servicelib
@@ -91,15 +91,18 @@ class SshdService:
     def accepts_connections(self) -> bool:
         return _port_open(self.host, self.port)
 
-    def _wait_port(self, open_: bool, timeout: float) -> None:
+    def _wait_until(self, condition: Callable[[], bool], what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.accepts_connections() == open_:
-                return
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sshd on {self.host}:{self.port}: {what} within {timeout} s; "
+                                   f"log tail:\n{self.log_tail()}")
             time.sleep(0.05)
+
+    def _wait_port(self, open_: bool, timeout: float) -> None:
         state = "accept" if open_ else "refuse"
-        raise TimeoutError(f"sshd port {self.host}:{self.port} did not {state} connections within {timeout} s; "
-                           f"log tail:\n{self.log_tail()}")
+        self._wait_until(lambda: self.accepts_connections() == open_, f"the port did not {state} connections",
+                         timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Kill the listening daemon (sessions already open live on) and wait until the port refuses."""
@@ -121,12 +124,7 @@ class SshdService:
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            check=True, timeout=timeout)
         self._wait_port(True, timeout)
-        deadline = time.monotonic() + timeout
-        while not self.is_running():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"sshd on port {self.port} listens but wrote no pid file {self.pid_file} "
-                                   f"within {timeout} s; log tail:\n{self.log_tail()}")
-            time.sleep(0.05)
+        self._wait_until(self.is_running, f"it listens but wrote no pid file {self.pid_file}", timeout)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -169,11 +169,11 @@ def archive_size(archive: IO[bytes]) -> int:
     return size
 
 
-#: Shell functions: ``_xpr_put PARENT SIZE NAME...``, run by :func:`put_command` for each parent directory,
-#: and ``_xpr_skip``, which reads past an archive that is not copied. SIZE ``-`` reads the
-#: archive to the end of standard input. In the usual case (the parent
-#: exists, the copy works) it starts one process, ``tar``, however many jobs: the archive has an
-#: entry for each job directory, so ``tar`` creates them.
+#: Shell functions: ``_xpr_put PARENT SIZE NAME...``, run by :func:`put_command` for each parent
+#: directory, and ``_xpr_skip``, which reads past an archive that is not copied. SIZE ``-`` reads
+#: the archive to the end of standard input. In the usual case (the parent exists, the copy
+#: works) ``_xpr_put`` starts one process, ``tar``, however many jobs: the archive has an entry
+#: for each job directory, so ``tar`` creates them.
 _PUT_FUNCTIONS = shellfunctions.define("_xpr_put", (
     '_xpr_p=$1 _xpr_n=$2; shift 2\n'
     'for _xpr_d in "$@"; do if [ -e "$_xpr_p/$_xpr_d" ] || [ -L "$_xpr_p/$_xpr_d" ]; then\n'
